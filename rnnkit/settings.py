@@ -4,6 +4,8 @@
   official archive is downloaded with `keras.utils.get_file`.
 - `RNNKIT_CACHE_DIR`: where parsed datasets are cached; default the user's cache folder
   (`~/.cache/rnnkit` on Linux).
+- `RNNKIT_RUNS_DIR`: the run store, one folder per trained configuration; default
+  `RNNKIT_CACHE_DIR/runs`.
 
 Settings are read when asked for, not at import, so a test or a notebook can change the
 environment and see the change.
@@ -19,6 +21,7 @@ import platformdirs
 
 DATA_VARIABLE = "RNNKIT_DATA"
 CACHE_VARIABLE = "RNNKIT_CACHE_DIR"
+RUNS_VARIABLE = "RNNKIT_RUNS_DIR"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Settings:
 
     data_path: Path | None  # None: download the official archive with keras.utils.get_file
     cache_dir: Path  # parsed datasets live in cache_dir / "imdb"
+    runs_dir: Path  # one folder per run id
 
 
 def _path_from_env(name: str) -> Path | None:
@@ -40,7 +44,9 @@ def get_settings() -> Settings:
     Returns:
         A `Settings` with every variable resolved to its value or its default.
     """
+    cache_dir = _path_from_env(CACHE_VARIABLE) or Path(platformdirs.user_cache_dir("rnnkit"))
     return Settings(
         data_path=_path_from_env(DATA_VARIABLE),
-        cache_dir=_path_from_env(CACHE_VARIABLE) or Path(platformdirs.user_cache_dir("rnnkit")),
+        cache_dir=cache_dir,
+        runs_dir=_path_from_env(RUNS_VARIABLE) or cache_dir / "runs",
     )

@@ -1,0 +1,47 @@
+"""Home: what rnnkit is for and the dataset in numbers."""
+
+import streamlit as st
+
+from rnnkit import ui
+
+st.title("rnnkit: bidirectional RNNs on the IMDB reviews")
+st.markdown(
+    "A course notebook trains a bidirectional SimpleRNN on 25,000 IMDB reviews and gives up: "
+    "one run takes too long on a CPU. This app shows what is in the data, what padding and "
+    "truncation do to it, and trains and compares RNN settings with cached results."
+)
+
+data = ui.load_data()
+ui.source_sidebar(data)
+summary = data.summary()
+
+st.header("The dataset in numbers")
+columns = st.columns(4)
+columns[0].metric("Training reviews", f"{summary['train reviews']:,}")
+columns[1].metric("Test reviews", f"{summary['test reviews']:,}")
+columns[2].metric("Words in training", f"{summary['training words']:,}")
+columns[3].metric("Median length (tokens)", f"{summary['median train length']:g}")
+st.dataframe(
+    {
+        "split": ["train", "test"],
+        "positive": [summary["train positive"], summary["test positive"]],
+        "negative": [summary["train negative"], summary["test negative"]],
+    },
+    hide_index=True,
+    key="home_counts",
+)
+st.caption(
+    f"Mean training length {summary['mean train length']:.1f} tokens (the start token "
+    f"included). With num_words = {summary['num_words']:,}, "
+    f"{summary['train OOV rate']:.1%} of training words become `<UNK>`."
+)
+
+st.header("The notebook's setup")
+st.markdown(
+    "- `keras.datasets.imdb`, 10,000 words, `index_from=3`: ids 0 `<PAD>`, 1 `<START>`, "
+    "2 `<UNK>`, 3 unused, words from 4 by training frequency\n"
+    "- every review padded or cut to 500 tokens, `padding='post'`\n"
+    "- Embedding(10000, 16) → Bidirectional SimpleRNN(64, return_sequences) → "
+    "Bidirectional SimpleRNN(64) → Dense(64, relu) → Dense(1, sigmoid): 203,393 parameters\n"
+    "- 30 epochs, 20% of the training reviews for validation"
+)
