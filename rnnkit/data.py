@@ -368,6 +368,16 @@ class ImdbData:
     source: SourceInfo
     num_words: int | None
     index_from: int
+    seed: int | None  # the shuffle of each split
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this data as a model sees it: source, tokenizer, index_from and shuffle.
+
+        num_words is left out: a training configuration names it itself.
+        """
+        parts = f"{self.source.fingerprint}:{TOKENIZER_VERSION}:{self.index_from}:{self.seed}"
+        return hashlib.sha256(parts.encode()).hexdigest()
 
     def split(self, name: str) -> Split:
         """The split called `name` ("train" or "test")."""
@@ -667,6 +677,7 @@ def _assemble(
         source=source,
         num_words=num_words,
         index_from=index_from,
+        seed=seed,
     )
 
 

@@ -1,0 +1,528 @@
+"""The run store: atomic writes, statuses, listings of damaged stores, locks and run id checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import filelock
+import numpy as np
+import pytest
+
+from rnnkit.runs import Run, RunError, RunStore, RunSummary, is_run_id
+
+RUN_ID = "0123456789abcdef"
+OTHER_ID = "fedcba9876543210"
+THIRD_ID = "00000000000000aa"
+CONFIG = {"units": 64, "dropout_rate": 0.5, "epochs": 3}
+HISTORY = [
+    {"accuracy": 0.70, "val_accuracy": 0.80},
+    {"accuracy": 0.85, "val_accuracy": 0.86},
+    {"accuracy": 0.90, "val_accuracy": 0.84},
+]
+SUMMARY = {"best_val_accuracy": 0.86, "best_epoch": 2, "test_accuracy": 0.85, "seconds": 12.5}
+PREDICTIONS = np.array([0.1, 0.9, 0.6, 0.3], dtype=np.float32)
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(tmp_path / "runs")
+
+
+def write_placeholder_model(path: Path) -> None:
+    """A zip archive standing in for model.keras (a .keras file is a zip)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+
+
+def write_results(store: RunStore, run_id: str) -> None:
+    """Every file a complete run holds, but not its marker."""
+    store.create(run_id, CONFIG)
+    store.write_json(run_id, "history.json", HISTORY)
+    store.write_json(run_id, "metrics.json", {"loss": 0.35, "accuracy": 0.85})
+    store.write_array(run_id, "predictions.npy", PREDICTIONS)
+    store.write_json(run_id, "timings.json", {"epoch_seconds": [4.0, 4.5, 4.0]})
+    store.write_json(run_id, "versions.json", {"keras": "3.15.1"})
+    write_placeholder_model(store.model_path(run_id))
+
+
+def write_complete_run(store: RunStore, run_id: str, **summary) -> None:
+    write_results(store, run_id)
+    store.mark_complete(run_id, {**SUMMARY, **summary})
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# --- roots and run ids ------------------------------------------------------------------------
+
+
+def test_default_root_comes_from_the_runs_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert RunStore().root == tmp_path / "elsewhere"
+
+
+def test_default_root_falls_back_to_the_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNNKIT_RUNS_DIR", raising=False)
+    assert RunStore().root == tmp_path / "cache" / "runs"  # conftest sets RNNKIT_CACHE_DIR
+
+
+def test_run_ids_are_sixteen_lowercase_hex_characters():
+    assert is_run_id(RUN_ID)
+    for text in ("../etc", "ABC", "", "0123456789abcdef0", "0123456789ABCDEF", "0123456789abcdeg"):
+        assert not is_run_id(text), text
+    assert not is_run_id(None)
+    assert not is_run_id(RUN_ID + "\n")
+
+
+INVALID_IDS = ["../etc", "ABC", "", "0123456789abcdef0", "../0123456789abcd", "a/b", None]
+PUBLIC_METHODS = {
+    "folder": lambda store, run_id: store.folder(run_id),
+    "create": lambda store, run_id: store.create(run_id, CONFIG),
+    "lock": lambda store, run_id: store.lock(run_id),
+    "write_json": lambda store, run_id: store.write_json(run_id, "metrics.json", {}),
+    "read_json": lambda store, run_id: store.read_json(run_id, "metrics.json"),
+    "write_array": lambda store, run_id: store.write_array(run_id, "predictions.npy", PREDICTIONS),
+    "read_array": lambda store, run_id: store.read_array(run_id, "predictions.npy"),
+    "model_path": lambda store, run_id: store.model_path(run_id),
+    "backup_dir": lambda store, run_id: store.backup_dir(run_id),
+    "mark_complete": lambda store, run_id: store.mark_complete(run_id, SUMMARY),
+    "mark_failed": lambda store, run_id: store.mark_failed(run_id, "boom"),
+    "status": lambda store, run_id: store.status(run_id),
+    "load": lambda store, run_id: store.load(run_id),
+    "delete": lambda store, run_id: store.delete(run_id),
+    "discard_results": lambda store, run_id: store.discard_results(run_id),
+    "history_epochs": lambda store, run_id: store.history_epochs(run_id),
+}
+
+
+@pytest.mark.parametrize("method", PUBLIC_METHODS)
+@pytest.mark.parametrize("run_id", INVALID_IDS)
+def test_every_method_rejects_invalid_run_ids(store, tmp_path, method, run_id):
+    (tmp_path / "etc").mkdir()
+    with pytest.raises(ValueError, match="not a valid run id"):
+        PUBLIC_METHODS[method](store, run_id)
+    # Nothing was created in the store nor removed outside it.
+    assert (tmp_path / "etc").is_dir()
+    assert not store.root.exists()
+
+
+@pytest.mark.parametrize("name", ["../config.json", "a/b.json", ".hidden", "", "/etc/passwd"])
+def test_file_names_must_be_plain(store, name):
+    store.create(RUN_ID, CONFIG)
+    with pytest.raises(ValueError, match="not a valid run file name"):
+        store.write_json(RUN_ID, name, {})
+    with pytest.raises(ValueError, match="not a valid run file name"):
+        store.read_json(RUN_ID, name)
+
+
+def test_folder_model_path_and_backup_dir_create_nothing(store):
+    assert store.folder(RUN_ID) == store.root / RUN_ID
+    assert store.model_path(RUN_ID) == store.root / RUN_ID / "model.keras"
+    assert store.backup_dir(RUN_ID) == store.root / RUN_ID / "backup"
+    assert not store.root.exists()
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+
+
+def test_writes_leave_no_temporary_files(store):
+    store.create(RUN_ID, CONFIG)
+    store.write_json(RUN_ID, "history.json", HISTORY[:1])
+    store.write_json(RUN_ID, "history.json", HISTORY)
+    store.write_array(RUN_ID, "predictions.npy", PREDICTIONS)
+    assert sorted(path.name for path in store.folder(RUN_ID).iterdir()) == [
+        "config.json",
+        "history.json",
+        "predictions.npy",
+    ]
+    assert store.read_json(RUN_ID, "history.json") == HISTORY
+    assert store.read_json(RUN_ID, "config.json") == CONFIG
+    saved = store.read_array(RUN_ID, "predictions.npy")
+    assert saved.dtype == np.float32
+    np.testing.assert_array_equal(saved, PREDICTIONS)
+
+
+def test_a_crash_mid_write_keeps_the_previous_file(store, monkeypatch):
+    store.create(RUN_ID, CONFIG)
+    store.write_json(RUN_ID, "history.json", HISTORY[:1])
+    store.write_array(RUN_ID, "predictions.npy", PREDICTIONS)
+
+    def crash(source, destination):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_json(RUN_ID, "history.json", HISTORY)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_array(RUN_ID, "predictions.npy", np.zeros(7, dtype=np.float32))
+    monkeypatch.undo()
+
+    assert store.history_epochs(RUN_ID) == HISTORY[:1]
+    np.testing.assert_array_equal(store.read_array(RUN_ID, "predictions.npy"), PREDICTIONS)
+    assert sorted(path.name for path in store.folder(RUN_ID).iterdir()) == [
+        "config.json",
+        "history.json",
+        "predictions.npy",
+    ]
+
+
+def test_unwritable_data_keeps_the_previous_file(store):
+    store.create(RUN_ID, CONFIG)
+    store.write_json(RUN_ID, "metrics.json", {"accuracy": 0.5})
+    with pytest.raises(TypeError):
+        store.write_json(RUN_ID, "metrics.json", {"accuracy": object()})
+    with pytest.raises(ValueError, match="Python objects"):
+        store.write_array(RUN_ID, "predictions.npy", np.array([object()]))
+    assert store.read_json(RUN_ID, "metrics.json") == {"accuracy": 0.5}
+    assert len(list(store.folder(RUN_ID).iterdir())) == 2
+
+
+def test_numpy_values_are_written_as_json(store):
+    store.create(RUN_ID, CONFIG)
+    store.write_json(RUN_ID, "metrics.json", {"accuracy": np.float32(0.5), "counts": np.arange(3)})
+    assert store.read_json(RUN_ID, "metrics.json") == {"accuracy": 0.5, "counts": [0, 1, 2]}
+
+
+def test_writing_to_a_run_without_a_folder_fails(store):
+    with pytest.raises(RunError, match="create"):
+        store.write_json(RUN_ID, "history.json", HISTORY)
+    assert not store.folder(RUN_ID).exists()
+
+
+# --- statuses ---------------------------------------------------------------------------------
+
+
+def test_status_goes_from_missing_to_incomplete_to_complete(store):
+    assert store.status(RUN_ID) == "missing"
+    store.create(RUN_ID, CONFIG)
+    assert store.status(RUN_ID) == "incomplete"
+    write_results(store, RUN_ID)
+    assert store.status(RUN_ID) == "incomplete"  # every result, but no marker yet
+    store.backup_dir(RUN_ID).mkdir()
+    store.mark_complete(RUN_ID, SUMMARY)
+    assert store.status(RUN_ID) == "complete"
+    assert not store.backup_dir(RUN_ID).exists()  # a complete run never resumes
+
+
+def test_a_failed_run_is_failed_until_it_completes(store):
+    store.create(RUN_ID, CONFIG)
+    store.mark_failed(RUN_ID, "ResourceExhaustedError: out of memory")
+    assert store.status(RUN_ID) == "failed"
+    failure = store.read_json(RUN_ID, "failed.json")
+    assert failure["error"] == "ResourceExhaustedError: out of memory"
+    assert failure["when"]
+    write_results(store, RUN_ID)  # create() again: the run is trained again
+    assert store.status(RUN_ID) == "incomplete"
+    store.mark_failed(RUN_ID, "again")
+    store.mark_complete(RUN_ID, SUMMARY)
+    assert store.status(RUN_ID) == "complete"
+    assert not (store.folder(RUN_ID) / "failed.json").exists()
+
+
+def test_creating_a_failed_run_again_keeps_what_resumes_it(store):
+    store.create(RUN_ID, CONFIG)
+    store.write_json(RUN_ID, "history.json", HISTORY[:2])
+    store.backup_dir(RUN_ID).mkdir()
+    (store.backup_dir(RUN_ID) / "latest.weights.h5").write_bytes(b"weights")
+    store.mark_failed(RUN_ID, "interrupted")
+    store.create(RUN_ID, CONFIG)
+    assert store.status(RUN_ID) == "incomplete"
+    assert store.history_epochs(RUN_ID) == HISTORY[:2]
+    assert (store.backup_dir(RUN_ID) / "latest.weights.h5").read_bytes() == b"weights"
+
+
+def test_creating_again_leaves_an_unchanged_config_untouched(store):
+    store.create(RUN_ID, CONFIG)
+    config_path = store.folder(RUN_ID) / "config.json"
+    os.utime(config_path, (1_000_000_000, 1_000_000_000))
+    store.create(RUN_ID, dict(CONFIG))
+    assert config_path.stat().st_mtime == 1_000_000_000  # still when training first started
+
+
+def test_a_complete_run_is_never_created_again(store):
+    write_complete_run(store, RUN_ID)
+    with pytest.raises(RunError, match=f"{RUN_ID} is already complete"):
+        store.create(RUN_ID, CONFIG)
+    assert store.status(RUN_ID) == "complete"
+
+
+DAMAGES = {
+    "truncated complete.json": (lambda folder: truncate(folder / "complete.json"), "complete.json"),
+    "truncated history.json": (lambda folder: truncate(folder / "history.json"), "history.json"),
+    "missing model.keras": (lambda folder: (folder / "model.keras").unlink(), "model.keras"),
+    "truncated model.keras": (lambda folder: truncate(folder / "model.keras"), "model.keras"),
+    "truncated predictions": (
+        lambda folder: truncate(folder / "predictions.npy"),
+        "predictions.npy",
+    ),
+    "missing metrics.json": (lambda folder: (folder / "metrics.json").unlink(), "metrics.json"),
+    "missing config.json": (lambda folder: (folder / "config.json").unlink(), "config.json"),
+    "garbage config.json": (
+        lambda folder: (folder / "config.json").write_bytes(b"\xff\x00garbage"),
+        "config.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_complete_run_with_a_damaged_file_is_damaged(store, damage):
+    write_complete_run(store, RUN_ID)
+    damage_folder, file_named = DAMAGES[damage]
+    damage_folder(store.folder(RUN_ID))
+    assert store.status(RUN_ID) == "damaged"
+    [summary] = store.list_runs()
+    assert summary.status == "damaged"
+    assert file_named in summary.error
+
+
+def test_an_unfinished_run_without_config_is_damaged(store):
+    store.folder(RUN_ID).mkdir(parents=True)  # a crash between mkdir and config.json
+    assert store.status(RUN_ID) == "damaged"
+    store.create(RUN_ID, CONFIG)  # training it again repairs it
+    assert store.status(RUN_ID) == "incomplete"
+
+
+def test_marking_complete_needs_every_result(store):
+    write_results(store, RUN_ID)
+    store.model_path(RUN_ID).unlink()
+    with pytest.raises(RunError, match=r"model\.keras is missing"):
+        store.mark_complete(RUN_ID, SUMMARY)
+    assert store.status(RUN_ID) == "incomplete"
+    assert not (store.folder(RUN_ID) / "complete.json").exists()
+
+
+def test_the_summary_records_when_training_started(store):
+    write_results(store, RUN_ID)
+    os.utime(store.folder(RUN_ID) / "config.json", (1_700_000_000, 1_700_000_000))
+    store.mark_complete(RUN_ID, SUMMARY)
+    assert store.read_json(RUN_ID, "complete.json")["created"] == "2023-11-14T22:13:20+00:00"
+
+
+# --- retraining ---------------------------------------------------------------------------------
+
+
+def test_discarding_results_keeps_only_the_config(store):
+    write_complete_run(store, RUN_ID)
+    store.model_path(RUN_ID).unlink()
+    store.backup_dir(RUN_ID).mkdir()
+    assert store.status(RUN_ID) == "damaged"
+    removed = store.discard_results(RUN_ID)
+    assert removed == [
+        "backup",
+        "complete.json",
+        "history.json",
+        "metrics.json",
+        "predictions.npy",
+        "timings.json",
+        "versions.json",
+    ]
+    assert [path.name for path in store.folder(RUN_ID).iterdir()] == ["config.json"]
+    assert store.status(RUN_ID) == "incomplete"
+    assert store.history_epochs(RUN_ID) == []
+    assert store.discard_results(OTHER_ID) == []
+
+
+def test_creating_a_damaged_run_starts_it_over(store):
+    write_complete_run(store, RUN_ID)
+    truncate(store.folder(RUN_ID) / "history.json")
+    store.create(RUN_ID, CONFIG)
+    assert store.status(RUN_ID) == "incomplete"
+    assert store.history_epochs(RUN_ID) == []
+    assert [path.name for path in store.folder(RUN_ID).iterdir()] == ["config.json"]
+
+
+def test_history_epochs(store):
+    assert store.history_epochs(RUN_ID) == []
+    store.create(RUN_ID, CONFIG)
+    assert store.history_epochs(RUN_ID) == []
+    store.write_json(RUN_ID, "history.json", HISTORY[:2])
+    assert store.history_epochs(RUN_ID) == HISTORY[:2]
+    truncate(store.folder(RUN_ID) / "history.json")
+    with pytest.raises(RunError, match=f"{RUN_ID}.*discard_results"):
+        store.history_epochs(RUN_ID)
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+
+def test_list_runs_of_an_empty_store(store):
+    assert store.list_runs() == []
+
+
+def test_list_runs_shows_every_run_newest_first_and_ignores_junk(store):
+    write_complete_run(store, RUN_ID, created="2024-01-01T10:00:00+00:00")
+    write_complete_run(store, OTHER_ID, created="2024-03-01T10:00:00+00:00")
+    store.create(THIRD_ID, CONFIG)
+    store.write_json(THIRD_ID, "history.json", HISTORY[:1])
+    store.mark_failed(THIRD_ID, "Killed")
+    os.utime(store.folder(THIRD_ID) / "config.json", (1_706_781_600, 1_706_781_600))  # 2024-02-01
+    damaged_id = "dddddddddddddddd"
+    store.folder(damaged_id).mkdir()
+    (store.folder(damaged_id) / "config.json").write_text('{"units": ')
+    os.utime(store.folder(damaged_id), (1_600_000_000, 1_600_000_000))  # 2020
+    # Junk: none of it is a run.
+    (store.root / "README.txt").write_text("not a run")
+    (store.root / "notes").mkdir()
+    (store.root / "notes" / "config.json").write_text("{}")
+    (store.root / "0123456789ABCDEF").mkdir()
+    store.lock(RUN_ID)  # makes root/.locks
+
+    summaries = store.list_runs()
+    assert [summary.run_id for summary in summaries] == [OTHER_ID, THIRD_ID, RUN_ID, damaged_id]
+    assert all(isinstance(summary, RunSummary) for summary in summaries)
+    newest, failed, oldest, damaged = summaries
+    assert newest == RunSummary(
+        run_id=OTHER_ID,
+        status="complete",
+        config=CONFIG,
+        best_val_accuracy=0.86,
+        best_epoch=2,
+        test_accuracy=0.85,
+        created="2024-03-01T10:00:00+00:00",
+        seconds=12.5,
+        epochs_done=3,
+        error=None,
+    )
+    assert (failed.status, failed.error, failed.epochs_done) == ("failed", "Killed", 1)
+    assert failed.created == "2024-02-01T10:00:00+00:00"
+    assert failed.best_val_accuracy is None
+    assert oldest.status == "complete"
+    assert damaged.status == "damaged"
+    assert damaged.config is None
+    assert "config.json is unreadable" in damaged.error
+
+
+def test_a_file_named_like_a_run_is_listed_as_damaged(store):
+    store.root.mkdir()
+    store.folder(RUN_ID).write_text("garbage")
+    assert store.status(RUN_ID) == "damaged"
+    [summary] = store.list_runs()
+    assert (summary.run_id, summary.status, summary.error) == (RUN_ID, "damaged", "not a folder")
+    assert store.delete(RUN_ID)
+    assert store.list_runs() == []
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def test_load_reads_a_complete_run(store):
+    write_complete_run(store, RUN_ID)
+    run = store.load(RUN_ID)
+    assert isinstance(run, Run)
+    assert (run.run_id, run.folder) == (RUN_ID, store.folder(RUN_ID))
+    assert run.config == CONFIG
+    assert run.history == HISTORY
+    assert run.metrics == {"loss": 0.35, "accuracy": 0.85}
+    assert run.predictions.dtype == np.float32
+    np.testing.assert_array_equal(run.predictions, PREDICTIONS)
+    assert run.timings == {"epoch_seconds": [4.0, 4.5, 4.0]}
+    assert run.versions == {"keras": "3.15.1"}
+    assert run.summary["best_val_accuracy"] == 0.86
+    assert run.summary["created"]
+
+
+def prepare_incomplete(store: RunStore) -> None:
+    store.create(RUN_ID, CONFIG)
+    store.write_json(RUN_ID, "history.json", HISTORY[:2])
+
+
+def prepare_failed(store: RunStore) -> None:
+    store.create(RUN_ID, CONFIG)
+    store.mark_failed(RUN_ID, "NaN loss at epoch 2")
+
+
+def prepare_damaged(store: RunStore) -> None:
+    write_complete_run(store, RUN_ID)
+    store.model_path(RUN_ID).unlink()
+
+
+@pytest.mark.parametrize(
+    ("prepare", "message"),
+    [
+        (lambda store: None, "no run 0123456789abcdef.*train its configuration"),
+        (
+            prepare_incomplete,
+            "0123456789abcdef is not finished \\(2 epoch.*train it again to resume",
+        ),
+        (prepare_failed, "0123456789abcdef failed: NaN loss at epoch 2.*Train it again"),
+        (
+            prepare_damaged,
+            "0123456789abcdef.*damaged \\(marked complete, but model.keras is missing\\).*"
+            "python -m rnnkit delete 0123456789abcdef` or train it again",
+        ),
+    ],
+    ids=["missing", "incomplete", "failed", "damaged"],
+)
+def test_load_explains_why_a_run_cannot_be_loaded(store, prepare, message):
+    prepare(store)
+    with pytest.raises(RunError, match=message):
+        store.load(RUN_ID)
+
+
+def test_run_model_loads_the_saved_keras_model(store):
+    import keras
+
+    write_results(store, RUN_ID)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.save(store.model_path(RUN_ID))
+    store.mark_complete(RUN_ID, SUMMARY)
+    loaded = store.load(RUN_ID).model()
+    assert loaded.count_params() == 4  # 3 weights and a bias
+    for saved, restored in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, restored)
+
+
+# --- deleting and locking -----------------------------------------------------------------------
+
+
+def test_delete_removes_the_run(store):
+    write_complete_run(store, RUN_ID)
+    write_complete_run(store, OTHER_ID)
+    assert store.delete(RUN_ID) is True
+    assert store.status(RUN_ID) == "missing"
+    assert store.delete(RUN_ID) is False
+    assert store.status(OTHER_ID) == "complete"
+    assert sorted(path.name for path in store.root.iterdir()) == [OTHER_ID]  # no trash left
+
+
+def test_a_lock_excludes_other_holders_and_survives_deletion(store):
+    write_complete_run(store, RUN_ID)
+    lock = store.lock(RUN_ID)
+    lock_path = Path(lock.lock_file)
+    assert lock_path.parent == store.root / ".locks"
+    with lock:
+        with pytest.raises(filelock.Timeout):
+            filelock.FileLock(lock_path).acquire(timeout=0.1)
+        errors = []
+
+        def try_from_another_thread():
+            try:
+                store.lock(RUN_ID).acquire(timeout=0.1)
+            except filelock.Timeout as error:
+                errors.append(error)
+
+        thread = threading.Thread(target=try_from_another_thread)
+        thread.start()
+        thread.join()
+        assert len(errors) == 1
+        assert store.delete(RUN_ID)
+        with pytest.raises(filelock.Timeout):
+            store.lock(RUN_ID).acquire(timeout=0.1)  # still held after the run is gone
+    other = store.lock(RUN_ID)
+    other.acquire(timeout=0.1)
+    other.release()
+    # Other ids are not held by this lock.
+    with store.lock(RUN_ID), store.lock(OTHER_ID):
+        pass
+
+
+def test_the_store_json_files_are_readable_as_plain_json(store):
+    write_complete_run(store, RUN_ID)
+    complete = json.loads((store.folder(RUN_ID) / "complete.json").read_text(encoding="utf-8"))
+    assert complete["best_epoch"] == 2
