@@ -1,0 +1,128 @@
+"""Build the Keras model that a `TrainConfig` describes, and describe it without training.
+
+`build_model(config)` gives a compiled Functional model:
+
+    tokens (batch, time) int32
+    -> Embedding                          (batch, time, embedding_dim)
+    -> RNN layer 1 ... n, each optionally Bidirectional and followed by Dropout
+                                          (batch, time, directions * units); the last layer
+                                          gives (batch, directions * units)
+    -> Dense(relu) layers, each followed by Dropout
+    -> Dense(1, sigmoid)                  (batch, 1): the probability that a review is positive
+
+The input takes any number of time steps, so one model serves every padding length. Dropout
+layers appear only when `dropout_rate` > 0, so the seed preset is the course notebook's model
+layer for layer. No random seed is set here: the trainer calls `keras.utils.set_random_seed`.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import keras
+from keras import layers
+
+from rnnkit.config import TrainConfig
+
+_RNN_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+_OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def build_model(config: TrainConfig) -> keras.Model:
+    """Build and compile the model of `config`.
+
+    Args:
+        config: the run's settings; `config.model` gives the layers, `config.data.num_words`
+            the embedding's input size and `config.training` the optimizer and learning rate.
+
+    Returns:
+        A compiled `keras.Model` (binary cross-entropy, accuracy) that maps int32 token ids of
+        shape (batch, time), any time, to probabilities of shape (batch, 1).
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, not {config!r}")
+    model_config = config.model
+    # L2 on every kernel (RNN input and recurrent kernels, Dense kernels), not on biases.
+    regularizer = keras.regularizers.L2(model_config.l2) if model_config.l2 > 0 else None
+    rnn_layer = _RNN_LAYERS[model_config.cell]
+    prefix = "bidirectional_" if model_config.bidirectional else ""
+
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
+    hidden = layers.Embedding(
+        config.data.num_words,
+        model_config.embedding_dim,
+        mask_zero=model_config.mask_padding,
+        name="embedding",
+    )(tokens)  # (batch, time, embedding_dim)
+    for number, units in enumerate(model_config.rnn_units, start=1):
+        rnn = rnn_layer(
+            units,
+            return_sequences=number < len(model_config.rnn_units),
+            recurrent_dropout=model_config.recurrent_dropout_rate,
+            kernel_regularizer=regularizer,
+            recurrent_regularizer=regularizer,
+            name=f"{model_config.cell}_{number}",
+        )
+        if model_config.bidirectional:
+            rnn = layers.Bidirectional(rnn, name=f"{model_config.cell}_{number}")
+        # (batch, time, directions * units), or (batch, directions * units) for the last layer
+        hidden = rnn(hidden)
+        if model_config.dropout_rate > 0:
+            hidden = layers.Dropout(
+                model_config.dropout_rate, name=f"dropout_{model_config.cell}_{number}"
+            )(hidden)
+    for number, units in enumerate(model_config.dense_units, start=1):
+        hidden = layers.Dense(
+            units, activation="relu", kernel_regularizer=regularizer, name=f"dense_{number}"
+        )(hidden)  # (batch, units)
+        if model_config.dropout_rate > 0:
+            hidden = layers.Dropout(model_config.dropout_rate, name=f"dropout_dense_{number}")(
+                hidden
+            )
+    probability = layers.Dense(
+        1, activation="sigmoid", kernel_regularizer=regularizer, name="probability"
+    )(hidden)  # (batch, 1)
+
+    model = keras.Model(tokens, probability, name=f"{prefix}{model_config.cell}")
+    model.compile(
+        optimizer=_OPTIMIZERS[config.training.optimizer](
+            learning_rate=config.training.learning_rate
+        ),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+@lru_cache(maxsize=128)
+def parameter_count(config: TrainConfig) -> int:
+    """How many trainable parameters the model of `config` has (the seed preset: 203,393).
+
+    Args:
+        config: the run's settings; only `config.model` and `config.data.num_words` matter.
+
+    Returns:
+        The number of trainable weights' entries. The model is built once per config and the
+        answer cached, so a UI may ask on every change.
+    """
+    return sum(math.prod(weight.shape) for weight in build_model(config).trainable_weights)
+
+
+@lru_cache(maxsize=128)
+def model_summary(config: TrainConfig) -> str:
+    """Keras' summary of the model of `config`, as plain text (no colors), for a UI to show.
+
+    Args:
+        config: the run's settings.
+
+    Returns:
+        The table of layers, output shapes and parameter counts, with the totals.
+    """
+    lines: list[str] = []
+    build_model(config).summary(line_length=80, print_fn=lines.append)
+    return "\n".join(lines).rstrip()

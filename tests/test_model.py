@@ -1,0 +1,146 @@
+"""build_model: the notebook's model to the parameter, variants counted by hand, masking."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from rnnkit.config import TrainConfig, preset
+from rnnkit.model import build_model, model_summary, parameter_count
+
+# A small model whose parameters are easy to count: 100 words, 8-dim embedding, one RNN layer of
+# 4 units, one Dense layer of 3 units.
+SMALL = {"data.num_words": 100, "embedding_dim": 8, "rnn_units": (4,), "dense_units": (3,)}
+
+
+def small_config(**overrides: object) -> TrainConfig:
+    return TrainConfig().with_overrides({**SMALL, **overrides})
+
+
+def test_seed_model_is_the_notebook_to_the_parameter():
+    config = preset("seed")
+    model = build_model(config)
+    # Embedding 10000*16 = 160,000; BiSimpleRNN(64) on 16: 2*(16*64 + 64*64 + 64) = 10,368;
+    # BiSimpleRNN(64) on 128: 2*(128*64 + 64*64 + 64) = 24,704; Dense(64) on 128: 8,256;
+    # Dense(1) on 64: 65.
+    assert model.count_params() == 203_393
+    assert parameter_count(config) == 203_393
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer",
+        "Embedding",
+        "Bidirectional",
+        "Bidirectional",
+        "Dense",
+        "Dense",
+    ]
+    first_rnn, second_rnn = model.layers[2], model.layers[3]
+    assert isinstance(first_rnn.forward_layer, keras.layers.SimpleRNN)
+    assert (
+        first_rnn.forward_layer.return_sequences and not second_rnn.forward_layer.return_sequences
+    )
+    assert model.layers[4].activation is keras.activations.relu
+    assert model.layers[5].activation is keras.activations.sigmoid
+    assert not model.layers[1].mask_zero
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+    assert model.loss == "binary_crossentropy"
+    assert "Total params: 203,393" in model_summary(config)
+
+
+def test_recommended_model_predicts_one_probability_per_review():
+    config = preset("recommended")
+    # Embedding 10000*32 = 320,000; BiLSTM(32) on 32: 2*4*(32*32 + 32*32 + 32) = 16,640;
+    # Dense(1) on 64: 65.
+    assert parameter_count(config) == 336_705
+    model = build_model(config)
+    short = np.array([[1, 14, 22, 16, 0, 0], [1, 43, 530, 973, 1622, 1385]], dtype="int32")
+    longer = np.random.default_rng(0).integers(1, 10000, size=(3, 17)).astype("int32")
+    for tokens in (short, longer):  # any number of time steps
+        probabilities = model.predict(tokens, verbose=0)
+        assert probabilities.shape == (len(tokens), 1)
+        assert np.all((probabilities > 0) & (probabilities < 1))
+    assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
+        "dropout_lstm_1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cell", "bidirectional", "expected"),
+    [
+        # Embedding 100*8 = 800 in every row; a cell of 4 units on 8 inputs has, per direction,
+        # SimpleRNN 8*4 + 4*4 + 4 = 52, LSTM 4 * 52 = 208, GRU 3 * (8*4 + 4*4 + 2*4) = 168
+        # (Keras' reset_after GRU has two biases); Dense(3) on 8 (both ways) = 27 or on 4 = 15;
+        # Dense(1) on 3 = 4.
+        ("simple_rnn", True, 800 + 2 * 52 + 27 + 4),
+        ("lstm", True, 800 + 2 * 208 + 27 + 4),
+        ("gru", True, 800 + 2 * 168 + 27 + 4),
+        ("simple_rnn", False, 800 + 52 + 15 + 4),
+        ("lstm", False, 800 + 208 + 15 + 4),
+        ("gru", False, 800 + 168 + 15 + 4),
+    ],
+)
+def test_variants_have_the_parameters_counted_by_hand(cell, bidirectional, expected):
+    config = small_config(cell=cell, bidirectional=bidirectional)
+    model = build_model(config)
+    assert model.count_params() == expected
+    assert parameter_count(config) == expected
+    rnn = model.get_layer(f"{cell}_1")
+    assert isinstance(rnn, keras.layers.Bidirectional) == bidirectional
+    assert model.predict(np.array([[1, 5, 9]], dtype="int32"), verbose=0).shape == (1, 1)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_masked_padding_does_not_change_the_output(cell):
+    keras.utils.set_random_seed(0)
+    review = [1, 17, 42, 8, 99]
+    unpadded = np.array([review], dtype="int32")
+    padded = np.array([review + [0] * 6], dtype="int32")  # "post" padding
+    # Two stacked RNN layers: the mask must pass through the first to the second.
+    masked = build_model(small_config(cell=cell, rnn_units=(4, 4), mask_padding=True))
+    assert np.allclose(
+        masked.predict(unpadded, verbose=0), masked.predict(padded, verbose=0), rtol=0, atol=1e-5
+    )
+    unmasked = build_model(small_config(cell=cell, rnn_units=(4, 4)))
+    difference = unmasked.predict(unpadded, verbose=0) - unmasked.predict(padded, verbose=0)
+    assert np.abs(difference).max() > 1e-5  # without the mask, padding does change it
+
+
+def test_dropout_regularization_and_optimizer_follow_the_config():
+    config = small_config(
+        rnn_units=(4, 4), dropout_rate=0.5, l2=0.01, optimizer="rmsprop", learning_rate=0.05
+    )
+    model = build_model(config)
+    dropout_names = [
+        layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)
+    ]
+    assert dropout_names == ["dropout_simple_rnn_1", "dropout_simple_rnn_2", "dropout_dense_1"]
+    # L2 on 2 layers * 2 directions * (input + recurrent kernel) + the 2 Dense kernels.
+    assert len(model.losses) == 2 * 2 * 2 + 2
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+    assert isinstance(build_model(small_config(optimizer="sgd")).optimizer, keras.optimizers.SGD)
+    plain = build_model(small_config())
+    assert not plain.losses
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain.layers)
+
+
+def test_a_small_model_trains_for_an_epoch():
+    keras.utils.set_random_seed(0)
+    config = small_config(
+        cell="lstm", mask_padding=True, dropout_rate=0.2, recurrent_dropout_rate=0.1
+    )
+    tokens = np.random.default_rng(0).integers(1, 100, size=(32, 12)).astype("int32")
+    tokens[::2, 8:] = 0  # half the reviews end in padding
+    labels = np.tile([0, 1], 16)
+    history = build_model(config).fit(
+        tokens, labels, epochs=1, batch_size=16, validation_split=0.25, verbose=0
+    )
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert np.isfinite(history.history["loss"][0])
+    assert 0 <= history.history["val_accuracy"][0] <= 1
+
+
+def test_build_model_rejects_a_plain_dict():
+    with pytest.raises(ValueError, match="config must be a TrainConfig"):
+        build_model({"model": {}})
