@@ -1,0 +1,5 @@
+"""`python -m rnnkit`: see `rnnkit.cli`."""
+
+from rnnkit.cli import main
+
+raise SystemExit(main())

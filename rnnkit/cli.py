@@ -1,0 +1,215 @@
+"""`python -m rnnkit`: train configurations headless and manage the run store.
+
+    python -m rnnkit train --preset seed --epochs 1 [--set model.cell=lstm ...]
+    python -m rnnkit runs
+    python -m rnnkit show RUN_ID
+    python -m rnnkit delete RUN_ID
+
+Exit codes: 0 done, 1 the data or a run could not be used, 2 a bad argument or setting,
+130 interrupted (the run resumes from its last finished epoch when asked again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from rnnkit.config import PRESETS, TrainConfig, preset
+from rnnkit.data import DataError, load_imdb
+from rnnkit.runs import RunError, RunStore
+from rnnkit.training import ProgressEvent, TrainingCancelled, train
+
+BAR_WIDTH = 30
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class ProgressBar:
+    """A one-line progress bar per epoch on a terminal stream, with metrics and ETA."""
+
+    def __init__(self, stream: TextIO | None = None, redraw_seconds: float = 0.1) -> None:
+        self.stream = stream or sys.stderr
+        self.redraw_seconds = redraw_seconds
+        self.last_drawn = 0.0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "start":
+            self.stream.write(
+                f"run {event.run_id}: {event.epochs} epochs of {event.batches} batches\n"
+            )
+        elif event.kind == "batch":
+            now = time.monotonic()
+            if now - self.last_drawn >= self.redraw_seconds or event.batch == event.batches:
+                self.last_drawn = now
+                self.stream.write("\r" + self._line(event))
+        elif event.kind == "epoch":
+            metrics = "  ".join(
+                f"{name} {event.logs[name]:.4f}" for name in METRICS if name in event.logs
+            )
+            self.stream.write(f"\r{self._line(event)}\n  epoch {event.epoch}: {metrics}\n")
+        elif event.kind == "end":
+            accuracy = event.logs.get("test_accuracy")
+            self.stream.write(f"test accuracy {accuracy:.4f}, {_duration(event.elapsed)}\n")
+        self.stream.flush()
+
+    @staticmethod
+    def _line(event: ProgressEvent) -> str:
+        filled = round(BAR_WIDTH * event.batch / max(1, event.batches))
+        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        loss = event.logs.get("loss")
+        accuracy = event.logs.get("accuracy")
+        metrics = f" loss {loss:.4f} acc {accuracy:.4f}" if loss is not None else ""
+        return (
+            f"epoch {event.epoch}/{event.epochs} [{bar}] {event.batch}/{event.batches}"
+            f"{metrics} ETA {_duration(event.eta)}"
+        )
+
+
+def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--set takes key=value (e.g. model.cell=lstm), not {pair!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _config_from(arguments: argparse.Namespace) -> TrainConfig:
+    overrides = _parse_sets(arguments.set)
+    if arguments.epochs is not None:
+        overrides["training.epochs"] = str(arguments.epochs)
+    return preset(arguments.preset).with_overrides(overrides)
+
+
+def _store(arguments: argparse.Namespace) -> RunStore:
+    return RunStore(arguments.runs_dir)
+
+
+def command_train(arguments: argparse.Namespace) -> int:
+    config = _config_from(arguments)
+    data = load_imdb(num_words=config.data.num_words, path=arguments.data)
+    store = _store(arguments)
+    run_id = config.run_id(data.fingerprint)
+    print(f"{config.summary()}\nrun id {run_id}", file=sys.stderr)
+    if store.status(run_id) == "complete":
+        print("already trained: returning the stored run, no training", file=sys.stderr)
+    started = time.perf_counter()
+    run = train(config, data, store, on_progress=ProgressBar())
+    summary = run.summary
+    print(
+        f"run {run.run_id} complete in {_duration(time.perf_counter() - started)}: best "
+        f"validation accuracy {summary.get('best_val_accuracy') or float('nan'):.4f} "
+        f"(epoch {summary.get('best_epoch')}), test accuracy "
+        f"{summary.get('test_accuracy') or float('nan'):.4f}"
+    )
+    return 0
+
+
+def _format(value: object, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def command_runs(arguments: argparse.Namespace) -> int:
+    runs = _store(arguments).list_runs()
+    if not runs:
+        print(f"no runs in {_store(arguments).root}")
+        return 0
+    header = f"{'run id':16}  {'status':10}  {'epochs':>6}  {'best val':>8}  {'test':>6}  "
+    print(header + f"{'created':19}  config")
+    for run in runs:
+        try:
+            description = TrainConfig.from_dict(run.config).summary() if run.config else ""
+        except ValueError:
+            description = "(config unreadable)"
+        if run.error:
+            description = f"{description}  [{run.error}]".strip()
+        print(
+            f"{run.run_id:16}  {run.status:10}  {run.epochs_done:>6}  "
+            f"{_format(run.best_val_accuracy):>8}  {_format(run.test_accuracy):>6}  "
+            f"{(run.created or '-')[:19]:19}  {description}"
+        )
+    return 0
+
+
+def command_show(arguments: argparse.Namespace) -> int:
+    run = _store(arguments).load(arguments.run_id)
+    print(f"run {run.run_id}: {TrainConfig.from_dict(run.config).summary()}")
+    print(json.dumps({"summary": run.summary, "metrics": run.metrics}, indent=2))
+    print(f"{'epoch':>5}  {'loss':>7}  {'acc':>7}  {'val_loss':>8}  {'val_acc':>7}  seconds")
+    for record in run.history:
+        print(
+            f"{record['epoch']:>5}  {record.get('loss', 0):7.4f}  {record.get('accuracy', 0):7.4f}"
+            f"  {record.get('val_loss', 0):8.4f}  {record.get('val_accuracy', 0):7.4f}  "
+            f"{record.get('seconds', 0):7.1f}"
+        )
+    return 0
+
+
+def command_delete(arguments: argparse.Namespace) -> int:
+    if _store(arguments).delete(arguments.run_id):
+        print(f"deleted run {arguments.run_id}")
+        return 0
+    print(f"error: no run {arguments.run_id} in {_store(arguments).root}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rnnkit", description=__doc__.split("\n")[0])
+    parser.add_argument("--runs-dir", default=None, help="the run store (default: RNNKIT_RUNS_DIR)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train_parser = commands.add_parser("train", help="train a configuration (or reuse its run)")
+    train_parser.add_argument("--preset", default="seed", choices=sorted(PRESETS))
+    train_parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
+    train_parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set model.cell=lstm --set training.batch_size=64",
+    )
+    train_parser.add_argument("--data", default=None, help="aclImdb archive or folder")
+    train_parser.set_defaults(handler=command_train)
+
+    commands.add_parser("runs", help="list the runs").set_defaults(handler=command_runs)
+    for name, handler, text in (
+        ("show", command_show, "show a run's results"),
+        ("delete", command_delete, "delete a run"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("run_id")
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    arguments = build_parser().parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (DataError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, TrainingCancelled):
+        print(
+            "\ninterrupted: the run resumes from its last finished epoch when asked again",
+            file=sys.stderr,
+        )
+        return 130

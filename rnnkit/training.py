@@ -1,0 +1,370 @@
+"""Training one configuration on the IMDB reviews: progress, cancel, resume, and the run store.
+
+`train()` never trains a configuration twice: under a cross-process lock per run id it returns
+the stored run if one is complete, resumes an interrupted one from its last finished epoch
+(`keras.callbacks.BackupAndRestore`), and otherwise trains from scratch. What it writes:
+config, per-epoch history, test metrics, test-set probabilities, the model, timings, versions,
+and last the completion marker.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from rnnkit.config import TrainConfig
+from rnnkit.data import ImdbData
+from rnnkit.runs import Run, RunStore
+from rnnkit.sequences import pad
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+EventKind = Literal["start", "batch", "epoch", "end"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What training is doing now, for a progress bar or a live chart."""
+
+    kind: EventKind
+    run_id: str
+    epoch: int  # 1-based; the epoch in progress (or just finished, for "epoch")
+    epochs: int
+    batch: int  # 1-based batch within the epoch; 0 outside batches
+    batches: int  # batches per epoch
+    logs: dict[str, float] = field(default_factory=dict)  # loss, accuracy, val_* at epoch end
+    elapsed: float = 0.0  # seconds since this process started training
+    eta: float | None = None  # seconds left for the remaining epochs, from the pace so far
+
+    @property
+    def fraction(self) -> float:
+        """Share of all batches of all epochs done."""
+        done = (self.epoch - 1) * self.batches + self.batch
+        return min(1.0, done / max(1, self.epochs * self.batches))
+
+
+class TrainingCancelled(Exception):
+    """Training stopped because it was asked to; the run resumes from its last finished epoch."""
+
+
+class CancelToken:
+    """Ask a running `train()` to stop; it stops within one batch."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Padded arrays of the three parts that training uses."""
+
+    x_train: np.ndarray  # (n_train, max_length) int32
+    y_train: np.ndarray  # (n_train,) float32
+    x_validation: np.ndarray
+    y_validation: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def prepare_data(config: TrainConfig, data: ImdbData) -> PreparedData:
+    """Pad the reviews as `config.data` says and carve the validation split from train.
+
+    The validation reviews are a seeded random share (`training.validation_split`) of the
+    training split, so the test split is only used once, at the end.
+
+    Args:
+        config: the training configuration.
+        data: reviews loaded with `num_words == config.data.num_words`.
+
+    Returns:
+        The padded arrays.
+    """
+    if data.num_words != config.data.num_words:
+        raise ValueError(
+            f"the data was loaded with num_words={data.num_words} but the config asks for "
+            f"data.num_words={config.data.num_words}: load it with "
+            f"load_imdb(num_words={config.data.num_words})"
+        )
+    settings = config.data
+    train_count = len(data.train)
+    order = np.random.default_rng(config.training.seed).permutation(train_count)
+    validation_count = round(train_count * config.training.validation_split)
+    if validation_count < 1 or validation_count >= train_count:
+        raise ValueError(
+            f"training.validation_split={config.training.validation_split} leaves "
+            f"{validation_count} of {train_count} training reviews for validation"
+        )
+    validation_rows, training_rows = order[:validation_count], order[validation_count:]
+
+    def padded(sequences) -> np.ndarray:
+        return pad(sequences, settings.max_length, settings.padding, settings.truncating)
+
+    labels = data.train.labels.astype(np.float32)
+    return PreparedData(
+        x_train=padded(data.train.sequences[training_rows]),
+        y_train=labels[training_rows],
+        x_validation=padded(data.train.sequences[validation_rows]),
+        y_validation=labels[validation_rows],
+        x_test=padded(data.test.sequences),
+        y_test=data.test.labels.astype(np.float32),
+    )
+
+
+def _progress_callback(
+    run_id: str,
+    epochs: int,
+    batches: int,
+    store: RunStore,
+    on_progress: Callable[[ProgressEvent], None] | None,
+    cancel: CancelToken | None,
+) -> keras.callbacks.Callback:
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        """Reports progress, records history each epoch, and stops on cancel."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.started = time.perf_counter()
+            self.history = store.history_epochs(run_id)
+            self.epoch = 0
+            self.epoch_started = self.started
+            self.epoch_seconds: list[float] = []
+            self.batches_done = 0
+
+        def emit(self, kind: EventKind, batch: int = 0, logs: dict | None = None) -> None:
+            if on_progress is None:
+                return
+            elapsed = time.perf_counter() - self.started
+            remaining = (epochs - self.epoch - 1) * batches + (batches - batch)
+            eta = elapsed / self.batches_done * remaining if self.batches_done else None
+            on_progress(
+                ProgressEvent(
+                    kind=kind,
+                    run_id=run_id,
+                    epoch=self.epoch + 1,
+                    epochs=epochs,
+                    batch=batch,
+                    batches=batches,
+                    logs={key: float(value) for key, value in (logs or {}).items()},
+                    elapsed=elapsed,
+                    eta=eta,
+                )
+            )
+
+        def check_cancel(self) -> None:
+            if cancel is not None and cancel.cancelled:
+                # Raised, not stop_training: Keras would otherwise close the partial epoch as
+                # finished and delete the backup that resuming needs.
+                raise TrainingCancelled(f"run {run_id} was cancelled in epoch {self.epoch + 1}")
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            # A resumed run starts at its restored epoch: history past it is dropped.
+            self.history = self.history[:epoch]
+            self.epoch = epoch
+            self.epoch_started = time.perf_counter()
+            if not self.batches_done:
+                self.emit("start")
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.batches_done += 1
+            self.emit("batch", batch + 1, logs)
+            self.check_cancel()
+
+        def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.check_cancel()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seconds = time.perf_counter() - self.epoch_started
+            record = {"epoch": epoch + 1, "seconds": seconds}
+            record.update({key: float(value) for key, value in (logs or {}).items()})
+            self.history.append(record)
+            store.write_json(run_id, "history.json", self.history)
+            self.emit("epoch", batches, logs)
+
+    return Progress()
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    import rnnkit
+
+    return {
+        "rnnkit": rnnkit.__version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _best_epoch(history: list[dict[str, Any]]) -> dict[str, Any]:
+    scored = [record for record in history if "val_accuracy" in record]
+    if not scored:
+        return {"best_epoch": None, "best_val_accuracy": None}
+    best = max(scored, key=lambda record: record["val_accuracy"])
+    return {"best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"]}
+
+
+def _fit_and_store(
+    config: TrainConfig,
+    data: ImdbData,
+    store: RunStore,
+    run_id: str,
+    on_progress: Callable[[ProgressEvent], None] | None,
+    cancel: CancelToken | None,
+    strategy: tf.distribute.Strategy | None,
+) -> None:
+    import keras
+
+    from rnnkit.model import build_model
+
+    started = time.perf_counter()
+    prepared = prepare_data(config, data)
+    keras.utils.set_random_seed(config.training.seed)
+    if strategy is None:
+        model = build_model(config)
+    else:
+        with strategy.scope():
+            model = build_model(config)
+    model.build((None, config.data.max_length))
+    training = config.training
+    batches = -(-len(prepared.x_train) // training.batch_size)
+    progress = _progress_callback(run_id, training.epochs, batches, store, on_progress, cancel)
+    callbacks = [
+        progress,  # before the backup: history is never behind the restored epoch
+        # The store removes the backup once the run is complete; Keras would delete it at the
+        # end of any fit, a cancelled one included.
+        keras.callbacks.BackupAndRestore(str(store.backup_dir(run_id)), delete_checkpoint=False),
+    ]
+    if training.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=training.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    model.fit(
+        prepared.x_train,
+        prepared.y_train,
+        validation_data=(prepared.x_validation, prepared.y_validation),
+        batch_size=training.batch_size,
+        epochs=training.epochs,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    fit_seconds = time.perf_counter() - started
+    probabilities = model.predict(prepared.x_test, batch_size=512, verbose=0)[:, 0]
+    store.write_array(run_id, "predictions.npy", probabilities.astype(np.float32))
+    test_metrics = test_metrics_of(probabilities, prepared.y_test)
+    store.write_json(run_id, "metrics.json", test_metrics)
+    _save_model(model, store.model_path(run_id))
+    history = progress.history
+    timings = {
+        "seconds": time.perf_counter() - started,
+        "fit_seconds": fit_seconds,
+        "epoch_seconds": [record["seconds"] for record in history],
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    store.write_json(run_id, "timings.json", timings)
+    store.write_json(run_id, "versions.json", _versions())
+    store.mark_complete(
+        run_id,
+        {
+            **_best_epoch(history),
+            "test_accuracy": test_metrics["test_accuracy"],
+            "epochs_done": len(history),
+            "seconds": timings["seconds"],
+        },
+    )
+    progress.emit("end", batches, test_metrics)
+
+
+def test_metrics_of(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Test loss (binary cross-entropy) and accuracy at 0.5, from the predicted probabilities
+    (one pass over the test set instead of predict and evaluate)."""
+    clipped = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)  # as Keras clips
+    loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
+    accuracy = np.mean((probabilities > 0.5) == (labels > 0.5))
+    return {"test_loss": float(loss), "test_accuracy": float(accuracy)}
+
+
+def _save_model(model: keras.Model, path: Path) -> None:
+    """Save to a temporary file beside `path`, then rename: never a half-written model."""
+    descriptor, temporary = tempfile.mkstemp(suffix=".keras", dir=path.parent)
+    os.close(descriptor)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def train(
+    config: TrainConfig,
+    data: ImdbData,
+    store: RunStore | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    cancel: CancelToken | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Run:
+    """Train `config` on `data` unless the store already holds the run; return the run.
+
+    Two processes asking for one configuration train it once: the second waits for the
+    first and returns its result. A run interrupted (killed, cancelled) resumes from its last
+    finished epoch.
+
+    Args:
+        config: what to train.
+        data: the reviews, loaded with `num_words == config.data.num_words`.
+        store: where runs live (default: `RunStore()`, `RNNKIT_RUNS_DIR`).
+        on_progress: called with a `ProgressEvent` at start, after each batch and epoch, and
+            at the end.
+        cancel: a `CancelToken`; cancelling raises `TrainingCancelled` within one batch.
+        strategy: a `tf.distribute` strategy (e.g. MirroredStrategy) to train under.
+
+    Returns:
+        The completed `Run` (history, metrics, predictions, model).
+
+    Raises:
+        TrainingCancelled: `cancel` was set; the run stays resumable.
+    """
+    store = store or RunStore()
+    run_id = config.run_id(data.fingerprint)
+    with store.lock(run_id):
+        if store.status(run_id) == "complete":
+            return store.load(run_id)
+        store.create(run_id, config.to_dict())
+        try:
+            _fit_and_store(config, data, store, run_id, on_progress, cancel, strategy)
+        except TrainingCancelled:
+            raise
+        except Exception as error:
+            store.mark_failed(run_id, f"{type(error).__name__}: {error}")
+            raise
+    return store.load(run_id)
+
+
+get_or_train = train

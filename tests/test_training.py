@@ -1,0 +1,296 @@
+"""Training on a tiny corpus: results stored, never trained twice, cancel, resume, kill, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, preset, train
+from rnnkit.training import prepare_data
+from tests.conftest import write_archive
+
+ROOT = Path(__file__).resolve().parents[1]
+POSITIVE = ["good", "great", "fun", "superb", "loved", "brilliant"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "hated", "weak"]
+NEUTRAL = ["the", "film", "story", "acting", "plot", "was", "and", "it"]
+
+
+def tiny_reviews(train_per_label: int = 40, test_per_label: int = 10, seed: int = 0) -> dict:
+    generator = random.Random(seed)
+
+    def review(words: list[str]) -> str:
+        picked = generator.choices(NEUTRAL, k=generator.randint(3, 12))
+        picked += generator.choices(words, k=generator.randint(1, 3))
+        generator.shuffle(picked)
+        return " ".join(picked) + "."
+
+    reviews = {}
+    for split, count in (("train", train_per_label), ("test", test_per_label)):
+        for label, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
+            rating = 8 if label == "pos" else 2
+            reviews[split, label] = [(i, rating, review(words)) for i in range(count)]
+    return reviews
+
+
+# A model small enough to train in a second: 1 layer of 8 units, sequences of 16 tokens.
+TINY_OVERRIDES = {
+    "data.num_words": "100",
+    "data.max_length": "16",
+    "model.rnn_units": "8",
+    "model.embedding_dim": "8",
+    "model.dense_units": "8",
+    "training.batch_size": "16",
+    "training.epochs": "3",
+    "training.seed": "1",
+}
+
+
+def tiny_config(**overrides: str):
+    return preset("seed").with_overrides({**TINY_OVERRIDES, **overrides})
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    return write_archive(tmp_path / "corpus.tar.gz", tiny_reviews())
+
+
+@pytest.fixture
+def data(corpus):
+    return load_imdb(num_words=100, path=corpus)
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(tmp_path / "runs")
+
+
+def test_prepare_data_carves_a_seeded_validation_split(data):
+    config = tiny_config()
+    prepared = prepare_data(config, data)
+    assert prepared.x_train.shape == (64, 16) and prepared.x_validation.shape == (16, 16)
+    assert prepared.x_test.shape == (20, 16)
+    again = prepare_data(config, data)
+    assert np.array_equal(prepared.x_validation, again.x_validation)
+    other_seed = prepare_data(tiny_config(**{"training.seed": "2"}), data)
+    assert not np.array_equal(prepared.x_validation, other_seed.x_validation)
+    # post padding: zeros after the tokens, and every row starts with <START>.
+    assert (prepared.x_train[:, 0] == 1).all()
+
+
+def test_prepare_data_refuses_another_num_words(data):
+    with pytest.raises(ValueError, match=r"num_words=100 .* data.num_words=200"):
+        prepare_data(tiny_config(**{"data.num_words": "200"}), data)
+
+
+def test_tiny_config_trains_and_stores_everything(data, store):
+    events = []
+    run = train(tiny_config(), data, store, on_progress=events.append)
+    assert store.status(run.run_id) == "complete"
+    assert [record["epoch"] for record in run.history] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(run.history[0])
+    assert run.predictions.shape == (20,)
+    assert ((run.predictions >= 0) & (run.predictions <= 1)).all()
+    assert run.versions["keras"] and run.timings["seconds"] > 0
+    assert run.config == tiny_config().to_dict()
+    assert not store.backup_dir(run.run_id).exists()
+    # The saved model gives the stored predictions.
+    model = run.model()
+    prepared = prepare_data(tiny_config(), data)
+    reloaded = model.predict(prepared.x_test, verbose=0)[:, 0]
+    np.testing.assert_allclose(reloaded, run.predictions, atol=1e-5)
+    # The stored test metrics agree with Keras' own evaluation.
+    keras_loss, keras_accuracy = model.evaluate(prepared.x_test, prepared.y_test, verbose=0)
+    assert run.metrics["test_loss"] == pytest.approx(keras_loss, abs=1e-4)
+    assert run.metrics["test_accuracy"] == pytest.approx(keras_accuracy, abs=1e-6)
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    assert kinds.count("epoch") == 3 and kinds.count("batch") == 3 * 4
+    last_batch = [event for event in events if event.kind == "batch"][-1]
+    assert last_batch.fraction == 1.0 and last_batch.eta == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_trained_config_is_never_trained_again(data, store):
+    first = train(tiny_config(), data, store)
+    events = []
+    started = time.perf_counter()
+    second = train(tiny_config(), data, store, on_progress=events.append)
+    assert time.perf_counter() - started < 5  # loads, never fits (a loose bound: no training)
+    assert events == []
+    assert second.run_id == first.run_id
+    assert second.history == first.history
+    np.testing.assert_array_equal(second.predictions, first.predictions)
+
+
+def test_same_config_and_seed_give_the_same_history(data, tmp_path):
+    first = train(tiny_config(), data, RunStore(tmp_path / "a"))
+    second = train(tiny_config(), data, RunStore(tmp_path / "b"))
+    for a, b in zip(first.history, second.history, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=1e-5)
+
+
+def test_cancel_stops_within_a_batch_and_the_run_resumes(data, store):
+    config = tiny_config(**{"training.epochs": "4"})
+    token = CancelToken()
+    seen = []
+
+    def cancel_in_second_epoch(event):
+        seen.append(event)
+        if event.kind == "batch" and event.epoch == 2 and event.batch == 2:
+            token.cancel()
+
+    with pytest.raises(TrainingCancelled):
+        train(config, data, store, on_progress=cancel_in_second_epoch, cancel=token)
+    run_id = config.run_id(data.fingerprint)
+    assert seen[-1].kind == "batch" and (seen[-1].epoch, seen[-1].batch) == (2, 2)
+    assert store.status(run_id) == "incomplete"
+    assert [record["epoch"] for record in store.history_epochs(run_id)] == [1]
+    resumed = []
+    run = train(config, data, store, on_progress=resumed.append)
+    assert resumed[0].kind == "start" and resumed[0].epoch == 2  # from the last finished epoch
+    assert [record["epoch"] for record in run.history] == [1, 2, 3, 4]
+
+
+def test_a_failure_is_recorded_and_retraining_works(data, store, monkeypatch):
+    import rnnkit.model
+
+    def broken(config):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(rnnkit.model, "build_model", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(tiny_config(), data, store)
+    run_id = tiny_config().run_id(data.fingerprint)
+    assert store.status(run_id) == "failed"
+    (summary,) = store.list_runs()
+    assert "out of memory" in summary.error
+    monkeypatch.undo()
+    assert train(tiny_config(), data, store).run_id == run_id
+    assert store.status(run_id) == "complete"
+
+
+TRAIN_SCRIPT = """
+import json, os, sys, time
+import rnnkit
+from tests.test_training import tiny_config
+config = tiny_config(**json.loads(os.environ["OVERRIDES"]))
+data = rnnkit.load_imdb(num_words=100, path=os.environ["CORPUS"])
+store = rnnkit.RunStore(os.environ["RUNS"])
+slow = float(os.environ.get("SLOW", "0"))
+trained = []
+def on_progress(event):
+    trained.append(event)
+    if event.kind == "batch":
+        time.sleep(slow)
+run = rnnkit.train(config, data, store, on_progress=on_progress)
+print(json.dumps({"trained": bool(trained), "run_id": run.run_id,
+                  "test_accuracy": run.metrics["test_accuracy"]}))
+"""
+
+
+def start_training_process(corpus: Path, runs: Path, overrides: dict, slow: float = 0.0):
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CORPUS": str(corpus),
+        "RUNS": str(runs),
+        "OVERRIDES": json.dumps(overrides),
+        "SLOW": str(slow),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", TRAIN_SCRIPT],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_killed_training_leaves_no_complete_run_and_the_rerun_finishes(corpus, tmp_path):
+    runs = tmp_path / "runs"
+    overrides = {"training.epochs": "3"}
+    process = start_training_process(corpus, runs, overrides, slow=0.3)  # ~1.2 s per epoch
+    store = RunStore(runs)
+    config = tiny_config(**overrides)
+    data = load_imdb(num_words=100, path=corpus)
+    run_id = config.run_id(data.fingerprint)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if len(store.history_epochs(run_id)) >= 1:
+                break
+        except Exception:  # the history file appears while we look
+            pass
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second epoch
+    assert process.poll() is None, process.communicate()
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert store.status(run_id) == "incomplete"
+    assert store.history_epochs(run_id)[0]["epoch"] == 1
+    resumed = []
+    run = train(config, data, store, on_progress=resumed.append)
+    assert resumed[0].epoch == 2
+    assert [record["epoch"] for record in run.history] == [1, 2, 3]
+    assert store.status(run_id) == "complete"
+
+
+def test_two_processes_on_one_config_train_once(corpus, tmp_path):
+    runs = tmp_path / "runs"
+    processes = [start_training_process(corpus, runs, {}, slow=0.02) for _ in range(2)]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert sorted(result["trained"] for result in results) == [False, True]
+    assert results[0]["run_id"] == results[1]["run_id"]
+    assert results[0]["test_accuracy"] == results[1]["test_accuracy"]
+    assert len(RunStore(runs).list_runs()) == 1
+
+
+MIRRORED_SCRIPT = """
+import json, os
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+import rnnkit
+from tests.test_training import tiny_config
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+data = rnnkit.load_imdb(num_words=100, path=os.environ["CORPUS"])
+run = rnnkit.train(tiny_config(), data, rnnkit.RunStore(os.environ["RUNS"]), strategy=strategy)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "epochs": len(run.history),
+                  "test_accuracy": run.metrics["test_accuracy"]}))
+"""
+
+
+def test_training_under_a_mirrored_strategy_of_two_cpu_devices(corpus, tmp_path):
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CORPUS": str(corpus),
+        "RUNS": str(tmp_path / "runs"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["replicas"] == 2 and outcome["epochs"] == 3
+    assert 0.0 <= outcome["test_accuracy"] <= 1.0
