@@ -42,8 +42,10 @@ class ProgressBar:
         self.stream = stream or sys.stderr
         self.redraw_seconds = redraw_seconds
         self.last_drawn = 0.0
+        self.events = 0
 
     def __call__(self, event: ProgressEvent) -> None:
+        self.events += 1
         if event.kind == "start":
             self.stream.write(
                 f"run {event.run_id}: {event.epochs} epochs of {event.batches} batches\n"
@@ -103,13 +105,17 @@ def command_train(arguments: argparse.Namespace) -> int:
     store = _store(arguments)
     run_id = config.run_id(data.fingerprint)
     print(f"{config.summary()}\nrun id {run_id}", file=sys.stderr)
-    if store.status(run_id) == "complete":
+    already_trained = store.status(run_id) == "complete"
+    if already_trained:
         print("already trained: returning the stored run, no training", file=sys.stderr)
     started = time.perf_counter()
-    run = train(config, data, store, on_progress=ProgressBar())
+    bar = ProgressBar()
+    run = train(config, data, store, on_progress=bar)
+    if not bar.events and not already_trained:
+        print("trained by another process meanwhile: its stored run is returned", file=sys.stderr)
     summary = run.summary
     print(
-        f"run {run.run_id} complete in {_duration(time.perf_counter() - started)}: best "
+        f"run {run.run_id} ready in {_duration(time.perf_counter() - started)}: best "
         f"validation accuracy {summary.get('best_val_accuracy') or float('nan'):.4f} "
         f"(epoch {summary.get('best_epoch')}), test accuracy "
         f"{summary.get('test_accuracy') or float('nan'):.4f}"

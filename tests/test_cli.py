@@ -34,7 +34,7 @@ def test_train_runs_show_delete(corpus, tmp_path, capsys):
     assert "epoch 1/2 [" in output.err and "ETA" in output.err
     assert "epoch 2: loss" in output.err
     run_id = output.err.split("run id ")[1].split()[0]
-    assert f"run {run_id} complete" in output.out
+    assert f"run {run_id} ready" in output.out
 
     assert main([*tiny_arguments(corpus, runs), "--epochs", "2"]) == 0
     again = capsys.readouterr()
