@@ -6,6 +6,12 @@
   (`~/.cache/rnnkit` on Linux).
 - `RNNKIT_RUNS_DIR`: the run store, one folder per trained configuration; default
   `RNNKIT_CACHE_DIR/runs`.
+- Training limits of the app's server (`TrainingLimits`; the command line and the library
+  are not limited): `RNNKIT_HOSTED` (1: the tighter hosted defaults below),
+  `RNNKIT_ALLOW_TRAINING`, `RNNKIT_MAX_EPOCHS`, `RNNKIT_MAX_UNITS`, `RNNKIT_MAX_EMBEDDING_DIM`,
+  `RNNKIT_MAX_LENGTH`, `RNNKIT_MAX_NUM_WORDS`, `RNNKIT_MAX_JOBS` (trained at once),
+  `RNNKIT_MAX_QUEUE` (waiting), `RNNKIT_MAX_TRAINING_MINUTES` (a job running longer is
+  cancelled; it stays resumable).
 
 Settings are read when asked for, not at import, so a test or a notebook can change the
 environment and see the change.
@@ -14,7 +20,7 @@ environment and see the change.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import platformdirs
@@ -50,3 +56,76 @@ def get_settings() -> Settings:
         cache_dir=cache_dir,
         runs_dir=_path_from_env(RUNS_VARIABLE) or cache_dir / "runs",
     )
+
+
+@dataclass(frozen=True)
+class TrainingLimits:
+    """What the app's server lets a visitor train; enforced by `rnnkit.jobs`, shown by the form."""
+
+    allow_training: bool = True  # False: the app only shows runs trained elsewhere
+    max_epochs: int = 50  # the notebook's 30 fits
+    max_units: int = 256  # per RNN or Dense layer
+    max_embedding_dim: int = 256
+    max_length: int = 1000  # 99% of IMDB reviews are shorter
+    max_num_words: int = 50_000  # about two thirds of the training words
+    max_jobs: int = 1  # trainings at once: one CPU-bound job already uses the cores
+    max_queue: int = 10  # jobs waiting; further requests are refused
+    max_training_minutes: float = 60.0  # then the job is cancelled, resumable
+
+
+# A hosted instance (one small CPU, many visitors) gets tighter defaults.
+HOSTED_LIMITS = TrainingLimits(
+    max_epochs=10,
+    max_units=128,
+    max_embedding_dim=128,
+    max_length=500,
+    max_num_words=20_000,
+    max_queue=5,
+    max_training_minutes=15.0,
+)
+HOSTED_VARIABLE = "RNNKIT_HOSTED"
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
+def get_limits() -> TrainingLimits:
+    """Read the app's training limits from the environment now.
+
+    Each field `max_epochs` is read from `RNNKIT_MAX_EPOCHS` and so on; unset fields take the
+    defaults, or the hosted defaults when `RNNKIT_HOSTED` is on.
+
+    Returns:
+        The `TrainingLimits`.
+
+    Raises:
+        ValueError: a variable holds something else than a positive number (or a flag).
+    """
+    base = HOSTED_LIMITS if _flag(HOSTED_VARIABLE, False) else TrainingLimits()
+    values = {}
+    for item in fields(TrainingLimits):
+        name = f"RNNKIT_{item.name.upper()}"
+        default = getattr(base, item.name)
+        if isinstance(default, bool):
+            values[item.name] = _flag(name, default)
+            continue
+        text = os.environ.get(name, "").strip()
+        if not text:
+            values[item.name] = default
+            continue
+        kind = type(default)
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value <= 0:
+            raise ValueError(f"{name} must be a positive {kind.__name__}, not {text!r}")
+        values[item.name] = value
+    return TrainingLimits(**values)

@@ -1,0 +1,156 @@
+"""The job board: background training shared by sessions, a queue, cancel, server limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from rnnkit import RunStore, load_imdb
+from rnnkit import jobs as jobs_module
+from rnnkit.jobs import JobBoard, LimitError, limit_problems
+from rnnkit.settings import TrainingLimits
+from rnnkit.training import ProgressEvent, TrainingCancelled
+from tests.conftest import write_archive
+from tests.test_training import tiny_config, tiny_reviews
+
+
+@pytest.fixture
+def data(tmp_path):
+    return load_imdb(num_words=100, path=write_archive(tmp_path / "c.tar.gz", tiny_reviews()))
+
+
+class GatedTrain:
+    """Stands in for rnnkit.training.train: emits events and waits for a gate per run."""
+
+    def __init__(self):
+        self.gates: dict[str, threading.Event] = {}
+        self.calls: list[str] = []
+
+    def gate(self, run_id: str) -> threading.Event:
+        return self.gates.setdefault(run_id, threading.Event())
+
+    def __call__(self, config, data, store, on_progress, cancel):
+        run_id = config.run_id(data.fingerprint)
+        self.calls.append(run_id)
+        event = ProgressEvent("batch", run_id, epoch=1, epochs=1, batch=1, batches=2)
+        while not self.gate(run_id).wait(0.01):
+            on_progress(event)
+            if cancel.cancelled:
+                raise TrainingCancelled(run_id)
+
+
+@pytest.fixture
+def gated(monkeypatch):
+    fake = GatedTrain()
+    monkeypatch.setattr(jobs_module, "train", fake)
+    yield fake
+    for gate in fake.gates.values():  # let every worker end before the next test
+        gate.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("rnnkit-job-"):
+            thread.join(10)
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_a_job_trains_in_the_background_and_stores_the_run(data, tmp_path):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    job = board.submit(tiny_config(), data)
+    view = board.wait(job.run_id, timeout=120)
+    assert view.state == "done" and view.error is None
+    assert [epoch["epoch"] for epoch in view.epochs] == [1, 2, 3]
+    assert board.store.status(job.run_id) == "complete"
+    assert view.progress.kind == "end"
+
+
+def test_a_second_request_attaches_to_the_running_job(data, tmp_path, gated):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    first = board.submit(tiny_config(), data)
+    second = board.submit(tiny_config(), data)
+    assert second is first
+    wait_for(lambda: board.view(first.run_id).state == "running")
+    gated.gate(first.run_id).set()
+    assert board.wait(first.run_id, 10).state == "done"
+    assert gated.calls == [first.run_id]  # trained once
+
+
+def test_jobs_queue_beyond_max_jobs_in_order(data, tmp_path, gated):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_jobs=1))
+    configs = [tiny_config(**{"training.seed": str(seed)}) for seed in (1, 2, 3)]
+    jobs = [board.submit(config, data) for config in configs]
+    wait_for(lambda: board.view(jobs[0].run_id).state == "running")
+    assert [board.view(job.run_id).queue_position for job in jobs] == [None, 1, 2]
+    assert board.cancel(jobs[1].run_id)
+    assert board.view(jobs[1].run_id).state == "cancelled"
+    assert board.view(jobs[2].run_id).queue_position == 1
+    gated.gate(jobs[0].run_id).set()
+    wait_for(lambda: board.view(jobs[2].run_id).state == "running")
+    gated.gate(jobs[2].run_id).set()
+    board.wait(jobs[2].run_id, 10)
+    assert gated.calls == [jobs[0].run_id, jobs[2].run_id]
+    assert board.active() == []
+
+
+def test_cancel_stops_a_running_job(data, tmp_path, gated):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    job = board.submit(tiny_config(), data)
+    wait_for(lambda: board.view(job.run_id).state == "running")
+    assert board.cancel(job.run_id)
+    assert board.wait(job.run_id, 10).state == "cancelled"
+    assert not board.cancel(job.run_id)  # nothing active left to stop
+    again = board.submit(tiny_config(), data)  # a cancelled run can be resumed
+    assert again is not job and board.view(again.run_id).state in ("queued", "running")
+    gated.gate(job.run_id).set()
+    assert board.wait(job.run_id, 10).state == "done"
+
+
+def test_the_time_limit_cancels_a_job_with_a_reason(data, tmp_path, gated):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_training_minutes=0.001))
+    job = board.submit(tiny_config(), data)
+    view = board.wait(job.run_id, 10)
+    assert view.state == "cancelled"
+    assert "time limit of 0.001 minutes" in view.error
+
+
+@pytest.mark.parametrize(
+    ("overrides", "limits", "message"),
+    [
+        ({"training.epochs": "20"}, TrainingLimits(max_epochs=10), "training.epochs = 20 is over"),
+        ({"model.rnn_units": "300"}, TrainingLimits(), "model.rnn_units = 300 is over .* 256"),
+        ({"data.max_length": "900"}, TrainingLimits(max_length=500), "data.max_length = 900"),
+        ({"model.embedding_dim": "64"}, TrainingLimits(max_embedding_dim=32), "embedding_dim"),
+        ({}, TrainingLimits(allow_training=False), "Training is switched off"),
+    ],
+)
+def test_the_server_refuses_what_its_limits_do_not_allow(
+    data, tmp_path, gated, overrides, limits, message
+):
+    board = JobBoard(RunStore(tmp_path / "runs"), limits)
+    with pytest.raises(LimitError, match=message):
+        board.submit(tiny_config(**overrides), data)
+    assert gated.calls == [] and board.active() == []
+
+
+def test_a_full_queue_refuses_more(data, tmp_path, gated):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_jobs=1, max_queue=1))
+    running = board.submit(tiny_config(**{"training.seed": "1"}), data)
+    wait_for(lambda: board.view(running.run_id).state == "running")
+    board.submit(tiny_config(**{"training.seed": "2"}), data)
+    with pytest.raises(LimitError, match=r"The queue is full: 1 waiting, .*RNNKIT_MAX_QUEUE = 1"):
+        board.submit(tiny_config(**{"training.seed": "3"}), data)
+
+
+def test_limit_problems_lists_each_broken_limit_once():
+    config = tiny_config(**{"model.rnn_units": "300,300", "training.epochs": "99"})
+    problems = limit_problems(config, TrainingLimits(max_epochs=50))
+    assert problems == [
+        "training.epochs = 99 is over this server's limit of 50",
+        "model.rnn_units = 300 is over this server's limit of 256",
+    ]
