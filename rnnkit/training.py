@@ -322,6 +322,72 @@ def _save_model(model: keras.Model, path: Path) -> None:
             os.remove(temporary)
 
 
+# Keras' RNN training on this project's 2-core CPU runs at about 40 GFLOP/s (issue #4's
+# measurement); completed runs in the store replace this guess with what this machine did.
+DEFAULT_FLOPS_PER_SECOND = 40e9
+_GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
+
+
+def training_flops_per_epoch(config: TrainConfig, training_reviews: int) -> float:
+    """Floating-point operations of one training epoch (forward and backward, about 3x the
+    forward pass) over reviews padded to `max_length`.
+
+    Args:
+        config: the configuration.
+        training_reviews: reviews trained on per epoch (the validation share excluded).
+
+    Returns:
+        The operation count.
+    """
+    model = config.model
+    directions = 2 if model.bidirectional else 1
+    inputs, step_macs = model.embedding_dim, 0
+    for units in model.rnn_units:
+        step_macs += directions * _GATES[model.cell] * (inputs * units + units * units)
+        inputs = directions * units
+    row_macs = 0
+    for units in (*model.dense_units, 1):
+        row_macs += inputs * units
+        inputs = units
+    forward_macs = training_reviews * (config.data.max_length * step_macs + row_macs)
+    return 3 * 2 * forward_macs
+
+
+def _training_rows(config: TrainConfig, train_split_reviews: int) -> int:
+    return train_split_reviews - round(train_split_reviews * config.training.validation_split)
+
+
+def estimate_epoch_seconds(
+    config: TrainConfig, train_split_reviews: int, store: RunStore | None = None
+) -> float:
+    """Estimate seconds per epoch before training, from the operation count and the speed
+    this machine showed in the store's completed runs (or a default of 40 GFLOP/s).
+
+    Args:
+        config: the configuration.
+        train_split_reviews: reviews in the training split (validation is carved from it).
+        store: completed runs calibrate the speed; None uses the default.
+
+    Returns:
+        The estimated seconds per epoch.
+    """
+    speeds = []
+    for summary in store.list_runs() if store is not None else []:
+        if summary.status != "complete" or not summary.config:
+            continue
+        try:
+            past = TrainConfig.from_dict(summary.config)
+            epoch_seconds = store.read_json(summary.run_id, "timings.json")["epoch_seconds"]
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+        if epoch_seconds:
+            past_flops = training_flops_per_epoch(past, _training_rows(past, train_split_reviews))
+            speeds.append(past_flops / float(np.median(epoch_seconds)))
+    speed = float(np.median(speeds)) if speeds else DEFAULT_FLOPS_PER_SECOND
+    rows = _training_rows(config, train_split_reviews)
+    return training_flops_per_epoch(config, rows) / speed
+
+
 def train(
     config: TrainConfig,
     data: ImdbData,

@@ -294,3 +294,28 @@ def test_training_under_a_mirrored_strategy_of_two_cpu_devices(corpus, tmp_path)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["replicas"] == 2 and outcome["epochs"] == 3
     assert 0.0 <= outcome["test_accuracy"] <= 1.0
+
+
+def test_training_flops_by_hand():
+    from rnnkit.training import training_flops_per_epoch
+
+    # Per step: 2 directions x (8 x 8 input + 8 x 8 recurrent) = 256 multiply-adds; per review
+    # after the RNN: 16 x 8 + 8 x 1 = 136; 16 steps; x2 for multiply-add, x3 for training.
+    assert training_flops_per_epoch(tiny_config(), 64) == 3 * 2 * 64 * (16 * 256 + 136)
+    assert training_flops_per_epoch(preset("seed"), 20000) == pytest.approx(2.08995072e12)
+
+
+def test_the_estimate_calibrates_on_completed_runs(data, store):
+    from rnnkit.training import (
+        DEFAULT_FLOPS_PER_SECOND,
+        estimate_epoch_seconds,
+        training_flops_per_epoch,
+    )
+
+    config = tiny_config()
+    assert estimate_epoch_seconds(config, 80) == pytest.approx(
+        training_flops_per_epoch(config, 64) / DEFAULT_FLOPS_PER_SECOND
+    )
+    run = train(config, data, store)
+    measured = float(np.median(run.timings["epoch_seconds"]))
+    assert estimate_epoch_seconds(config, 80, store) == pytest.approx(measured)
