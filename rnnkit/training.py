@@ -128,6 +128,56 @@ def prepare_data(config: TrainConfig, data: ImdbData) -> PreparedData:
     )
 
 
+@dataclass(frozen=True)
+class TrainingSetup:
+    """A built model and the arguments of its `model.fit`, as `train()` uses them."""
+
+    model: keras.Model
+    prepared: PreparedData
+    fit_arguments: dict[str, Any]  # x, y, batch_size, validation_data (no epochs, callbacks)
+    batches_per_epoch: int
+
+
+def setup_training(
+    config: TrainConfig, data: ImdbData, strategy: tf.distribute.Strategy | None = None
+) -> TrainingSetup:
+    """Seed, build the model and prepare what `model.fit` is given, exactly as `train()` does
+    (benchmarks/train_speed.py times epochs of this).
+
+    Args:
+        config: the configuration.
+        data: the reviews, loaded with `num_words == config.data.num_words`.
+        strategy: a `tf.distribute` strategy to build the model under, or None.
+
+    Returns:
+        The `TrainingSetup`.
+    """
+    import keras
+
+    from rnnkit.model import build_model
+
+    prepared = prepare_data(config, data)
+    keras.utils.set_random_seed(config.training.seed)
+    if strategy is None:
+        model = build_model(config)
+    else:
+        with strategy.scope():
+            model = build_model(config)
+    model.build((None, config.data.max_length))
+    batch_size = config.training.batch_size
+    return TrainingSetup(
+        model=model,
+        prepared=prepared,
+        fit_arguments={
+            "x": prepared.x_train,
+            "y": prepared.y_train,
+            "batch_size": batch_size,
+            "validation_data": (prepared.x_validation, prepared.y_validation),
+        },
+        batches_per_epoch=-(-len(prepared.x_train) // batch_size),
+    )
+
+
 def _progress_callback(
     run_id: str,
     epochs: int,
@@ -237,20 +287,12 @@ def _fit_and_store(
 ) -> None:
     import keras
 
-    from rnnkit.model import build_model
-
     started = time.perf_counter()
-    prepared = prepare_data(config, data)
-    keras.utils.set_random_seed(config.training.seed)
-    if strategy is None:
-        model = build_model(config)
-    else:
-        with strategy.scope():
-            model = build_model(config)
-    model.build((None, config.data.max_length))
-    training = config.training
-    batches = -(-len(prepared.x_train) // training.batch_size)
-    progress = _progress_callback(run_id, training.epochs, batches, store, on_progress, cancel)
+    setup = setup_training(config, data, strategy)
+    model, prepared, training = setup.model, setup.prepared, config.training
+    progress = _progress_callback(
+        run_id, training.epochs, setup.batches_per_epoch, store, on_progress, cancel
+    )
     callbacks = [
         progress,  # before the backup: history is never behind the restored epoch
         # The store removes the backup once the run is complete; Keras would delete it at the
@@ -265,15 +307,7 @@ def _fit_and_store(
                 restore_best_weights=True,
             )
         )
-    model.fit(
-        prepared.x_train,
-        prepared.y_train,
-        validation_data=(prepared.x_validation, prepared.y_validation),
-        batch_size=training.batch_size,
-        epochs=training.epochs,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    model.fit(**setup.fit_arguments, epochs=training.epochs, callbacks=callbacks, verbose=0)
     fit_seconds = time.perf_counter() - started
     probabilities = model.predict(prepared.x_test, batch_size=512, verbose=0)[:, 0]
     store.write_array(run_id, "predictions.npy", probabilities.astype(np.float32))
@@ -298,7 +332,7 @@ def _fit_and_store(
             "seconds": timings["seconds"],
         },
     )
-    progress.emit("end", batches, test_metrics)
+    progress.emit("end", setup.batches_per_epoch, test_metrics)
 
 
 def test_metrics_of(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
