@@ -84,6 +84,26 @@ class PreparedData:
     y_test: np.ndarray
 
 
+def split_rows(config: TrainConfig, train_reviews: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which training-split reviews validate and which train: a seeded random share.
+
+    Args:
+        config: gives `training.validation_split` and `training.seed`.
+        train_reviews: reviews in the training split.
+
+    Returns:
+        (validation_rows, training_rows), indices into the training split.
+    """
+    order = np.random.default_rng(config.training.seed).permutation(train_reviews)
+    validation_count = round(train_reviews * config.training.validation_split)
+    if validation_count < 1 or validation_count >= train_reviews:
+        raise ValueError(
+            f"training.validation_split={config.training.validation_split} leaves "
+            f"{validation_count} of {train_reviews} training reviews for validation"
+        )
+    return order[:validation_count], order[validation_count:]
+
+
 def prepare_data(config: TrainConfig, data: ImdbData) -> PreparedData:
     """Pad the reviews as `config.data` says and carve the validation split from train.
 
@@ -104,15 +124,7 @@ def prepare_data(config: TrainConfig, data: ImdbData) -> PreparedData:
             f"load_imdb(num_words={config.data.num_words})"
         )
     settings = config.data
-    train_count = len(data.train)
-    order = np.random.default_rng(config.training.seed).permutation(train_count)
-    validation_count = round(train_count * config.training.validation_split)
-    if validation_count < 1 or validation_count >= train_count:
-        raise ValueError(
-            f"training.validation_split={config.training.validation_split} leaves "
-            f"{validation_count} of {train_count} training reviews for validation"
-        )
-    validation_rows, training_rows = order[:validation_count], order[validation_count:]
+    validation_rows, training_rows = split_rows(config, len(data.train))
 
     def padded(sequences) -> np.ndarray:
         return pad(sequences, settings.max_length, settings.padding, settings.truncating)
@@ -388,7 +400,7 @@ def training_flops_per_epoch(config: TrainConfig, training_reviews: int) -> floa
 
 
 def _training_rows(config: TrainConfig, train_split_reviews: int) -> int:
-    return train_split_reviews - round(train_split_reviews * config.training.validation_split)
+    return len(split_rows(config, train_split_reviews)[1])
 
 
 def estimate_epoch_seconds(
