@@ -1,10 +1,28 @@
-"""rnnkit's Streamlit app: `streamlit run app.py`."""
+"""rnnkit's Streamlit app: `streamlit run app.py`.
+
+One page per script in `pages/`; add a page by adding an `st.Page` to the list in `main`. The
+reviews are loaded here, under a status in the sidebar, before any page runs: the first visit
+parses them, every later view (of any session) takes them from `st.cache_resource`.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="rnnkit: RNNs on IMDB", page_icon="🎬", layout="wide")
+from rnnkit import ui
 
-pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-]
-st.navigation(pages).run()
+
+def main() -> None:
+    """Set up the page, the navigation and the data sidebar, then run the chosen page."""
+    st.set_page_config(page_title="rnnkit: RNNs on IMDB", page_icon="🎬", layout="wide")
+    page = st.navigation(
+        [
+            st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+            st.Page("pages/vocabulary.py", title="Vocabulary", icon="🔤"),
+            st.Page("pages/reviews.py", title="Reviews", icon="📝"),
+            st.Page("pages/lengths.py", title="Lengths and padding", icon="📏"),
+        ]
+    )
+    ui.data_sidebar()
+    page.run()
+
+
+main()

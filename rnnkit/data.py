@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
+import pickle
 import re
 import shutil
+import subprocess
+import sys
 import tarfile
 import tempfile
+import threading
 import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import count
@@ -558,21 +559,53 @@ def _encode_documents(documents: Sequence[bytes]) -> tuple[list[bytes], np.ndarr
 
 def _encode_in_parallel(documents: Sequence[bytes]) -> tuple[list[bytes], np.ndarray, list[int]]:
     """`_encode_documents` over halves of `documents`, one in a second process where there is
-    a second core (it halves the longest step of the first load), then merged."""
+    a second core (it halves the longest step of the first load), then merged.
+
+    The second process is a plain `python -c` child fed through a pipe, not multiprocessing:
+    multiprocessing's "spawn" re-imports the parent's `__main__`, which under `streamlit run`
+    is the app itself, and "fork" can deadlock a threaded server.
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if (cores or 1) < 2 or len(documents) < 2000:
         return _encode_documents(documents)
     half = len(documents) // 2
+    package_root = str(Path(__file__).resolve().parents[1])
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    }
     try:
-        # spawn, not fork: forking a threaded server (Streamlit, TensorFlow) can deadlock.
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            second = pool.submit(_encode_documents, documents[half:])
-            parts = [_encode_documents(documents[:half]), second.result()]
-    except (OSError, BrokenProcessPool):
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "from rnnkit.data import _encode_worker; _encode_worker()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+        )
+    except OSError:
         return _encode_documents(documents)
+    replies: list[bytes] = []
+    feeder = threading.Thread(
+        target=lambda: replies.append(
+            worker.communicate(pickle.dumps(list(documents[half:]), protocol=5))[0]
+        ),
+        daemon=True,
+    )
+    feeder.start()
+    first = _encode_documents(documents[:half])
+    feeder.join()
+    try:
+        # Our own child's answer: unpickling it is safe.
+        second = pickle.loads(replies[0]) if worker.returncode == 0 else None
+    except (pickle.UnpicklingError, EOFError, IndexError):
+        second = None
+    if second is None:  # the child failed (no memory, a broken interpreter): do it here
+        second = _encode_documents(documents[half:])
     merged: dict[bytes, int] = {}
     token_ids, orders = [], []
-    for offset, (distinct, numbers, order) in zip((0, half), parts, strict=True):
+    for offset, (distinct, numbers, order) in zip((0, half), (first, second), strict=True):
         global_number = np.fromiter(
             (merged.setdefault(token, len(merged)) for token in distinct),
             dtype=np.int32,
@@ -581,6 +614,12 @@ def _encode_in_parallel(documents: Sequence[bytes]) -> tuple[list[bytes], np.nda
         token_ids.append(global_number[numbers])
         orders.extend(index + offset for index in order)
     return list(merged), np.concatenate(token_ids), orders
+
+
+def _encode_worker() -> None:
+    """The second process of `_encode_in_parallel`: documents in on stdin, results out."""
+    documents = pickle.load(sys.stdin.buffer)
+    pickle.dump(_encode_documents(documents), sys.stdout.buffer, protocol=5)
 
 
 def _build_corpus(reviews: list[_RawReview]) -> _Corpus:

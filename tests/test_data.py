@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 
@@ -399,3 +400,31 @@ def test_tarfile_errors_never_escape(tmp_path):
     archive.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="damaged or incomplete"):
         load_imdb(path=archive)
+
+
+def test_a_script_that_loads_at_top_level_does_not_hang(tmp_path):
+    """`streamlit run` executes the app as __main__; the parallel first load must not re-run it
+    (multiprocessing's spawn would, and wait forever on the cache lock)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    reviews = {
+        key: [(i, 7, f"word{i % 50} and more words") for i in range(600)] for key in TINY_REVIEWS
+    }
+    archive = write_archive(tmp_path / "big.tar.gz", reviews)  # 2,400 reviews: parallel path
+    script = tmp_path / "app_like.py"
+    script.write_text(
+        f"import rnnkit\ndata = rnnkit.load_imdb(path={str(archive)!r})\nprint(len(data.train))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "1200"

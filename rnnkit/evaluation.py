@@ -1,0 +1,772 @@
+"""How good a trained model is and why it says what it says, as plain NumPy and pandas results.
+
+- Scores of test-set probabilities: metrics at a threshold, ROC and precision-recall curves
+  (thinned for charts), a probability histogram, accuracy by review length, the most confident
+  mistakes.
+- A model on any text: `encode_for_model` pads and cuts a text exactly as training pads the
+  reviews, `predict_texts` scores texts, `token_contributions` says which words pushed the
+  prediction which way, `prefix_predictions` shows the prediction word by word, and
+  `nearest_words` looks up neighbours in the trained embedding.
+- `tfidf_baseline`: TF-IDF + logistic regression on the same training rows, the score an RNN
+  has to beat, cached on disk.
+
+No Streamlit here; Keras, TensorFlow and scikit-learn are imported by the functions that need
+them, so importing this module is quick.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.config import TrainConfig, TrainingConfig
+from rnnkit.data import (
+    LABEL_NAMES,
+    OOV_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    START_ID,
+    ImdbData,
+    Vocabulary,
+    tokenize,
+)
+from rnnkit.settings import get_settings
+
+if TYPE_CHECKING:
+    import keras
+
+MAX_TEXT_CHARACTERS = 1_000_000  # a longer text is cut to this many characters before encoding
+CURVE_POINTS = 500  # most points a ROC or precision-recall curve keeps for a chart
+PREDICT_BATCH = 256  # padded rows per call of the model
+# Review-length bucket edges (tokens, <START> included); 0, max_length and infinity are added.
+DEFAULT_LENGTH_EDGES = (0, 100, 200, 300, 500, 1000)
+BASELINE_VERSION = 1  # bump when the baseline's recipe changes: cached results are recomputed
+BASELINE_FOLDER = "baselines"
+
+Method = Literal["occlusion", "gradient"]
+
+
+# --- scores of predicted probabilities --------------------------------------------------------
+
+
+def _check_scores(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate probabilities and 0/1 labels; return them as float64 and bool arrays."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels)
+    if probabilities.ndim != 1 or labels.ndim != 1:
+        raise ValueError(
+            f"probabilities and labels must be 1-D arrays, not of shapes {probabilities.shape} "
+            f"and {labels.shape}"
+        )
+    if len(probabilities) != len(labels):
+        raise ValueError(
+            f"probabilities ({len(probabilities)}) and labels ({len(labels)}) must have one "
+            f"entry per review each"
+        )
+    if len(labels) == 0:
+        raise ValueError("probabilities and labels are empty: give at least one review")
+    if not np.all((probabilities >= 0) & (probabilities <= 1)):
+        raise ValueError("probabilities must lie between 0 and 1 (and not be NaN)")
+    if not np.all((labels == 0) | (labels == 1)):
+        raise ValueError("labels must be 0 (negative) or 1 (positive)")
+    return probabilities, labels == 1
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, or 0.0 where the denominator is 0."""
+    return float(numerator / denominator) if denominator else 0.0
+
+
+def threshold_metrics(
+    probabilities: np.ndarray, labels: np.ndarray, threshold: float = 0.5
+) -> dict[str, float | int]:
+    """Confusion counts and scores when a review is called positive above `threshold`.
+
+    Args:
+        probabilities: (n,) predicted probabilities that each review is positive.
+        labels: (n,) true labels, 0 negative and 1 positive.
+        threshold: a review is predicted positive when its probability is above it (as Keras'
+            accuracy counts it).
+
+    Returns:
+        {"threshold", "tp", "fp", "tn", "fn" (ints), "accuracy", "precision", "recall",
+        "f1"}; a score whose denominator is 0 (no positive prediction, no positive label)
+        is 0.0.
+    """
+    probabilities, positive = _check_scores(probabilities, labels)
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold!r}")
+    predicted = probabilities > threshold
+    true_positives = int(np.sum(predicted & positive))
+    false_positives = int(np.sum(predicted & ~positive))
+    true_negatives = int(np.sum(~predicted & ~positive))
+    false_negatives = int(np.sum(~predicted & positive))
+    precision = _ratio(true_positives, true_positives + false_positives)
+    recall = _ratio(true_positives, true_positives + false_negatives)
+    return {
+        "threshold": float(threshold),
+        "tp": true_positives,
+        "fp": false_positives,
+        "tn": true_negatives,
+        "fn": false_negatives,
+        "accuracy": (true_positives + true_negatives) / len(positive),
+        "precision": precision,
+        "recall": recall,
+        "f1": _ratio(2 * precision * recall, precision + recall),
+    }
+
+
+def _thin_indices(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of at most `max_points` points spread evenly along a curve, both ends kept.
+
+    Evenly by distance along the curve, not by index: a steep stretch with few points keeps
+    its shape and a long run of nearly equal points shrinks.
+    """
+    count = len(x)
+    if count <= max_points:
+        return np.arange(count)
+    distance = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])  # (count,)
+    targets = np.linspace(0.0, distance[-1], max_points)
+    indices = np.minimum(np.searchsorted(distance, targets), count - 1)
+    indices[0], indices[-1] = 0, count - 1
+    return np.unique(indices)
+
+
+def _check_both_labels(positive: np.ndarray, curve: str) -> None:
+    if positive.all() or not positive.any():
+        raise ValueError(f"a {curve} needs reviews of both labels; these are all of one label")
+
+
+def roc_curve(
+    probabilities: np.ndarray, labels: np.ndarray, max_points: int = CURVE_POINTS
+) -> tuple[pd.DataFrame, float]:
+    """The ROC curve, thinned for a chart, and the area under the whole curve.
+
+    Args:
+        probabilities: (n,) predicted probabilities of "positive".
+        labels: (n,) true labels 0/1, both present.
+        max_points: most points the curve keeps (its two ends always among them).
+
+    Returns:
+        (curve, auc): curve has columns fpr, tpr, threshold, in order of decreasing threshold
+        (a review counts as positive at probability >= threshold); the first row, where
+        nothing is predicted positive, has threshold NaN (scikit-learn's infinity, which JSON
+        cannot hold). auc is computed on the unthinned curve.
+    """
+    from sklearn import metrics
+
+    probabilities, positive = _check_scores(probabilities, labels)
+    _check_both_labels(positive, "ROC curve")
+    false_positive_rate, true_positive_rate, thresholds = metrics.roc_curve(
+        positive, probabilities, drop_intermediate=True
+    )
+    area = float(metrics.auc(false_positive_rate, true_positive_rate))
+    kept = _thin_indices(false_positive_rate, true_positive_rate, max_points)
+    curve = pd.DataFrame(
+        {
+            "fpr": false_positive_rate[kept],
+            "tpr": true_positive_rate[kept],
+            "threshold": np.where(np.isfinite(thresholds), thresholds, np.nan)[kept],
+        }
+    )
+    return curve, area
+
+
+def precision_recall_curve(
+    probabilities: np.ndarray, labels: np.ndarray, max_points: int = CURVE_POINTS
+) -> tuple[pd.DataFrame, float]:
+    """The precision-recall curve, thinned for a chart, and the average precision.
+
+    Args:
+        probabilities: (n,) predicted probabilities of "positive".
+        labels: (n,) true labels 0/1, both present.
+        max_points: most points the curve keeps (its two ends always among them).
+
+    Returns:
+        (curve, average_precision): curve has columns recall, precision, threshold, in order
+        of decreasing threshold (recall rising); the first row is scikit-learn's end point
+        (recall 0, precision 1), which has no threshold: NaN. average_precision is
+        `sklearn.metrics.average_precision_score` on all reviews.
+    """
+    from sklearn import metrics
+
+    probabilities, positive = _check_scores(probabilities, labels)
+    _check_both_labels(positive, "precision-recall curve")
+    precision, recall, thresholds = metrics.precision_recall_curve(
+        positive, probabilities, drop_intermediate=True
+    )
+    # scikit-learn orders by rising threshold and gives the end point no threshold.
+    precision, recall = precision[::-1], recall[::-1]
+    thresholds = np.concatenate([[np.nan], thresholds[::-1]])
+    kept = _thin_indices(recall, precision, max_points)
+    curve = pd.DataFrame(
+        {"recall": recall[kept], "precision": precision[kept], "threshold": thresholds[kept]}
+    )
+    return curve, float(metrics.average_precision_score(positive, probabilities))
+
+
+def probability_histogram(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = 20
+) -> pd.DataFrame:
+    """How many reviews of each label got probabilities in each of `bins` equal bins of [0, 1].
+
+    Args:
+        probabilities: (n,) predicted probabilities of "positive".
+        labels: (n,) true labels 0/1.
+        bins: number of bins; the last one includes 1.0.
+
+    Returns:
+        A DataFrame with columns bin_start, bin_end, label ("neg" or "pos"), count: one row
+        per bin and label (2 * bins rows), zero counts included.
+    """
+    probabilities, positive = _check_scores(probabilities, labels)
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive whole number, not {bins!r}")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    frames = []
+    for label, label_name in enumerate(LABEL_NAMES):
+        counts, _ = np.histogram(probabilities[positive == bool(label)], bins=edges)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "bin_start": edges[:-1],
+                    "bin_end": edges[1:],
+                    "label": label_name,
+                    "count": counts,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def accuracy_by_length(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    lengths: np.ndarray,
+    max_length: int,
+    buckets: Sequence[float] | None = None,
+) -> pd.DataFrame:
+    """Accuracy (at 0.5) of the reviews in each review-length bucket.
+
+    Args:
+        probabilities: (n,) predicted probabilities of "positive".
+        labels: (n,) true labels 0/1.
+        lengths: (n,) tokens per review, <START> included (`Split.lengths`).
+        max_length: the length reviews were padded and cut to; a review longer than it lost
+            tokens.
+        buckets: bucket edges in tokens (whole numbers, rising); None: DEFAULT_LENGTH_EDGES.
+            0, max_length and infinity are always edges, so each bucket is either wholly
+            truncated or wholly not.
+
+    Returns:
+        A DataFrame with one row per bucket (lower, upper]: bucket ("1-100", ..., "1001+"),
+        lower, upper (inf for the last), count, accuracy (NaN for an empty bucket) and
+        truncated (its reviews are longer than max_length).
+    """
+    probabilities, positive = _check_scores(probabilities, labels)
+    lengths = np.asarray(lengths)
+    if lengths.shape != probabilities.shape:
+        raise ValueError(
+            f"lengths ({lengths.shape}) must have one entry per review ({probabilities.shape})"
+        )
+    if isinstance(max_length, bool) or not isinstance(max_length, int | np.integer):
+        raise ValueError(f"max_length must be a positive whole number, not {max_length!r}")
+    if max_length < 1:
+        raise ValueError(f"max_length must be a positive whole number, not {max_length!r}")
+    edges = list(DEFAULT_LENGTH_EDGES if buckets is None else buckets)
+    for edge in edges:
+        if not (edge == np.inf or (float(edge).is_integer() and edge >= 0)):
+            raise ValueError(f"bucket edges must be whole numbers of 0 or more, not {edge!r}")
+    edges = sorted({float(edge) for edge in [*edges, 0, max_length, np.inf]})
+    correct = (probabilities > 0.5) == positive
+    rows = []
+    for lower, upper in itertools.pairwise(edges):
+        inside = (lengths > lower) & (lengths <= upper)
+        count = int(inside.sum())
+        first = int(lower) + 1  # lengths are whole numbers: the bucket is first..upper
+        rows.append(
+            {
+                "bucket": f"{first}+" if upper == np.inf else f"{first}-{int(upper)}",
+                "lower": lower,
+                "upper": upper,
+                "count": count,
+                "accuracy": float(correct[inside].mean()) if count else np.nan,
+                "truncated": lower >= max_length,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def confident_mistakes(
+    probabilities: np.ndarray, labels: np.ndarray, top: int = 10
+) -> pd.DataFrame:
+    """The wrong predictions (at 0.5) the model was surest of, surest first.
+
+    Args:
+        probabilities: (n,) predicted probabilities of "positive", in the split's order.
+        labels: (n,) true labels 0/1.
+        top: most rows to return.
+
+    Returns:
+        A DataFrame with columns index (into the split), label (the true one, 0/1),
+        probability, confidence (the probability the model gave its wrong answer:
+        max(p, 1 - p)); sorted by confidence, then index. Fewer than `top` rows when there
+        are fewer mistakes.
+    """
+    probabilities, positive = _check_scores(probabilities, labels)
+    if isinstance(top, bool) or not isinstance(top, int | np.integer) or top < 1:
+        raise ValueError(f"top must be a positive whole number, not {top!r}")
+    wrong = np.flatnonzero((probabilities > 0.5) != positive)
+    confidence = np.maximum(probabilities[wrong], 1.0 - probabilities[wrong])
+    order = np.lexsort((wrong, -confidence))[:top]
+    return pd.DataFrame(
+        {
+            "index": wrong[order],
+            "label": positive[wrong[order]].astype(int),
+            "probability": probabilities[wrong[order]],
+            "confidence": confidence[order],
+        }
+    )
+
+
+# --- a model on any text ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """A text as the model reads it: padded and cut exactly as training pads the reviews."""
+
+    ids: np.ndarray  # (max_length,) int32
+    tokens: list[str]  # one per non-padding step of ids, in order: "<START>" where kept, the
+    # word as the vocabulary has it, "<UNK>" for a word the model has no id for
+    words: list[str]  # the same steps as the text has them ("<START>" for the start token)
+    truncated: bool  # the text had more steps than max_length
+    tokens_dropped: int  # steps cut off (<START> counts, as in training)
+    note: str | None  # what was cut and why, for a page to show; None when nothing was
+
+    @property
+    def steps(self) -> np.ndarray:
+        """(len(tokens),) the indices of `ids` that hold the tokens (no id but padding is 0)."""
+        return np.flatnonzero(self.ids != PAD_ID)
+
+
+def _check_config(config: TrainConfig) -> None:
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, not {config!r}")
+
+
+def encode_for_model(text: str, vocab: Vocabulary, config: TrainConfig) -> EncodedText:
+    """Encode, pad and cut a text as training does (`rnnkit.sequences.pad` with the config's
+    max_length, padding and truncating).
+
+    Args:
+        text: any text; one longer than MAX_TEXT_CHARACTERS is cut to that many characters
+            first (the note says so).
+        vocab: the vocabulary of the data the model was trained on.
+        config: the model's training configuration; ids of `data.num_words` or more become
+            `<UNK>` (2), as in training.
+
+    Returns:
+        The `EncodedText`.
+
+    Raises:
+        ValueError: the text has no words (empty, spaces or punctuation only).
+    """
+    from rnnkit.sequences import pad
+
+    _check_config(config)
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, not {type(text).__name__}")
+    notes = []
+    if len(text) > MAX_TEXT_CHARACTERS:
+        notes.append(
+            f"The text was cut to its first {MAX_TEXT_CHARACTERS:,} characters (it had "
+            f"{len(text):,})."
+        )
+        text = text[:MAX_TEXT_CHARACTERS]
+    text_words = tokenize(text)
+    if not text_words:
+        raise ValueError(
+            "the text has no words: give at least one word (letters or digits) to predict on"
+        )
+    num_words, max_length = config.data.num_words, config.data.max_length
+    word_ids = [vocab.word_to_id(word) for word in text_words]
+    ids = np.array([START_ID, *word_ids], dtype=np.int32)  # (steps,)
+    ids[ids >= num_words] = OOV_ID  # the model's embedding has num_words rows
+    words = [SPECIAL_TOKENS[START_ID], *text_words]
+    padded = pad([ids], max_length, config.data.padding, config.data.truncating)[0]
+    tokens_dropped = max(0, len(ids) - max_length)
+    kept = slice(tokens_dropped, None) if config.data.truncating == "pre" else slice(max_length)
+    if tokens_dropped:
+        end = "first" if config.data.truncating == "pre" else "last"
+        notes.append(
+            f"The model reads {max_length} steps; this text has {len(ids):,} (<START> "
+            f"included), so its {end} {tokens_dropped:,} are dropped (truncating="
+            f"'{config.data.truncating}')."
+        )
+    return EncodedText(
+        ids=padded,
+        tokens=[vocab.id_to_word(word_id) for word_id in ids[kept]],
+        words=words[kept],
+        truncated=bool(tokens_dropped),
+        tokens_dropped=tokens_dropped,
+        note=" ".join(notes) or None,
+    )
+
+
+def _predict(model: keras.Model, rows: np.ndarray) -> np.ndarray:
+    """(n,) float32 probabilities of (n, time) padded ids, PREDICT_BATCH rows per call."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.float32)
+    chunks = [
+        np.asarray(model.predict_on_batch(rows[start : start + PREDICT_BATCH]))  # (chunk, 1)
+        for start in range(0, len(rows), PREDICT_BATCH)
+    ]
+    return np.concatenate(chunks)[:, 0].astype(np.float32)
+
+
+def predict_texts(
+    model: keras.Model, vocab: Vocabulary, config: TrainConfig, texts: Sequence[str]
+) -> np.ndarray:
+    """The model's probability that each text is positive.
+
+    Args:
+        model: a trained model (`Run.model()`).
+        vocab: the vocabulary of its training data.
+        config: its training configuration (`TrainConfig.from_dict(run.config)`).
+        texts: the texts; each is encoded with `encode_for_model`.
+
+    Returns:
+        (len(texts),) float32 probabilities.
+
+    Raises:
+        ValueError: a text has no words (the message gives its index).
+    """
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of texts, not one string: wrap it in a list")
+    rows = []
+    for index, text in enumerate(texts):
+        try:
+            rows.append(encode_for_model(text, vocab, config).ids)
+        except ValueError as error:
+            raise ValueError(f"text {index}: {error}") from None
+    if not rows:
+        return np.zeros(0, dtype=np.float32)
+    return _predict(model, np.stack(rows))  # (texts, max_length)
+
+
+def _word_steps(encoded: EncodedText) -> tuple[np.ndarray, np.ndarray]:
+    """The steps of the real words (not <START>) and where they are in `encoded.tokens`."""
+    steps = encoded.steps
+    first_word = 1 if encoded.ids[steps[0]] == START_ID else 0
+    return steps[first_word:], np.arange(first_word, len(steps))
+
+
+def _gradient_times_input(model: keras.Model, ids: np.ndarray) -> np.ndarray:
+    """(time,) gradient x input of the probability at the embedding output, summed over the
+    embedding dimension."""
+    import tensorflow as tf
+
+    embedding = model.get_layer("embedding")
+    layers = list(model.layers)
+    after = layers[layers.index(embedding) + 1 :]  # build_model's chain: RNNs, Dropout, Dense
+    batch = tf.constant(ids[None, :])  # (1, time)
+    # Called eagerly, the embedding's output carries the padding mask (with mask_padding) and
+    # each later layer passes it on, as inside the model.
+    embedded = embedding(batch)  # (1, time, embedding_dim)
+    with tf.GradientTape() as tape:
+        tape.watch(embedded)
+        hidden = embedded
+        for layer in after:
+            hidden = layer(hidden, training=False)
+        probability = hidden  # (1, 1)
+    if abs(float(probability[0, 0]) - float(_predict(model, ids[None, :])[0])) > 1e-4:
+        raise ValueError(
+            "the gradient method needs the layers after the embedding to form a chain, as "
+            "build_model makes them; use method='occlusion' for this model"
+        )
+    gradient = tape.gradient(probability, embedded)  # (1, time, embedding_dim)
+    return tf.reduce_sum(gradient * embedded, axis=-1).numpy()[0]
+
+
+def token_contributions(
+    model: keras.Model,
+    vocab: Vocabulary,
+    config: TrainConfig,
+    text: str,
+    method: Method = "occlusion",
+) -> pd.DataFrame:
+    """How much each word the model reads pushed its prediction toward "positive".
+
+    Args:
+        model: a trained model (with a layer named "embedding", as `build_model` makes).
+        vocab: the vocabulary of its training data.
+        config: its training configuration.
+        text: the text (see `encode_for_model` for how it is cut).
+        method: "occlusion": the probability of the text minus the probability with that one
+            word replaced by `<UNK>` (2); exactly 0 for a word that already is `<UNK>`.
+            One batch of at most max_length variants. "gradient": gradient x input of the
+            probability at the embedding output, summed over the embedding dimension (one
+            forward and backward pass; a first-order estimate, small where the prediction
+            is saturated).
+
+    Returns:
+        A DataFrame with one row per word kept (no <START>, no padding), in reading order:
+        position (1 for the first word), step (its index in the padded ids), word (as the
+        text has it), id (2: unknown to the model), contribution (positive: the word pushes
+        toward "positive").
+    """
+    if method not in ("occlusion", "gradient"):
+        raise ValueError(f'method must be "occlusion" or "gradient", not {method!r}')
+    encoded = encode_for_model(text, vocab, config)
+    steps, token_indices = _word_steps(encoded)
+    ids = encoded.ids
+    if method == "gradient":
+        contributions = _gradient_times_input(model, ids)[steps].astype(np.float64)
+    else:
+        occluded_steps = steps[ids[steps] != OOV_ID]  # replacing <UNK> by <UNK> changes nothing
+        variants = np.repeat(ids[None, :], len(occluded_steps) + 1, axis=0)  # (1 + words, time)
+        variants[np.arange(1, len(variants)), occluded_steps] = OOV_ID
+        probabilities = _predict(model, variants).astype(np.float64)  # first: the whole text
+        changes = probabilities[0] - probabilities[1:]  # (occluded words,)
+        by_step = dict(zip(occluded_steps.tolist(), changes, strict=True))
+        contributions = np.array([by_step.get(step, 0.0) for step in steps.tolist()])
+    return pd.DataFrame(
+        {
+            "position": np.arange(1, len(steps) + 1),
+            "step": steps,
+            "word": [encoded.words[index] for index in token_indices],
+            "id": ids[steps].astype(int),
+            "contribution": contributions,
+        }
+    )
+
+
+def prefix_predictions(
+    model: keras.Model, vocab: Vocabulary, config: TrainConfig, text: str
+) -> pd.DataFrame:
+    """The review as the model reads it: its prediction after each prefix and from each suffix.
+
+    The text is first cut as training cuts it (`encode_for_model`); then for the i-th of its n
+    kept words, the model scores the prefix of words 1..i and the suffix of words i..n, each
+    padded as the config says and led by <START> when the full text keeps it (as every
+    training review is). The last prefix and the first suffix are the whole text. A
+    bidirectional model's forward direction reads prefixes and its backward direction
+    suffixes; for a one-directional model the suffix column is simply the prediction for
+    the text that starts at that word.
+
+    Args:
+        model: a trained model.
+        vocab: the vocabulary of its training data.
+        config: its training configuration.
+        text: the text.
+
+    Returns:
+        A DataFrame with one row per kept word: position (1 for the first), step (index in
+        the padded ids of the whole text), word (as the text has it), id,
+        probability_after_prefix, probability_from_suffix. All 2n sequences are scored in
+        batches.
+    """
+    from rnnkit.sequences import pad
+
+    encoded = encode_for_model(text, vocab, config)
+    steps, token_indices = _word_steps(encoded)
+    kept = encoded.ids[encoded.steps]  # (tokens,) the ids the model reads, <START> included
+    lead = kept[: len(kept) - len(steps)]  # (0 or 1,) <START> where kept
+    words = kept[len(lead) :]  # (n,)
+    prefixes = [np.concatenate([lead, words[: end + 1]]) for end in range(len(words))]
+    suffixes = [np.concatenate([lead, words[start:]]) for start in range(len(words))]
+    if words.size:
+        settings = config.data
+        rows = pad(prefixes + suffixes, settings.max_length, settings.padding, settings.truncating)
+        probabilities = _predict(model, rows)  # (2n,)
+    else:
+        probabilities = np.zeros(0, dtype=np.float32)
+    return pd.DataFrame(
+        {
+            "position": np.arange(1, len(words) + 1),
+            "step": steps,
+            "word": [encoded.words[index] for index in token_indices],
+            "id": words.astype(int),
+            "probability_after_prefix": probabilities[: len(words)],
+            "probability_from_suffix": probabilities[len(words) :],
+        }
+    )
+
+
+def nearest_words(model: keras.Model, vocab: Vocabulary, word: str, k: int = 10) -> pd.DataFrame:
+    """The words whose trained embeddings point most nearly the same way as `word`'s.
+
+    Args:
+        model: a trained model with a layer named "embedding".
+        vocab: the vocabulary of its training data.
+        word: a word the model has an id for (not `<UNK>`).
+        k: how many neighbours.
+
+    Returns:
+        A DataFrame with columns word, id, cosine (cosine similarity, -1 to 1): the `k`
+        nearest words (fewer if the model knows fewer), most similar first, `word` itself and
+        the special ids left out. Only ids below the embedding's input_dim are searched.
+
+    Raises:
+        ValueError: the model has no id for `word` (unknown, or past num_words), or k < 1.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a positive whole number, not {k!r}")
+    matrix = np.asarray(model.get_layer("embedding").get_weights()[0], dtype=np.float64)
+    input_dim = len(matrix)  # (input_dim, embedding_dim)
+    word_id = vocab.word_index.get(str(word).strip().lower(), OOV_ID)
+    if word_id == OOV_ID or word_id >= input_dim:
+        raise ValueError(
+            f"the model has no embedding for {word!r}: it is not among its {input_dim:,} ids "
+            f"(out of the vocabulary, or past num_words)"
+        )
+    last_id = min(input_dim, len(vocab.words) + vocab.index_from + 1)
+    candidates = np.arange(vocab.index_from + 1, last_id)  # real words only
+    candidates = candidates[candidates != word_id]
+    norms = np.linalg.norm(matrix, axis=1)  # (input_dim,)
+    products = np.maximum(norms[candidates] * norms[word_id], 1e-12)  # no division by 0
+    cosines = matrix[candidates] @ matrix[word_id] / products  # (candidates,)
+    order = np.lexsort((candidates, -cosines))[:k]
+    return pd.DataFrame(
+        {
+            "word": [vocab.id_to_word(word_id) for word_id in candidates[order]],
+            "id": candidates[order],
+            "cosine": np.clip(cosines[order], -1.0, 1.0),
+        }
+    )
+
+
+# --- a non-neural baseline --------------------------------------------------------------------
+
+
+def _baseline_path(data: ImdbData, validation_split: float, seed: int, texts: bool) -> Path:
+    # Token ids depend on num_words (the fingerprint leaves it out); texts do not.
+    ids_part = "" if texts else f"-ids{data.num_words}"
+    name = f"{data.fingerprint[:20]}-{validation_split}-{seed}{ids_part}.json"
+    return get_settings().cache_dir / BASELINE_FOLDER / name
+
+
+def _read_baseline(path: Path) -> dict | None:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("version") != BASELINE_VERSION:
+        return None
+    return result
+
+
+def _write_json_atomically(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(content, file, indent=2)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fit_baseline(data: ImdbData, training: TrainingConfig) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from rnnkit.training import split_rows
+
+    started = time.perf_counter()
+    validation_rows, training_rows = split_rows(TrainConfig(training=training), len(data.train))
+    if data.train.texts is not None and data.test.texts is not None:
+        train_documents: Sequence[str] = data.train.texts
+        test_documents: Sequence[str] = data.test.texts
+        tokenizer = tokenize
+    else:  # the keras source has no texts: its token ids stand in for the words
+        train_documents = [" ".join(map(str, ids.tolist())) for ids in data.train.sequences]
+        test_documents = [" ".join(map(str, ids.tolist())) for ids in data.test.sequences]
+        tokenizer = str.split
+    vectorizer = TfidfVectorizer(
+        tokenizer=tokenizer,
+        lowercase=False,
+        token_pattern=None,
+        ngram_range=(1, 2),
+        min_df=2,
+        max_features=100_000,
+        sublinear_tf=True,
+        dtype=np.float32,
+    )
+    features = vectorizer.fit_transform([train_documents[int(row)] for row in training_rows])
+    classifier = LogisticRegression(C=4.0, solver="liblinear", random_state=training.seed)
+    classifier.fit(features, data.train.labels[training_rows])
+
+    def accuracy(documents: Sequence[str], labels: np.ndarray) -> float:
+        predicted = classifier.predict(vectorizer.transform(documents))
+        return float(np.mean(predicted == labels))
+
+    validation_documents = [train_documents[int(row)] for row in validation_rows]
+    return {
+        "version": BASELINE_VERSION,
+        "val_accuracy": accuracy(validation_documents, data.train.labels[validation_rows]),
+        "test_accuracy": accuracy(test_documents, data.test.labels),
+        "seconds": time.perf_counter() - started,
+        "features": len(vectorizer.vocabulary_),
+        "training_reviews": len(training_rows),
+        "validation_reviews": len(validation_rows),
+        "test_reviews": len(data.test),
+        "input": "texts" if tokenizer is tokenize else "token ids",
+    }
+
+
+def tfidf_baseline(
+    data: ImdbData, validation_split: float = 0.2, seed: int = 0, cache: bool = True
+) -> dict[str, float | int | str | bool]:
+    """TF-IDF + logistic regression on the training rows an RNN of these settings trains on.
+
+    Unigrams and bigrams of rnnkit's own tokens (`tokenize`), seen in at least 2 training
+    reviews, the 100,000 most frequent, sublinear term frequency; a logistic regression with
+    C = 4 (liblinear). Trained on the same rows as `rnnkit.training.prepare_data` with this
+    validation_split and seed, scored on its validation rows and the whole test split. A
+    source without texts (keras) uses the token ids as words.
+
+    Args:
+        data: the loaded reviews.
+        validation_split: the share of training reviews held out (training.validation_split).
+        seed: the seed of the held-out rows (training.seed).
+        cache: read and write the result in the cache folder
+            (`RNNKIT_CACHE_DIR/baselines/`), so a later call is instant.
+
+    Returns:
+        {"val_accuracy", "test_accuracy", "seconds" (to fit and score, when computed),
+        "features", "training_reviews", "validation_reviews", "test_reviews", "input"
+        ("texts" or "token ids"), "version", "from_cache"}.
+    """
+    if not isinstance(data, ImdbData):
+        raise ValueError(f"data must be an ImdbData (load_imdb()), not {data!r}")
+    training = TrainingConfig(validation_split=validation_split, seed=seed)  # checks both
+    has_texts = data.train.texts is not None and data.test.texts is not None
+    path = _baseline_path(data, training.validation_split, training.seed, has_texts)
+    if not cache:
+        return {**_fit_baseline(data, training), "from_cache": False}
+    cached = _read_baseline(path)
+    if cached is not None:
+        return {**cached, "from_cache": True}
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):  # one process computes; the others wait and read
+        cached = _read_baseline(path)
+        if cached is not None:
+            return {**cached, "from_cache": True}
+        result = _fit_baseline(data, training)
+        _write_json_atomically(path, result)
+    return {**result, "from_cache": False}

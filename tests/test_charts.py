@@ -1,0 +1,93 @@
+"""rnnkit.charts: each chart is a valid Vega-Lite spec of little data that marks the choice."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pytest
+
+from rnnkit import charts, explore
+from rnnkit.data import Vocabulary
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    """A vocabulary the size of IMDB's (80,000 words), Zipf-like counts."""
+    counts = np.maximum(1, 300_000 // np.arange(1, 80_001))
+    return Vocabulary([f"w{rank}" for rank in range(80_000)], counts, counts // 2 + 1)
+
+
+def rows_shipped(chart: alt.TopLevelMixin) -> int:
+    """How many data rows the chart's spec carries to the browser."""
+    return sum(len(rows) for rows in chart.to_dict()["datasets"].values())
+
+
+def layer_marks(spec: dict) -> list[str]:
+    return [
+        layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+        for layer in spec["layer"]
+    ]
+
+
+def test_default_data_transformer_keeps_its_row_guard():
+    # The charts stay small; nothing in rnnkit lifts Altair's 5,000-row limit.
+    assert alt.data_transformers.active == "default"
+    assert alt.data_transformers.options.get("max_rows", 5000) == 5000
+
+
+def test_top_words_is_one_bar_per_word(vocab):
+    rows, _ = explore.vocabulary_table(vocab, 10000, limit=30)
+    spec = charts.top_words(rows).to_dict()
+    assert spec["mark"]["type"] == "bar"
+    assert spec["encoding"]["y"]["field"] == "word"
+    assert rows_shipped(charts.top_words(rows)) == 30
+
+
+def test_zipf_is_log_log_and_marks_the_cut(vocab):
+    chart = charts.zipf(explore.zipf_points(vocab), vocab.words_kept(10000))
+    spec = chart.to_dict()
+    counts = spec["layer"][0]["encoding"]
+    assert counts["x"]["scale"]["type"] == counts["y"]["scale"]["type"] == "log"
+    assert layer_marks(spec) == ["line", "line", "rule"]
+    assert rows_shipped(chart) <= 301  # thinned curve + the cut
+
+
+def test_coverage_marks_the_chosen_num_words(vocab):
+    covered = 1 - vocab.oov_rate(10000)
+    chart = charts.coverage(explore.coverage_points(vocab), 10000, covered)
+    spec = chart.to_dict()
+    assert layer_marks(spec) == ["line", "rule", "point", "text"]
+    assert spec["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"
+    choice = next(rows for rows in spec["datasets"].values() if len(rows) == 1)[0]
+    assert choice["num_words"] == 10000
+    assert choice["coverage"] == pytest.approx(covered)
+    assert "<UNK>" in choice["label"]
+    assert rows_shipped(chart) <= 301
+
+
+def test_length_histogram_facets_splits_and_marks_max_length():
+    rng = np.random.default_rng(0)
+    groups = {
+        f"{split} / {label}": rng.integers(5, 2500, 12_500)
+        for split in ("train", "test")
+        for label in ("neg", "pos")
+    }
+    for log_scale in (False, True):
+        histogram = explore.length_histogram(groups, log_scale=log_scale)
+        chart = charts.length_histogram(histogram, 500, log_scale)
+        spec = chart.to_dict()
+        assert spec["facet"]["column"]["field"] == "split"
+        bars, rule = spec["spec"]["layer"]
+        assert rule["encoding"]["x"]["datum"] == 500
+        assert ("type" in bars["encoding"]["x"]["scale"]) == log_scale
+        assert rows_shipped(chart) <= 4 * 51  # 50,000 lengths binned into <= 51 bins per group
+
+
+def test_padded_batch_shows_pre_and_post_side_by_side():
+    layout = explore.batch_layout(np.arange(40, 200, 10), max_length=100)  # 16 reviews
+    chart = charts.padded_batch(layout)
+    spec = chart.to_dict()
+    assert spec["facet"]["column"]["field"] == "padding"
+    assert spec["facet"]["column"]["sort"] == ["pre", "post"]
+    assert spec["spec"]["mark"]["type"] == "rect"
+    assert rows_shipped(chart) == len(layout) <= 2 * 16 * 2
