@@ -30,16 +30,16 @@ APP = Path(__file__).resolve().parents[1] / "app.py"
 
 # (page file, query parameters): each page's default view, and a heavier one.
 VIEWS = [
-    ("pages/home.py", {}),
-    ("pages/vocabulary.py", {}),
+    ("views/home.py", {}),
+    ("views/vocabulary.py", {}),
     (
-        "pages/vocabulary.py",
+        "views/vocabulary.py",
         {"search": "ing", "sort": "count", "descending": "true", "word": "the"},
     ),
-    ("pages/reviews.py", {}),
-    ("pages/reviews.py", {"word": "great", "label": "pos", "index": "100", "max_length": "2000"}),
-    ("pages/lengths.py", {}),
-    ("pages/lengths.py", {"log_scale": "true", "max_length": "200", "padding": "pre"}),
+    ("views/reviews.py", {}),
+    ("views/reviews.py", {"word": "great", "label": "pos", "index": "100", "max_length": "2000"}),
+    ("views/lengths.py", {}),
+    ("views/lengths.py", {"log_scale": "true", "max_length": "200", "padding": "pre"}),
 ]
 
 
@@ -53,7 +53,7 @@ def timed_view(page: str, query_params: dict[str, str]) -> tuple[float, float]:
     first = time.perf_counter() - started
     if app.exception:
         sys.exit(f"{page} {query_params} raised: {app.exception[0].message}")
-    if page != "pages/home.py" and not app.sidebar.status:
+    if page != "views/home.py" and not app.sidebar.status:
         sys.exit(f"{page} did not run through app.py")
     started = time.perf_counter()
     app.run()
@@ -93,7 +93,7 @@ def main() -> None:
         f"{'from the cache' if data.source.from_cache else 'parsed and cached'} in "
         f"{time.perf_counter() - started:.2f} s"
     )
-    first_ever, _ = timed_view("pages/home.py", {})
+    first_ever, _ = timed_view("views/home.py", {})
     print(f"first page view in this process (imports, cached data from disk): {first_ever:.2f} s")
 
     references = [reference_seconds() for _ in range(arguments.repeat)]

@@ -6,6 +6,8 @@ most: thinned curves, binned lengths) and returns an Altair chart; rendering is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import altair as alt
 import pandas as pd
 
@@ -165,3 +167,134 @@ def padded_batch(layout: pd.DataFrame) -> alt.FacetChart:
         .properties(width=380, height=alt.Step(12))
         .facet(column=alt.Column("padding:N", sort=["pre", "post"], title="padding"))
     )
+
+
+# --- learning curves --------------------------------------------------------------------------
+
+PART_DASH = alt.Scale(domain=["training", "validation"], range=[[1, 0], [5, 3]])
+METRIC_TITLES = {"loss": "loss (binary cross-entropy)", "accuracy": "accuracy"}
+
+
+def history_frame(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> pd.DataFrame:
+    """Per-epoch histories in long form for the curve charts.
+
+    Args:
+        histories: run label to its per-epoch dicts (epoch, loss, accuracy, val_loss, ...).
+
+    Returns:
+        Rows of run, epoch, metric ("loss" or "accuracy"), part ("training" or
+        "validation") and value; plus, per run, epoch and metric, the training and validation
+        values side by side (columns training, validation) for the gap band.
+    """
+    rows = []
+    for run, history in histories.items():
+        for record in history:
+            for metric in METRIC_TITLES:
+                for part, key in (("training", metric), ("validation", f"val_{metric}")):
+                    if key in record:
+                        rows.append(
+                            {
+                                "run": run,
+                                "epoch": int(record["epoch"]),
+                                "metric": metric,
+                                "part": part,
+                                "value": float(record[key]),
+                            }
+                        )
+    return pd.DataFrame(rows, columns=["run", "epoch", "metric", "part", "value"])
+
+
+def _curve_panel(
+    frame: pd.DataFrame,
+    metric: str,
+    best_epochs: Mapping[str, int | None],
+    references: Mapping[str, float],
+) -> alt.LayerChart:
+    rows = frame[frame["metric"] == metric]
+    color = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
+    x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1))
+    y = alt.Y("value:Q", title=METRIC_TITLES[metric], scale=alt.Scale(zero=False))
+    wide = rows.pivot_table(index=["run", "epoch"], columns="part", values="value").reset_index()
+    layers = []
+    if {"training", "validation"} <= set(wide.columns):
+        # The gap between training and validation: overfitting made visible.
+        layers.append(
+            alt.Chart(wide)
+            .mark_area(opacity=0.15)
+            .encode(x=x, y="training:Q", y2="validation:Q", color=color)
+        )
+    layers.append(
+        alt.Chart(rows)
+        .mark_line(point=True)
+        .encode(
+            x=x,
+            y=y,
+            color=color,
+            strokeDash=alt.StrokeDash("part:N", scale=PART_DASH, title=None),
+            tooltip=["run:N", "epoch:Q", "part:N", alt.Tooltip("value:Q", format=".4f")],
+        )
+    )
+    best = pd.DataFrame(
+        [{"run": run, "epoch": epoch} for run, epoch in best_epochs.items() if epoch]
+    )
+    if not best.empty:
+        layers.append(
+            alt.Chart(best)
+            .mark_rule(strokeDash=[2, 2])
+            .encode(
+                x="epoch:Q",
+                color=color,
+                tooltip=["run:N", alt.Tooltip("epoch:Q", title="best epoch")],
+            )
+        )
+    if metric == "accuracy" and references:
+        lines = pd.DataFrame(
+            [{"reference": name, "value": value} for name, value in references.items()]
+        )
+        layers.append(
+            alt.Chart(lines)
+            .mark_rule(color="#57534e", strokeDash=[6, 2])
+            .encode(y="value:Q", tooltip=["reference:N", alt.Tooltip("value:Q", format=".4f")])
+        )
+        layers.append(
+            alt.Chart(lines)
+            .mark_text(align="left", dx=4, dy=-6, color="#57534e", fontSize=11)
+            .encode(y="value:Q", x=alt.value(0), text="reference:N")
+        )
+    return alt.layer(*layers).properties(width=360, height=260, title=metric)
+
+
+def learning_curves(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    best_epochs: Mapping[str, int | None] | None = None,
+    references: Mapping[str, float] | None = None,
+    small_multiples: bool = False,
+) -> alt.VConcatChart | alt.HConcatChart:
+    """Loss and accuracy per epoch, training (solid) against validation (dashed).
+
+    Args:
+        histories: run label to its per-epoch dicts.
+        best_epochs: run label to its best epoch (a dotted rule); None for none.
+        references: accuracy reference lines by name (test accuracy, a baseline).
+        small_multiples: one row of panels per run instead of all runs overlaid.
+
+    Returns:
+        The chart: loss and accuracy side by side, the train/validation gap shaded.
+    """
+    best_epochs = best_epochs or {}
+    references = references or {}
+    frame = history_frame(histories)
+    if not small_multiples:
+        return alt.hconcat(
+            *(_curve_panel(frame, metric, best_epochs, references) for metric in METRIC_TITLES)
+        )
+    rows = []
+    for run in histories:
+        run_frame = frame[frame["run"] == run]
+        run_best = {run: best_epochs.get(run)}
+        rows.append(
+            alt.hconcat(
+                *(_curve_panel(run_frame, metric, run_best, references) for metric in METRIC_TITLES)
+            ).properties(title=run)
+        )
+    return alt.vconcat(*rows)

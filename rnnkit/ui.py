@@ -12,18 +12,24 @@ ignored, so the widget keeps its default.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from rnnkit.config import DataConfig
+from rnnkit import charts
+from rnnkit.config import LIMITS, PRESETS, SECTIONS, DataConfig, TrainConfig, preset
 from rnnkit.data import OOV_ID, PAD_ID, DataError, ImdbData, Vocabulary, load_imdb
 from rnnkit.explore import PaddedReview
+from rnnkit.jobs import ACTIVE_STATES, JobBoard, LimitError, limit_problems
+from rnnkit.runs import Run, RunStore
 from rnnkit.sequences import SIDES
-from rnnkit.settings import DATA_VARIABLE, get_settings
+from rnnkit.settings import DATA_VARIABLE, get_limits, get_settings
+from rnnkit.training import estimate_epoch_seconds
 
 NOTEBOOK = DataConfig()  # the notebook's num_words, max_length, padding and truncating
 
@@ -57,28 +63,8 @@ def _stop_with(error: DataError) -> None:
     st.stop()
 
 
-def _run_through_app() -> None:
-    """Rerun through app.py when Streamlit ran a page file on its own.
-
-    With a `pages/` folder beside app.py, Streamlit starts in its old multipage mode and keeps
-    it until app.py's `st.navigation` has run once in the server process: until then a link
-    straight to a page (a shared URL, the first visit after a restart) runs the page file alone,
-    without app.py's layout, sidebar and navigation (streamlit/streamlit#10276 discusses it).
-    Leaving that mode, as `st.navigation` does, and rerunning gives the page through app.py.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # another Streamlit layout: the page still works, on its own
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def load_data(num_words: int = NOTEBOOK.num_words) -> ImdbData:
     """The IMDB reviews for every page; on failure show the error with its fix and stop.
-
-    Call it first in a page: a page run without app.py reruns through it.
 
     Args:
         num_words: the vocabulary size of the encoding.
@@ -86,7 +72,6 @@ def load_data(num_words: int = NOTEBOOK.num_words) -> ImdbData:
     Returns:
         The loaded `ImdbData` (shared by all sessions).
     """
-    _run_through_app()
     try:
         return _cached_imdb(*_source_key(), num_words)
     except DataError as error:
@@ -272,3 +257,224 @@ def padded_view(vocab: Vocabulary, review: PaddedReview, show_ids: bool) -> None
         )
         parts.insert(0 if review.truncating == "pre" else 1, cut_part)
     st.html(_STYLE + "".join(parts))
+
+
+# --- training ---------------------------------------------------------------------------------
+
+# The server limit that caps each setting, for the form's help texts.
+_SERVER_LIMITS = {
+    "training.epochs": "max_epochs",
+    "data.max_length": "max_length",
+    "data.num_words": "max_num_words",
+    "model.embedding_dim": "max_embedding_dim",
+    "model.rnn_units": "max_units",
+    "model.dense_units": "max_units",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def job_board() -> JobBoard:
+    """The server's one job board: every session sees, and attaches to, the same jobs."""
+    return JobBoard(RunStore(), get_limits())
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
+
+
+def _settings_of(config: TrainConfig) -> dict[str, Any]:
+    return {
+        f"{section}.{name}": value
+        for section, values in config.to_dict().items()
+        for name, value in values.items()
+    }
+
+
+def _reset_fields() -> None:
+    # A new preset: every field widget starts again from the preset's value.
+    for key in [key for key in st.session_state if str(key).startswith("cfg_field_")]:
+        del st.session_state[key]
+
+
+def _field_widget(name: str, value: Any, server_limit: int | None) -> Any:
+    limit = LIMITS[name]
+    key = f"cfg_field_{name}"
+    help_text = f"Allowed: {limit.allowed}."
+    if server_limit is not None:
+        help_text += f" This server trains up to {server_limit}."
+    label = name.split(".")[1].replace("_", " ")
+    if limit.kind == "bool":
+        return st.toggle(label, value=value, key=key, help=help_text)
+    if limit.kind == "choice":
+        return st.selectbox(
+            label, limit.choices, index=limit.choices.index(value), key=key, help=help_text
+        )
+    if limit.kind == "int_tuple":
+        help_text += " Comma-separated, one number per layer."
+        return st.text_input(label, ", ".join(map(str, value)), key=key, help=help_text)
+    if limit.optional:
+        help_text += " 'none' turns it off."
+        return st.text_input(
+            label, "none" if value is None else str(value), key=key, help=help_text
+        )
+    if limit.kind == "int":
+        return st.number_input(label, value=int(value), step=1, key=key, help=help_text)
+    return st.number_input(label, value=float(value), format="%g", key=key, help=help_text)
+
+
+def config_form() -> TrainConfig | None:
+    """A preset and every setting with its limits; the config, or None with the errors shown."""
+    limits = get_limits()
+    preset_name = st.selectbox(
+        "Preset",
+        list(PRESETS),
+        key="cfg_preset",
+        on_change=_reset_fields,
+        help="seed: the course notebook exactly. recommended: the best accuracy per minute "
+        "of CPU found so far. Every setting below can be changed.",
+    )
+    defaults = _settings_of(preset(preset_name))
+    values: dict[str, Any] = {}
+    for column, section in zip(st.columns(3), SECTIONS, strict=True):
+        with column:
+            st.markdown(f"**{section}**")
+            for name, value in defaults.items():
+                if name.startswith(f"{section}."):
+                    limit_name = _SERVER_LIMITS.get(name)
+                    server_limit = getattr(limits, limit_name) if limit_name else None
+                    values[name] = _field_widget(name, value, server_limit)
+    try:
+        return preset(preset_name).with_overrides(values)
+    except ValueError as error:
+        st.error(f"**This configuration is not valid.** {error}")
+        return None
+
+
+@st.cache_data(show_spinner="Building the model to count its parameters…", max_entries=64)
+def _model_facts(config_json: str) -> tuple[int, str]:
+    # Imported here: Keras loads TensorFlow (seconds), which the explorer pages never need.
+    from rnnkit.model import model_summary, parameter_count
+
+    config = TrainConfig.from_dict(json.loads(config_json))
+    return parameter_count(config), model_summary(config)
+
+
+def model_overview(config: TrainConfig, data: ImdbData) -> None:
+    """The model's size and the time an epoch should take, before any training."""
+    parameters, summary = _model_facts(config.canonical_json())
+    seconds = estimate_epoch_seconds(config, len(data.train), job_board().store)
+    columns = st.columns(3)
+    columns[0].metric("Parameters", f"{parameters:,}")
+    columns[1].metric("Estimated time per epoch", _duration(seconds))
+    columns[2].metric(
+        f"Estimated for {config.training.epochs} epochs",
+        _duration(seconds * config.training.epochs),
+    )
+    st.caption(
+        f"{config.summary()}. The estimate counts the operations of an epoch over reviews "
+        f"padded to {config.data.max_length} steps at the speed this server showed on its "
+        f"completed runs (40 GFLOP/s until there is one)."
+    )
+    with st.expander("Model summary (Keras)"):
+        st.code(summary, language=None)
+
+
+def show_run(run: Run, label: str = "this run") -> None:
+    """A completed run's results: the numbers and its learning curves."""
+    summary = run.summary
+    columns = st.columns(4)
+    columns[0].metric("Best validation accuracy", f"{summary.get('best_val_accuracy') or 0:.2%}")
+    columns[1].metric("Best epoch", summary.get("best_epoch") or "–")
+    columns[2].metric("Test accuracy", f"{run.metrics['test_accuracy']:.2%}")
+    columns[3].metric("Training time", _duration(summary.get("seconds")))
+    references = {"test accuracy": run.metrics["test_accuracy"]}
+    st.altair_chart(
+        charts.learning_curves(
+            {label: run.history}, {label: summary.get("best_epoch")}, references
+        ),
+        key=f"curves_{run.run_id}",
+    )
+
+
+@st.fragment(run_every=1.0)
+def _live_job(run_id: str) -> None:
+    board = job_board()
+    view = board.view(run_id)
+    if view is None or view.state not in ACTIVE_STATES:
+        st.rerun()  # finished: the whole page shows the result
+    if view.state == "queued":
+        st.info(
+            f"Waiting for the trainer: place {view.queue_position} in the queue (this server "
+            f"trains {board.limits.max_jobs} at a time). You can leave this page; the job stays."
+        )
+    elif view.progress is None:
+        st.info("Starting: loading TensorFlow and building the model…")
+    else:
+        event = view.progress
+        st.progress(
+            min(1.0, event.batch / max(1, event.batches)),
+            text=f"Epoch {event.epoch} of {event.epochs}: batch {event.batch} of {event.batches}",
+        )
+        st.progress(
+            event.fraction,
+            text=f"All epochs: {event.fraction:.0%} · elapsed {_duration(event.elapsed)} · "
+            f"about {_duration(event.eta)} left",
+        )
+        history = board.store.history_epochs(run_id)
+        if history:
+            st.dataframe(history, hide_index=True, key=f"live_table_{run_id}")
+            st.altair_chart(
+                charts.learning_curves({"training now": history}),
+                key=f"live_curves_{run_id}",
+            )
+    st.caption("Training runs on the server: switching pages or closing the tab does not stop it.")
+    if st.button("Cancel training", key="train_cancel"):
+        board.cancel(run_id)
+        st.rerun()
+
+
+def training_panel(config: TrainConfig, data: ImdbData) -> None:
+    """The run of `config`: its results, its live job, or a button to train (or resume) it."""
+    board = job_board()
+    store = board.store
+    run_id = config.run_id(data.fingerprint)
+    st.caption(f"Run id `{run_id}`")
+    view = board.view(run_id)
+    if view is not None and view.state in ACTIVE_STATES:
+        _live_job(run_id)
+        return
+    status = store.status(run_id)
+    if status == "complete":
+        st.success("This configuration is trained already: its results, with no training.")
+        show_run(store.load(run_id))
+        return
+    if view is not None and view.state == "failed":
+        st.error(f"Training failed: {view.error}")
+    elif view is not None and view.state == "cancelled":
+        st.warning(f"Training stopped{': ' + view.error if view.error else ''}.")
+    epochs_done = len(store.history_epochs(run_id)) if status in ("incomplete", "failed") else 0
+    if epochs_done:
+        st.info(
+            f"{epochs_done} of {config.training.epochs} epochs are trained; training resumes "
+            f"from epoch {epochs_done + 1}."
+        )
+    if status == "damaged":
+        st.warning("This run's folder is damaged; training starts it again from scratch.")
+    allowed = board.limits.allow_training
+    problems = limit_problems(config, board.limits)
+    if not allowed:
+        st.info("Training is switched off on this server: it shows runs trained elsewhere.")
+    for problem in problems:
+        st.error(f"Refused: {problem}.")
+    label = "Resume training" if epochs_done else "Train"
+    if st.button(label, key="train_start", type="primary", disabled=bool(problems) or not allowed):
+        try:
+            board.submit(config, data)
+        except LimitError as error:
+            st.error(str(error))
+            return
+        st.rerun()

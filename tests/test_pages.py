@@ -29,7 +29,7 @@ def data_path(tiny_archive, monkeypatch) -> Path:
 
 
 def open_page(page: str, **query_params: str) -> AppTest:
-    """Run app.py on `page` (a file under pages/) with the URL's query parameters."""
+    """Run app.py on `page` (a file under views/) with the URL's query parameters."""
     app = AppTest.from_file(APP, default_timeout=60)
     for name, value in query_params.items():
         app.query_params[name] = value
@@ -84,7 +84,7 @@ def test_home_shows_the_dataset_in_numbers(data_path):
 
 
 def test_sidebar_shows_the_source_and_its_state_on_every_page(data_path):
-    for page in ("pages/home.py", "pages/vocabulary.py", "pages/reviews.py", "pages/lengths.py"):
+    for page in ("views/home.py", "views/vocabulary.py", "views/reviews.py", "views/lengths.py"):
         app = open_page(page)
         status = app.sidebar.status[0].proto
         assert status.label.startswith("IMDB reviews ready (parsed")
@@ -102,7 +102,7 @@ def test_home_explains_a_missing_source(tmp_path, monkeypatch):
 
 def test_a_page_explains_a_missing_source_too(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA", str(tmp_path / "missing.tar.gz"))
-    app = open_page("pages/reviews.py")
+    app = open_page("views/reviews.py")
     assert "does not exist" in app.error[0].value
     assert not app.title  # the page stopped before rendering
 
@@ -111,7 +111,7 @@ def test_a_page_explains_a_missing_source_too(tmp_path, monkeypatch):
 
 
 def test_vocabulary_shows_the_words(data_path):
-    app = open_page("pages/vocabulary.py")
+    app = open_page("views/vocabulary.py")
     shown = metrics(app)
     assert shown["Training words"] == "16"
     assert shown["Words kept"] == "16"  # num_words 10,000 keeps all 16
@@ -125,7 +125,7 @@ def test_vocabulary_shows_the_words(data_path):
 
 
 def test_vocabulary_looks_up_words_and_ids(data_path):
-    app = open_page("pages/vocabulary.py")
+    app = open_page("views/vocabulary.py")
     app.text_input(key="word").set_value("Great").run()
     assert any("id **5** (rank 2), **4** times in 2" in md.value for md in app.markdown)
     app.number_input(key="id").set_value(19).run()
@@ -137,7 +137,7 @@ def test_vocabulary_looks_up_words_and_ids(data_path):
 
 
 def test_vocabulary_num_words_moves_the_cut(data_path):
-    app = open_page("pages/vocabulary.py")
+    app = open_page("views/vocabulary.py")
     app.number_input(key="num_words").set_value(6).run()  # ids 4 and 5 kept: bad, great
     shown = metrics(app)
     assert shown["Words kept"] == "2"
@@ -151,7 +151,7 @@ def test_vocabulary_num_words_moves_the_cut(data_path):
 
 
 def test_vocabulary_table_searches_and_sorts(data_path):
-    app = open_page("pages/vocabulary.py")
+    app = open_page("views/vocabulary.py")
     app.text_input(key="search").set_value("it").run()
     assert app.dataframe[1].value["word"].tolist() == ["it", "it's"]
     app.text_input(key="search").set_value("").run()
@@ -164,12 +164,12 @@ def test_vocabulary_table_searches_and_sorts(data_path):
 
 
 def test_vocabulary_reads_its_view_from_the_url(data_path):
-    app = open_page("pages/vocabulary.py", num_words="6", word="great", search="it", sort="word")
+    app = open_page("views/vocabulary.py", num_words="6", word="great", search="it", sort="word")
     assert metrics(app)["Words kept"] == "2"
     assert app.text_input(key="word").value == "great"
     assert app.dataframe[1].value["word"].tolist() == ["it", "it's"]
     assert app.selectbox(key="sort").value == "word"
-    bad = open_page("pages/vocabulary.py", num_words="abc", sort="foo", id="-3", top_n="x")
+    bad = open_page("views/vocabulary.py", num_words="abc", sort="foo", id="-3", top_n="x")
     assert metrics(bad)["Words kept"] == "16"  # num_words back to 10,000
     assert bad.number_input(key="num_words").value == 10000
     assert bad.selectbox(key="sort").value == "id"
@@ -182,7 +182,7 @@ def test_vocabulary_reads_its_view_from_the_url(data_path):
 
 def test_reviews_shows_a_review_as_text_ids_and_words(data_path):
     # The first training review in file order (neg/0_2.txt) is the only negative one with "acting".
-    app = open_page("pages/reviews.py", label="neg", word="acting")
+    app = open_page("views/reviews.py", label="neg", word="acting")
     assert metrics(app) == {"Label": "neg", "Rating": "2/10", "Tokens": "8", "<UNK> tokens": "0"}
     assert app.main.caption[1].value == "aclImdb/train/neg/0_2.txt"
     original, decoded, padded = (element.value for element in app.html)
@@ -196,14 +196,14 @@ def test_reviews_shows_a_review_as_text_ids_and_words(data_path):
 
 def test_reviews_default_is_x_train_0(data_path):
     first = load_imdb(path=data_path).train
-    app = open_page("pages/reviews.py")
+    app = open_page("views/reviews.py")
     assert "this is `x_train[0]`" in app.main.caption[0].value
     assert app.code[0].value == " ".join(map(str, first.sequences[0].tolist()))
     assert app.html[0].value.count(first.texts[0]) == 1
 
 
 def test_reviews_mark_out_of_vocabulary_words(data_path):
-    app = open_page("pages/reviews.py", split="test", label="pos")  # "Great fun, a gem."
+    app = open_page("views/reviews.py", split="test", label="pos")  # "Great fun, a gem."
     decoded = app.html[1].value
     assert chips(decoded) == ["<START>", "great", "fun", "a", "<UNK>"]
     assert "<small>gem</small>" in decoded
@@ -213,7 +213,7 @@ def test_reviews_mark_out_of_vocabulary_words(data_path):
 
 
 def test_reviews_padded_view_shows_padding_and_the_cut(data_path):
-    app = open_page("pages/reviews.py", label="neg", word="acting")  # 8 tokens
+    app = open_page("views/reviews.py", label="neg", word="acting")  # 8 tokens
     app.slider(key="max_length").set_value(5).run()
     cut, row = (chips(part) for part in app.html[2].value.split("the row the model reads"))
     assert cut == ["<START>", "a", "bad"]  # truncating='pre' drops the first tokens
@@ -230,7 +230,7 @@ def test_reviews_padded_view_shows_padding_and_the_cut(data_path):
 
 
 def test_reviews_widgets_pick_reviews(data_path):
-    app = open_page("pages/reviews.py")
+    app = open_page("views/reviews.py")
     app.number_input(key="index").set_value(3).run()
     assert "this is `x_train[3]`" in app.main.caption[0].value
     app.segmented_control(key="label").set_value("pos").run()
@@ -252,17 +252,17 @@ def test_reviews_widgets_pick_reviews(data_path):
 
 def test_reviews_read_their_view_from_the_url(data_path):
     test = load_imdb(path=data_path).test
-    app = open_page("pages/reviews.py", split="test", index="1", max_length="3", padding="pre")
+    app = open_page("views/reviews.py", split="test", index="1", max_length="3", padding="pre")
     assert "this is `x_test[1]`" in app.main.caption[0].value
     assert app.code[0].value == " ".join(map(str, test.sequences[1].tolist()))
     assert app.slider(key="max_length").value == 3
     assert app.segmented_control(key="padding").value == "pre"
-    past_the_end = open_page("pages/reviews.py", index="99")
+    past_the_end = open_page("views/reviews.py", index="99")
     assert "this is `x_train[5]` (the last match: there is no review 99)" in (
         past_the_end.main.caption[0].value
     )
     bad = open_page(
-        "pages/reviews.py", split="foo", index="abc", label="maybe", max_length="-4", padding="x"
+        "views/reviews.py", split="foo", index="abc", label="maybe", max_length="-4", padding="x"
     )
     assert "this is `x_train[0]`" in bad.main.caption[0].value
     assert bad.segmented_control(key="split").value == "train"
@@ -275,7 +275,7 @@ def test_reviews_read_their_view_from_the_url(data_path):
 
 
 def test_lengths_shows_what_max_length_costs(data_path):
-    app = open_page("pages/lengths.py")
+    app = open_page("views/lengths.py")
     shown = metrics(app)
     assert shown["Reviews truncated"] == "0.0%"
     assert shown["Pad steps (wasted RNN work)"] == "98.8%"  # 35 tokens in 6 x 500 steps
@@ -290,7 +290,7 @@ def test_lengths_shows_what_max_length_costs(data_path):
 
 
 def test_lengths_table_and_charts(data_path):
-    app = open_page("pages/lengths.py")
+    app = open_page("views/lengths.py")
     table = app.dataframe[0].value
     assert table.index.tolist() == ["train / neg", "train / pos", "test / neg", "test / pos"]
     assert table.loc["train / neg", "p50"] == 5.0  # 8, 4, 5
@@ -312,11 +312,11 @@ def test_lengths_table_and_charts(data_path):
 
 
 def test_lengths_read_their_view_from_the_url(data_path):
-    app = open_page("pages/lengths.py", max_length="5", batch_size="32", log_scale="true")
+    app = open_page("views/lengths.py", max_length="5", batch_size="32", log_scale="true")
     assert metrics(app)["Reviews truncated"] == "50.0%"
     assert app.selectbox(key="batch_size").value == 32
     assert app.toggle(key="log_scale").value is True
-    bad = open_page("pages/lengths.py", max_length="abc", batch_size="7", truncating="middle")
+    bad = open_page("views/lengths.py", max_length="abc", batch_size="7", truncating="middle")
     assert metrics(bad)["Reviews truncated"] == "0.0%"
     assert bad.slider(key="max_length").value == 500
     assert bad.selectbox(key="batch_size").value == 128

@@ -51,17 +51,17 @@ st.markdown(
 
 st.header("The pages")
 st.page_link(
-    "pages/vocabulary.py",
+    "views/vocabulary.py",
     label="**Vocabulary**: the words, their ids and counts; what num_words keeps and loses",
     icon="🔤",
 )
 st.page_link(
-    "pages/reviews.py",
+    "views/reviews.py",
     label="**Reviews**: one review as text, ids, decoded words and the padded row",
     icon="📝",
 )
 st.page_link(
-    "pages/lengths.py",
+    "views/lengths.py",
     label="**Lengths and padding**: how long reviews are and what max_length costs",
     icon="📏",
 )
