@@ -63,6 +63,7 @@ class JobView:
     """A consistent copy of a job's state, for a page to render."""
 
     run_id: str
+    config: TrainConfig
     state: JobState
     queue_position: int | None  # 1 = next to start; None unless queued
     progress: ProgressEvent | None  # the latest event
@@ -155,6 +156,7 @@ class JobBoard:
             position = self._queue.index(run_id) + 1 if run_id in self._queue else None
             return JobView(
                 run_id=job.run_id,
+                config=job.config,
                 state=job.state,
                 queue_position=position,
                 progress=job.progress,

@@ -16,20 +16,26 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
-from rnnkit import charts
+from rnnkit import charts, evaluation
 from rnnkit.config import LIMITS, PRESETS, SECTIONS, DataConfig, TrainConfig, preset
-from rnnkit.data import OOV_ID, PAD_ID, DataError, ImdbData, Vocabulary, load_imdb
+from rnnkit.data import LABEL_NAMES, OOV_ID, PAD_ID, DataError, ImdbData, Vocabulary, load_imdb
+from rnnkit.evaluation import EncodedText
 from rnnkit.explore import PaddedReview
 from rnnkit.jobs import ACTIVE_STATES, JobBoard, LimitError, limit_problems
-from rnnkit.runs import Run, RunStore
+from rnnkit.runs import MODEL_FILE, Run, RunError, RunStore, RunSummary, is_run_id
 from rnnkit.sequences import SIDES
 from rnnkit.settings import DATA_VARIABLE, get_limits, get_settings
 from rnnkit.training import estimate_epoch_seconds
+
+if TYPE_CHECKING:
+    import keras
 
 NOTEBOOK = DataConfig()  # the notebook's num_words, max_length, padding and truncating
 
@@ -298,6 +304,13 @@ def _reset_fields() -> None:
     # A new preset: every field widget starts again from the preset's value.
     for key in [key for key in st.session_state if str(key).startswith("cfg_field_")]:
         del st.session_state[key]
+    st.session_state.pop("cfg_saved", None)
+
+
+def open_config(config: TrainConfig) -> None:
+    """Fill the Train form with `config` (e.g. a running job's) on the next run."""
+    _reset_fields()
+    st.session_state["cfg_saved"] = config.to_dict()
 
 
 def _field_widget(name: str, value: Any, server_limit: int | None) -> Any:
@@ -337,7 +350,10 @@ def config_form() -> TrainConfig | None:
         help="seed: the course notebook exactly. recommended: the best accuracy per minute "
         "of CPU found so far. Every setting below can be changed.",
     )
-    defaults = _settings_of(preset(preset_name))
+    # The form comes back as it was left: page switches drop widget state, not this.
+    saved = st.session_state.get("cfg_saved")
+    start = TrainConfig.from_dict(saved) if saved else preset(preset_name)
+    defaults = _settings_of(start)
     values: dict[str, Any] = {}
     for column, section in zip(st.columns(3), SECTIONS, strict=True):
         with column:
@@ -348,10 +364,34 @@ def config_form() -> TrainConfig | None:
                     server_limit = getattr(limits, limit_name) if limit_name else None
                     values[name] = _field_widget(name, value, server_limit)
     try:
-        return preset(preset_name).with_overrides(values)
+        config = start.with_overrides(values)
     except ValueError as error:
         st.error(f"**This configuration is not valid.** {error}")
         return None
+    st.session_state["cfg_saved"] = config.to_dict()
+    return config
+
+
+def active_jobs_panel() -> None:
+    """The jobs this server is training or has queued, from any session, to open in the form."""
+    views = job_board().active()
+    if not views:
+        return
+    with st.container(border=True):
+        st.markdown(f"**Training on this server now** ({len(views)})")
+        for view in views:
+            event = view.progress
+            if view.state == "queued":
+                state = f"queued, place {view.queue_position}"
+            elif event is None:
+                state = "starting"
+            else:
+                state = f"epoch {event.epoch}/{event.epochs}, {event.fraction:.0%}"
+            text, button = st.columns([5, 1])
+            text.markdown(f"`{view.run_id}` {view.config.summary()} — {state}")
+            if button.button("Open", key=f"open_job_{view.run_id}"):
+                open_config(view.config)
+                st.rerun()
 
 
 @st.cache_data(show_spinner="Building the model to count its parameters…", max_entries=64)
@@ -478,3 +518,272 @@ def training_panel(config: TrainConfig, data: ImdbData) -> None:
             st.error(str(error))
             return
         st.rerun()
+
+
+# --- predictions ------------------------------------------------------------------------------
+
+RUN_KEY = "predict_run"
+POSITIVE_RGB, NEGATIVE_RGB = (21, 128, 61), (185, 28, 28)  # charts.LABEL_COLORS' pos and neg
+
+
+def complete_runs(data: ImdbData) -> list[RunSummary]:
+    """The complete runs trained on these reviews (with any num_words), newest first.
+
+    A run trained on other data (another archive, another shuffle) is left out: its vocabulary
+    and test set are not these.
+    """
+    runs = []
+    for summary in RunStore().list_runs():
+        if summary.status != "complete" or summary.config is None:
+            continue
+        try:
+            config = TrainConfig.from_dict(summary.config)
+        except ValueError:  # a config of another rnnkit version
+            continue
+        if config.run_id(data.fingerprint) == summary.run_id:
+            runs.append(summary)
+    return runs
+
+
+def _run_label(summary: RunSummary) -> str:
+    accuracy = "–" if summary.test_accuracy is None else f"{summary.test_accuracy:.1%}"
+    config = TrainConfig.from_dict(summary.config)
+    return f"{config.summary()} · test {accuracy} · {summary.run_id}"
+
+
+def run_picker(data: ImdbData) -> Run:
+    """A select box of the complete runs of these reviews, bound to the URL; the chosen run.
+
+    The URL may also name a run by its bare id (`?predict_run=<run id>`, as the Train page
+    shows it); an id that is not a complete run here is ignored. With no complete run, says
+    how to train one and stops the script.
+
+    Args:
+        data: the reviews the page shows (their fingerprint picks the runs).
+
+    Returns:
+        The chosen run, loaded.
+    """
+    runs = {summary.run_id: summary for summary in complete_runs(data)}
+    if not runs:
+        st.info(
+            "No model is trained on these reviews yet. Train one on the Train page (a small "
+            "configuration takes a minute or two), then come back."
+        )
+        st.page_link("views/train.py", label="Train a model", icon="🏋️")
+        st.stop()
+    wanted = st.query_params.get(RUN_KEY)
+    if is_run_id(wanted) and wanted in runs and RUN_KEY not in st.session_state:
+        st.session_state[RUN_KEY] = wanted
+    run_id = st.selectbox(
+        "Run",
+        list(runs),
+        format_func=lambda run_id: _run_label(runs[run_id]),
+        key=RUN_KEY,
+        bind="query-params",
+        help="The complete runs trained on these reviews, newest first.",
+    )
+    try:
+        return RunStore().load(run_id)
+    except RunError as error:  # deleted or damaged since it was listed
+        st.error(str(error))
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Loading the trained model…", max_entries=2)
+def _cached_model(folder: str, model_state: tuple[int, int], _run: Run) -> keras.Model:
+    # Two models at most: a server's memory is small. model_state: a retrained run loads afresh.
+    return _run.model()
+
+
+def _run_key(run: Run) -> tuple[str, tuple[int, int]]:
+    # The folder and its model file's state: a run deleted and trained again is a new key.
+    return str(run.folder), _file_state(str(run.folder / MODEL_FILE))
+
+
+def run_model(run: Run) -> keras.Model:
+    """The run's Keras model, shared by all sessions; on failure show the error and stop."""
+    try:
+        return _cached_model(*_run_key(run), run)
+    except RunError as error:
+        st.error(str(error))
+        st.stop()
+
+
+@dataclass(frozen=True)
+class TextReading:
+    """What a model makes of one text: `read_text`'s result."""
+
+    encoded: EncodedText  # the text as the model reads it (its note says what was cut)
+    probability: float  # of "pos"
+    contributions: pd.DataFrame  # evaluation.token_contributions
+    prefixes: pd.DataFrame  # evaluation.prefix_predictions
+
+
+@st.cache_data(show_spinner="Reading the text with the model…", max_entries=16)
+def _read_text(
+    run_key: tuple[str, tuple[int, int]],
+    text: str,
+    method: str,
+    _model: keras.Model,
+    _vocab: Vocabulary,
+    _config: TrainConfig,
+) -> TextReading:
+    return TextReading(
+        encoded=evaluation.encode_for_model(text, _vocab, _config),
+        probability=float(evaluation.predict_texts(_model, _vocab, _config, [text])[0]),
+        contributions=evaluation.token_contributions(_model, _vocab, _config, text, method),
+        prefixes=evaluation.prefix_predictions(_model, _vocab, _config, text),
+    )
+
+
+def read_text(
+    run: Run, model: keras.Model, vocab: Vocabulary, text: str, method: str
+) -> TextReading:
+    """The run's prediction on `text`, each word's contribution and the prediction word by word.
+
+    Cached per run, text and method.
+
+    Args:
+        run: the run (its config says how the text is padded and cut).
+        model: its model (`run_model`).
+        vocab: the vocabulary of its data.
+        text: any text; a very long one is cut as `evaluation.encode_for_model` says.
+        method: "occlusion" or "gradient" (see `evaluation.token_contributions`).
+
+    Returns:
+        The `TextReading`.
+
+    Raises:
+        ValueError: the text has no words, or the method does not suit the model.
+    """
+    config = TrainConfig.from_dict(run.config)
+    return _read_text(_run_key(run), text, method, model, vocab, config)
+
+
+def _contribution_chip(word: str, word_id: int, contribution: float, scale: float) -> str:
+    red, green, blue = POSITIVE_RGB if contribution > 0 else NEGATIVE_RGB
+    strength = min(1.0, abs(contribution) / scale)
+    style = f"background: rgba({red}, {green}, {blue}, {0.05 + 0.7 * strength:.2f})"
+    if strength > 0.6:
+        style += "; color: white"
+    title = f"{word}: {contribution:+.4f}"
+    if word_id == OOV_ID:
+        style += "; border: 1px dashed #a16207"
+        title += " (unknown to the model: read as <UNK>)"
+    return f'<span style="{style}" title="{html.escape(title)}">{html.escape(word)}</span>'
+
+
+def highlighted_contributions(contributions: pd.DataFrame) -> None:
+    """Show the words the model read, each shaded by how far it pushed the prediction.
+
+    Green pushes toward "pos", red toward "neg"; the stronger the push, the stronger the
+    colour, on a scale set by the strongest word. Hovering a word shows its contribution.
+
+    Args:
+        contributions: `evaluation.token_contributions` (word, id, contribution).
+    """
+    values = contributions["contribution"].to_numpy(dtype=np.float64)
+    scale = max(float(np.abs(values).max(initial=0.0)), 1e-9)
+    chips = "".join(
+        _contribution_chip(word, int(word_id), float(value), scale)
+        for word, word_id, value in zip(
+            contributions["word"], contributions["id"], values, strict=True
+        )
+    )
+    negative, positive = (f"rgba({r}, {g}, {b}, 0.6)" for r, g, b in (NEGATIVE_RGB, POSITIVE_RGB))
+    legend = (
+        f'<div class="rk-caption"><span style="background: {negative}; color: white">'
+        f'toward neg</span> <span style="background: {positive}; color: white">toward pos'
+        f"</span> strongest word: {scale:.4f}; dashed: unknown to the model (&lt;UNK&gt;)</div>"
+    )
+    st.html(f'{_STYLE}<div class="rk-box rk-tokens rk-text">{chips}</div>{legend}')
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A run's test-set results that do not depend on the threshold: `run_report`'s."""
+
+    histogram: pd.DataFrame  # evaluation.probability_histogram
+    roc: pd.DataFrame | None  # the ROC curve; None when the test set has one label only
+    roc_auc: float
+    precision_recall: pd.DataFrame | None
+    average_precision: float
+    by_length: pd.DataFrame  # evaluation.accuracy_by_length
+    mistakes: pd.DataFrame  # the most confident mistakes, with their text
+
+
+@st.cache_data(show_spinner="Scoring the test set…", max_entries=4)
+def _run_report(run_key: tuple[str, tuple[int, int]], _run: Run, _data: ImdbData) -> RunReport:
+    probabilities, labels, test = _run.predictions, _data.test.labels, _data.test
+    max_length = TrainConfig.from_dict(_run.config).data.max_length
+    both_labels = 0 < int(labels.sum()) < len(labels)
+    roc, roc_auc = evaluation.roc_curve(probabilities, labels) if both_labels else (None, 0.0)
+    precision_recall, average_precision = (
+        evaluation.precision_recall_curve(probabilities, labels) if both_labels else (None, 0.0)
+    )
+    mistakes = evaluation.confident_mistakes(probabilities, labels)
+    indices = mistakes["index"].tolist()
+    mistakes["label"] = [LABEL_NAMES[label] for label in mistakes["label"]]
+    mistakes["length"] = test.lengths[indices]  # tokens, <START> included
+    mistakes["text"] = [
+        test.texts[index]
+        if test.texts is not None
+        else _data.vocab.decode(test.sequences[index], skip_padding=True)
+        for index in indices
+    ]
+    return RunReport(
+        histogram=evaluation.probability_histogram(probabilities, labels),
+        roc=roc,
+        roc_auc=roc_auc,
+        precision_recall=precision_recall,
+        average_precision=average_precision,
+        by_length=evaluation.accuracy_by_length(probabilities, labels, test.lengths, max_length),
+        mistakes=mistakes,
+    )
+
+
+def run_report(run: Run, data: ImdbData) -> RunReport:
+    """The run's test-set histogram, curves, accuracy by length and confident mistakes.
+
+    Cached per run.
+
+    Args:
+        run: a complete run of `data` (its predictions are in `data.test`'s order).
+        data: its reviews, loaded with the run's num_words.
+
+    Returns:
+        The `RunReport`.
+    """
+    return _run_report(_run_key(run), run, data)
+
+
+def nearest_words_table(model: keras.Model, vocab: Vocabulary, word: str) -> None:
+    """Show the 10 words nearest to `word` in the model's embedding, or why there are none."""
+    try:
+        neighbours = evaluation.nearest_words(model, vocab, word)
+    except ValueError as error:
+        st.info(f"No neighbours: {error}.")
+        return
+    st.dataframe(
+        neighbours,
+        hide_index=True,
+        column_config={
+            "cosine": st.column_config.ProgressColumn(min_value=-1, max_value=1, format="%.3f")
+        },
+    )
+
+
+def embedding_neighbours(data: ImdbData, word: str) -> None:
+    """The nearest words of `word` in the newest complete run's embedding (nothing if none)."""
+    runs = complete_runs(data)
+    if not runs:
+        st.caption("Once a model is trained, its embedding's nearest words of this word show here.")
+        return
+    try:
+        run = RunStore().load(runs[0].run_id)
+    except RunError as error:  # deleted or damaged since it was listed
+        st.caption(str(error))
+        return
+    st.markdown(f"**Nearest words** in the embedding of the newest run, `{run.run_id}` (cosine):")
+    nearest_words_table(run_model(run), data.vocab, word)

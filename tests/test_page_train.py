@@ -130,3 +130,35 @@ def test_an_invalid_setting_is_explained(corpus):
     app = open_train_page(**{"model.rnn_units": "64, lots"})
     assert "This configuration is not valid" in texts(app)
     assert "model.rnn_units" in texts(app)
+
+
+def test_coming_back_to_the_page_shows_the_job_again(corpus, monkeypatch):
+    fake = GatedTrain()
+    monkeypatch.setattr(jobs_module, "train", fake)
+    app = open_train_page()
+    button(app, "train_start").click().run()
+    run_id = tiny_config().run_id(load_imdb(num_words=100, path=corpus).fingerprint)
+    wait_for(lambda: ui.job_board().view(run_id).state == "running")
+    app.switch_page("views/home.py").run()
+    app.switch_page("views/train.py").run()
+    assert not app.exception, app.exception
+    assert f"Run id `{run_id}`" in texts(app)  # the form kept the settings
+    assert button(app, "train_cancel").label == "Cancel training"
+    fake.gate(run_id).set()
+
+
+def test_another_session_opens_a_running_job_from_the_list(corpus, monkeypatch):
+    fake = GatedTrain()
+    monkeypatch.setattr(jobs_module, "train", fake)
+    first = open_train_page()
+    button(first, "train_start").click().run()
+    run_id = tiny_config().run_id(load_imdb(num_words=100, path=corpus).fingerprint)
+    wait_for(lambda: ui.job_board().view(run_id).state == "running")
+    other = AppTest.from_file(APP, default_timeout=120)
+    other.switch_page("views/train.py").run()  # the seed preset: another configuration
+    assert "**Training on this server now** (1)" in texts(other)
+    button(other, f"open_job_{run_id}").click().run()
+    assert f"Run id `{run_id}`" in texts(other)
+    assert button(other, "train_cancel").label == "Cancel training"
+    assert fake.calls == [run_id]
+    fake.gate(run_id).set()

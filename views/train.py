@@ -14,6 +14,7 @@ st.markdown(
     "and keeps every run: asking again for a trained configuration shows its results at once."
 )
 
+ui.active_jobs_panel()
 config = ui.config_form()
 if config is None:
     st.stop()
