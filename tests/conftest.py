@@ -85,3 +85,12 @@ def real_data_path() -> Path:
 def real_cache(tmp_path_factory) -> Path:
     """One cache for the whole session, so the real archive is parsed once."""
     return tmp_path_factory.mktemp("real-cache")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell a failed test
+    (the browser tests save a screenshot then)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
