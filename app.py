@@ -22,6 +22,8 @@ def main() -> None:
             st.Page("views/reviews.py", title="Reviews", icon="📝"),
             st.Page("views/lengths.py", title="Lengths and padding", icon="📏"),
             st.Page("views/train.py", title="Train", icon="🏋️"),
+            st.Page("views/curves.py", title="Learning curves", icon="📈"),
+            st.Page("views/predictions.py", title="Predictions", icon="🔮"),
         ]
     )
     ui.data_sidebar()

@@ -298,3 +298,368 @@ def learning_curves(
             ).properties(title=run)
         )
     return alt.vconcat(*rows)
+
+
+# --- comparing runs ---------------------------------------------------------------------------
+
+SIDE_BY_SIDE_COLUMNS = 3  # runs per row of panels; more runs wrap onto further rows
+
+
+def _with_test_accuracies(
+    panel: alt.LayerChart, test_accuracies: Mapping[str, float]
+) -> alt.LayerChart:
+    """Add each run's test accuracy to an accuracy panel: a dotted line in the run's colour."""
+    if not test_accuracies:
+        return panel
+    tests = pd.DataFrame(
+        [{"run": run, "test accuracy": value} for run, value in test_accuracies.items()]
+    )
+    rule = (
+        alt.Chart(tests)
+        .mark_rule(strokeDash=[1, 3], strokeWidth=2)
+        .encode(
+            y="test accuracy:Q",
+            color="run:N",
+            tooltip=["run:N", alt.Tooltip("test accuracy:Q", format=".4f")],
+        )
+    )
+    panel.layer = [*panel.layer, rule]
+    return panel
+
+
+def compared_curves(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    best_epochs: Mapping[str, int | None] | None = None,
+    test_accuracies: Mapping[str, float] | None = None,
+    references: Mapping[str, float] | None = None,
+) -> alt.HConcatChart:
+    """Several runs overlaid: loss and accuracy per epoch, each run's test accuracy marked.
+
+    Args:
+        histories: run label to its per-epoch dicts.
+        best_epochs: run label to its best epoch (a dotted rule in the run's colour).
+        test_accuracies: run label to its test accuracy (a dotted line in the run's colour).
+        references: accuracy reference lines by name, for every run (a baseline).
+
+    Returns:
+        Loss and accuracy side by side, training solid and validation dashed, the gap shaded.
+    """
+    frame = history_frame(histories)
+    loss, accuracy = (
+        _curve_panel(frame, metric, best_epochs or {}, references or {}) for metric in METRIC_TITLES
+    )
+    chart = alt.hconcat(loss, _with_test_accuracies(accuracy, test_accuracies or {}))
+    return chart.configure_legend(labelLimit=400)  # run labels name what sets each run apart
+
+
+def curves_side_by_side(
+    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    best_epochs: Mapping[str, int | None] | None = None,
+    test_accuracies: Mapping[str, float] | None = None,
+    references: Mapping[str, float] | None = None,
+    columns: int = SIDE_BY_SIDE_COLUMNS,
+) -> alt.VConcatChart:
+    """Small multiples: a column per run, its loss above its accuracy, axes shared per row.
+
+    Args:
+        histories: run label to its per-epoch dicts.
+        best_epochs: run label to its best epoch (a dotted rule).
+        test_accuracies: run label to its test accuracy, marked in that run's panel.
+        references: accuracy reference lines by name, in every run's panel (a baseline).
+        columns: runs per row; more runs wrap onto further rows.
+
+    Returns:
+        A grid: per group of `columns` runs, a row of loss panels over a row of accuracy
+        panels, each titled by its run.
+    """
+    best_epochs = best_epochs or {}
+    test_accuracies = test_accuracies or {}
+    frame = history_frame(histories)
+    runs = list(histories)
+    rows = []
+    for start in range(0, len(runs), columns):
+        for metric in METRIC_TITLES:
+            panels = []
+            for run in runs[start : start + columns]:
+                panel = _curve_panel(
+                    frame[frame["run"] == run],
+                    metric,
+                    {run: best_epochs.get(run)},
+                    references or {},
+                )
+                if metric == "accuracy" and run in test_accuracies:
+                    panel = _with_test_accuracies(panel, {run: test_accuracies[run]})
+                # Three columns of 210 px fit a wide page beside the legend; a long label
+                # ("1a2b3c4d · padding pre, ...") breaks into lines at its " · ".
+                title = alt.TitleParams([*run.split(" · "), metric], fontSize=11, limit=260)
+                panels.append(panel.properties(width=210, height=200, title=title))
+            rows.append(alt.hconcat(*panels).resolve_scale(y="shared"))
+    return alt.vconcat(*rows).configure_legend(labelLimit=400)
+
+
+# --- predictions ------------------------------------------------------------------------------
+
+READING_COLORS = alt.Scale(
+    domain=["forward: words 1..i", "backward: words i..n"], range=["#1d4ed8", "#c2410c"]
+)
+_PROBABILITY_AXIS = alt.Scale(domain=[0, 1])
+
+
+def probability_histogram(histogram: pd.DataFrame, threshold: float) -> alt.LayerChart:
+    """Test reviews by predicted probability, one colour per true label, the threshold marked.
+
+    Args:
+        histogram: `evaluation.probability_histogram` (bin_start, bin_end, label, count).
+        threshold: the decision threshold; drawn as a rule.
+
+    Returns:
+        Overlaid bars for neg and pos with a rule at the threshold.
+    """
+    bars = (
+        alt.Chart(histogram)
+        .mark_rect(opacity=0.55)
+        .encode(
+            x=alt.X("bin_start:Q", scale=_PROBABILITY_AXIS, title="predicted probability of pos"),
+            x2="bin_end:Q",
+            y=alt.Y("count:Q", stack=None, title="test reviews"),
+            y2=alt.datum(0),
+            color=alt.Color("label:N", scale=LABEL_COLORS, title="true label"),
+            tooltip=["label:N", "bin_start:Q", "bin_end:Q", alt.Tooltip("count:Q", format=",")],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"threshold": [threshold]}))
+        .mark_rule(color=MARK_COLOR, strokeDash=[4, 2])
+        .encode(x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format="g")])
+    )
+    return alt.layer(bars, rule).properties(height=260)
+
+
+def confusion_frame(scores: Mapping[str, float]) -> pd.DataFrame:
+    """The confusion matrix of `evaluation.threshold_metrics` as rows for a heatmap.
+
+    Args:
+        scores: `threshold_metrics`'s dict (tp, fp, tn, fn).
+
+    Returns:
+        Four rows of true ("neg"/"pos"), predicted ("neg"/"pos"), count and share (of all
+        reviews).
+    """
+    counts = {
+        ("neg", "neg"): scores["tn"],
+        ("neg", "pos"): scores["fp"],
+        ("pos", "neg"): scores["fn"],
+        ("pos", "pos"): scores["tp"],
+    }
+    total = max(1, sum(counts.values()))
+    return pd.DataFrame(
+        [
+            {"true": true, "predicted": predicted, "count": int(count), "share": count / total}
+            for (true, predicted), count in counts.items()
+        ]
+    )
+
+
+def confusion_matrix(scores: Mapping[str, float]) -> alt.LayerChart:
+    """A 2 x 2 heatmap of true against predicted labels, each cell with its count.
+
+    Args:
+        scores: `evaluation.threshold_metrics`'s dict (tp, fp, tn, fn).
+
+    Returns:
+        The heatmap: cells shaded by count, labelled with count and share.
+    """
+    frame = confusion_frame(scores)
+    frame["text"] = [
+        f"{count:,} ({share:.1%})"
+        for count, share in zip(frame["count"], frame["share"], strict=True)
+    ]
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:N", title="predicted", axis=alt.Axis(labelAngle=0, orient="top")),
+        y=alt.Y("true:N", title="true label"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), legend=None),
+        tooltip=[
+            "true:N",
+            "predicted:N",
+            alt.Tooltip("count:Q", format=","),
+            alt.Tooltip("share:Q", format=".1%"),
+        ],
+    )
+    labels = base.mark_text(fontSize=14).encode(
+        text="text:N",
+        color=alt.when(alt.datum.share > 0.3)
+        .then(alt.value("white"))
+        .otherwise(alt.value("#1c1917")),
+    )
+    return alt.layer(cells, labels).properties(width=260, height=180)
+
+
+def _operating_point(x: float, y: float, label: str) -> alt.Chart:
+    point = pd.DataFrame({"x": [x], "y": [y], "label": [label]})
+    return (
+        alt.Chart(point)
+        .mark_point(color=MARK_COLOR, filled=True, size=80)
+        .encode(
+            x="x:Q",
+            y="y:Q",
+            tooltip=["label:N", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")],
+        )
+    )
+
+
+def roc(curve: pd.DataFrame, auc: float, scores: Mapping[str, float]) -> alt.LayerChart:
+    """The ROC curve with chance as a diagonal and the threshold's operating point.
+
+    Args:
+        curve: `evaluation.roc_curve`'s curve (fpr, tpr, threshold).
+        auc: the area under the curve, for the title.
+        scores: `evaluation.threshold_metrics` at the chosen threshold (the point).
+
+    Returns:
+        A layered line chart titled with the AUC.
+    """
+    line = (
+        alt.Chart(curve)
+        .mark_line(color="#c2410c")
+        .encode(
+            x=alt.X("fpr:Q", scale=_PROBABILITY_AXIS, title="false positive rate"),
+            y=alt.Y("tpr:Q", scale=_PROBABILITY_AXIS, title="true positive rate (recall)"),
+            tooltip=[alt.Tooltip(name, format=".3f") for name in ("fpr:Q", "tpr:Q", "threshold:Q")],
+        )
+    )
+    chance = (
+        alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]}))
+        .mark_line(color="#a8a29e", strokeDash=[4, 4])
+        .encode(x="x:Q", y="y:Q")
+    )
+    false_positive_rate = scores["fp"] / max(1, scores["fp"] + scores["tn"])
+    point = _operating_point(
+        false_positive_rate, scores["recall"], f"threshold {scores['threshold']:g}"
+    )
+    return alt.layer(chance, line, point).properties(
+        width=300, height=300, title=f"ROC curve: AUC {auc:.3f}"
+    )
+
+
+def precision_recall(
+    curve: pd.DataFrame, average_precision: float, scores: Mapping[str, float]
+) -> alt.LayerChart:
+    """The precision-recall curve with the threshold's operating point.
+
+    Args:
+        curve: `evaluation.precision_recall_curve`'s curve (recall, precision, threshold).
+        average_precision: its area (average precision), for the title.
+        scores: `evaluation.threshold_metrics` at the chosen threshold (the point).
+
+    Returns:
+        A layered line chart titled with the average precision.
+    """
+    line = (
+        alt.Chart(curve)
+        .mark_line(color="#c2410c")
+        .encode(
+            x=alt.X("recall:Q", scale=_PROBABILITY_AXIS, title="recall"),
+            y=alt.Y("precision:Q", scale=_PROBABILITY_AXIS, title="precision"),
+            tooltip=[
+                alt.Tooltip(name, format=".3f")
+                for name in ("recall:Q", "precision:Q", "threshold:Q")
+            ],
+        )
+    )
+    point = _operating_point(
+        scores["recall"], scores["precision"], f"threshold {scores['threshold']:g}"
+    )
+    return alt.layer(line, point).properties(
+        width=300,
+        height=300,
+        title=f"Precision-recall: AUC (average precision) {average_precision:.3f}",
+    )
+
+
+def accuracy_by_length(table: pd.DataFrame) -> alt.Chart:
+    """Accuracy per review-length bucket, truncated buckets in another colour.
+
+    Args:
+        table: `evaluation.accuracy_by_length` (bucket, lower, count, accuracy, truncated).
+
+    Returns:
+        A bar chart, buckets from short to long, empty buckets left out.
+    """
+    return (
+        alt.Chart(table.dropna(subset=["accuracy"]))
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "bucket:N",
+                sort=alt.EncodingSortField("lower"),
+                title="review length (tokens)",
+                axis=alt.Axis(labelAngle=0),
+            ),
+            y=alt.Y(
+                "accuracy:Q",
+                scale=_PROBABILITY_AXIS,
+                axis=alt.Axis(format="%"),
+                title="accuracy at 0.5",
+            ),
+            color=alt.Color(
+                "truncated:N",
+                scale=alt.Scale(domain=[False, True], range=["#15803d", "#c2410c"]),
+                title="cut by max_length",
+            ),
+            tooltip=[
+                "bucket:N",
+                alt.Tooltip("count:Q", format=","),
+                alt.Tooltip("accuracy:Q", format=".1%"),
+                "truncated:N",
+            ],
+        )
+        .properties(height=260)
+    )
+
+
+def prefix_predictions(prefixes: pd.DataFrame) -> alt.LayerChart:
+    """The prediction word by word: after each prefix (forward) and from each suffix (backward).
+
+    Args:
+        prefixes: `evaluation.prefix_predictions` (position, word, probability_after_prefix,
+            probability_from_suffix).
+
+    Returns:
+        Two lines against word position, the 0.5 boundary as a rule.
+    """
+    readings = {
+        "probability_after_prefix": "forward: words 1..i",
+        "probability_from_suffix": "backward: words i..n",
+    }
+    long = prefixes.melt(
+        id_vars=["position", "word"],
+        value_vars=list(readings),
+        var_name="reading",
+        value_name="probability",
+    )
+    long["reading"] = long["reading"].map(readings)
+    lines = (
+        alt.Chart(long)
+        .mark_line(point=len(prefixes) <= 60)
+        .encode(
+            x=alt.X("position:Q", title="word position", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("probability:Q", scale=_PROBABILITY_AXIS, title="probability of pos"),
+            color=alt.Color(
+                "reading:N", scale=READING_COLORS, title=None, legend=alt.Legend(orient="bottom")
+            ),
+            tooltip=[
+                "reading:N",
+                "position:Q",
+                "word:N",
+                alt.Tooltip("probability:Q", format=".3f"),
+            ],
+        )
+    )
+    boundary = (
+        alt.Chart(pd.DataFrame({"probability": [0.5]}))
+        .mark_rule(color="#a8a29e", strokeDash=[4, 4])
+        .encode(y="probability:Q")
+    )
+    return alt.layer(lines, boundary).properties(height=260)

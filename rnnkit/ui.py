@@ -15,13 +15,14 @@ import html
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from filelock import Timeout
 
 from rnnkit import charts, evaluation
 from rnnkit.config import LIMITS, PRESETS, SECTIONS, DataConfig, TrainConfig, preset
@@ -695,7 +696,8 @@ def highlighted_contributions(contributions: pd.DataFrame) -> None:
     legend = (
         f'<div class="rk-caption"><span style="background: {negative}; color: white">'
         f'toward neg</span> <span style="background: {positive}; color: white">toward pos'
-        f"</span> strongest word: {scale:.4f}; dashed: unknown to the model (&lt;UNK&gt;)</div>"
+        f"</span> the strongest word: ±{scale:.4f}; dashed: unknown to the model (&lt;UNK&gt;)"
+        "</div>"
     )
     st.html(f'{_STYLE}<div class="rk-box rk-tokens rk-text">{chips}</div>{legend}')
 
@@ -732,6 +734,7 @@ def _run_report(run_key: tuple[str, tuple[int, int]], _run: Run, _data: ImdbData
         else _data.vocab.decode(test.sequences[index], skip_padding=True)
         for index in indices
     ]
+    mistakes = mistakes.rename(columns={"index": "test review", "label": "true label"})
     return RunReport(
         histogram=evaluation.probability_histogram(probabilities, labels),
         roc=roc,
@@ -787,3 +790,446 @@ def embedding_neighbours(data: ImdbData, word: str) -> None:
         return
     st.markdown(f"**Nearest words** in the embedding of the newest run, `{run.run_id}` (cosine):")
     nearest_words_table(run_model(run), data.vocab, word)
+
+
+# --- learning curves --------------------------------------------------------------------------
+
+# The course's lesson in three runs: where the zeros go, and whether the RNN may skip them.
+PADDING_VARIANTS: dict[str, dict[str, Any]] = {
+    "post padding": {"data.padding": "post", "model.mask_padding": False},
+    "pre padding": {"data.padding": "pre", "model.mask_padding": False},
+    "post padding, masked": {"data.padding": "post", "model.mask_padding": True},
+}
+BASELINE_NAME = "TF-IDF + logistic regression (test)"
+RUN_COLUMNS = {
+    "best val accuracy": st.column_config.NumberColumn(format="percent"),
+    "test accuracy": st.column_config.NumberColumn(format="percent"),
+}
+
+
+def padding_variants(config: TrainConfig) -> dict[str, TrainConfig]:
+    """The padding experiment: `config` with post padding, pre padding, and post padding masked.
+
+    Args:
+        config: the configuration to vary (its other settings are kept).
+
+    Returns:
+        Label to config, in `PADDING_VARIANTS` order; each config names a run of its own.
+    """
+    return {label: config.with_overrides(changes) for label, changes in PADDING_VARIANTS.items()}
+
+
+def _config_or_none(settings: object) -> TrainConfig | None:
+    """A run's stored settings as a config; None when missing or no longer valid."""
+    try:
+        return TrainConfig.from_dict(settings) if settings is not None else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _setting_text(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "none"
+    return "none" if value is None else str(value)
+
+
+def _flat_settings(settings: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        f"{section}.{name}": _setting_text(value)
+        for section, values in settings.items()
+        if isinstance(values, Mapping)
+        for name, value in values.items()
+    }
+
+
+def config_differences(configs: Mapping[str, Mapping[str, Any] | None]) -> pd.DataFrame:
+    """The settings on which runs differ.
+
+    Args:
+        configs: run id to its stored config (`RunSummary.config`); runs without one are left
+            out.
+
+    Returns:
+        A row per differing setting (index "setting", dotted names in config order), a column
+        per run id holding the values as text ("–" where a config lacks the setting); no rows
+        when the runs agree on every setting.
+    """
+    flat = {run_id: _flat_settings(settings) for run_id, settings in configs.items() if settings}
+    names = dict.fromkeys(name for settings in flat.values() for name in settings)
+    rows = {}
+    for name in names:
+        values = [settings.get(name, "–") for settings in flat.values()]
+        if len(set(values)) > 1:
+            rows[name] = values
+    frame = pd.DataFrame(list(rows.values()), index=list(rows), columns=list(flat), dtype=str)
+    return frame.rename_axis("setting")
+
+
+def run_labels(configs: Mapping[str, Mapping[str, Any] | None]) -> dict[str, str]:
+    """Chart labels: a run id's first 8 characters and what sets the run apart.
+
+    Args:
+        configs: run id to its stored config.
+
+    Returns:
+        Run id to label: "1a2b3c4d · padding pre, mask_padding True" (up to three differing
+        settings), or the config's summary when nothing differs or the run is alone.
+    """
+    differences = config_differences(configs)
+    labels = {}
+    for run_id, settings in configs.items():
+        if len(differences) and run_id in differences.columns:
+            shown = [
+                f"{name.split('.')[-1]} {differences.at[name, run_id]}"
+                for name in differences.index[:3]
+            ]
+            detail = ", ".join(shown) + (", …" if len(differences) > 3 else "")
+        else:
+            config = _config_or_none(settings)
+            detail = config.summary() if config else "settings unreadable"
+        labels[run_id] = f"{run_id[:8]} · {detail}"
+    return labels
+
+
+def _active_view(run_id: str) -> Any:
+    view = job_board().view(run_id)
+    return view if view is not None and view.state in ACTIVE_STATES else None
+
+
+def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
+    """Every stored run in a row: status, key settings and results (show with `RUN_COLUMNS`).
+
+    Args:
+        summaries: `RunStore.list_runs()`.
+
+    Returns:
+        Columns run, status ("training" or "queued" while this server trains it), settings,
+        epochs (done / asked), best epoch, best val accuracy, test accuracy, training time,
+        created and problem (a failed run's error, or what is damaged).
+    """
+    rows = []
+    for summary in summaries:
+        config = _config_or_none(summary.config)
+        view = _active_view(summary.run_id)
+        status = {"running": "training"}.get(view.state, view.state) if view else summary.status
+        rows.append(
+            {
+                "run": summary.run_id,
+                "status": status,
+                "settings": config.summary() if config else "–",
+                "epochs": f"{summary.epochs_done} / {config.training.epochs if config else '?'}",
+                "best epoch": summary.best_epoch,
+                "best val accuracy": summary.best_val_accuracy,
+                "test accuracy": summary.test_accuracy,
+                "training time": _duration(summary.seconds),
+                "created": summary.created,
+                "problem": summary.error or "",
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["best epoch"] = table["best epoch"].astype("Int64")
+    return table.astype({"best val accuracy": "Float64", "test accuracy": "Float64"})
+
+
+def pick_runs(summaries: Sequence[RunSummary]) -> list[str]:
+    """The runs to compare (kept in the URL; ids that are not stored runs are ignored).
+
+    Args:
+        summaries: `RunStore.list_runs()`.
+
+    Returns:
+        The picked run ids; at first the newest complete run.
+    """
+    run_ids = [summary.run_id for summary in summaries]
+    newest = [summary.run_id for summary in summaries if summary.status == "complete"][:1]
+    return st.multiselect(
+        "Runs to compare",
+        run_ids,
+        default=newest,
+        key="curves_runs",
+        bind="query-params",
+        help="Run ids from the table's first column. A link to this page keeps the picked runs.",
+    )
+
+
+def _baseline_on_disk(data: ImdbData, validation_split: float, seed: int) -> bool:
+    # Whether tfidf_baseline would read its disk cache rather than fit for ~45 s.
+    texts = data.train.texts is not None and data.test.texts is not None
+    path = evaluation._baseline_path(data, validation_split, seed, texts)
+    return evaluation._read_baseline(path) is not None
+
+
+@st.cache_data(
+    show_spinner="Fitting TF-IDF + logistic regression on the training reviews…",
+    show_time=True,
+    max_entries=8,
+)
+def _tfidf_baseline(
+    _data: ImdbData, fingerprint: str, num_words: int, validation_split: float, seed: int
+) -> dict:
+    # Keyed by the data's fingerprint and num_words: the reviews themselves are not hashed.
+    return evaluation.tfidf_baseline(_data, validation_split, seed)
+
+
+def baseline_reference(settings: Mapping[str, Any] | None) -> dict[str, float]:
+    """The TF-IDF + logistic regression baseline's test accuracy, as a reference line.
+
+    Fitted on the training rows of `settings` (its validation_split and seed); when it is not
+    on disk yet, a button fits it (about 45 s on the real data, once).
+
+    Args:
+        settings: a run's stored config; None: the seed preset's.
+
+    Returns:
+        {BASELINE_NAME: test accuracy}, or {} until it is computed.
+    """
+    config = _config_or_none(settings) or preset("seed")
+    data = load_data(config.data.num_words)
+    split, seed = config.training.validation_split, config.training.seed
+    button_slot = st.empty()  # emptied once the baseline is fitted, in the same run
+    if not _baseline_on_disk(data, split, seed) and not button_slot.button(
+        "Compute the TF-IDF + logistic regression baseline (about 45 s once)",
+        key="curves_baseline",
+    ):
+        return {}
+    result = _tfidf_baseline(data, data.fingerprint, data.num_words, split, seed)
+    button_slot.empty()
+    return {BASELINE_NAME: result["test_accuracy"]}
+
+
+def run_curves(summaries: Sequence[RunSummary], side_by_side: bool = False) -> None:
+    """The runs' loss and accuracy per epoch with their best epochs, test accuracies and the
+    TF-IDF baseline; runs without epochs are named, not drawn.
+
+    Args:
+        summaries: the picked runs.
+        side_by_side: a column of panels per run instead of all runs overlaid.
+    """
+    store = job_board().store
+    labels = run_labels({summary.run_id: summary.config for summary in summaries})
+    histories, best_epochs, test_accuracies = {}, {}, {}
+    for summary in summaries:
+        run_id, label = summary.run_id, labels[summary.run_id]
+        if summary.status == "damaged":
+            st.warning(f"`{run_id}` is damaged ({summary.error}): it has no curves. Delete it.")
+            continue
+        try:
+            history = store.history_epochs(run_id)
+        except RunError as error:
+            st.warning(str(error))
+            continue
+        if not history:
+            st.caption(f"`{run_id}` has no finished epoch yet.")
+            continue
+        if summary.status == "failed":
+            st.caption(f"`{run_id}` failed after {len(history)} epoch(s): {summary.error}")
+        histories[label] = history
+        best_epochs[label] = summary.best_epoch
+        if summary.test_accuracy is not None:
+            test_accuracies[label] = summary.test_accuracy
+    if not histories:
+        return
+    references = baseline_reference(summaries[0].config)
+    draw = charts.curves_side_by_side if side_by_side else charts.compared_curves
+    st.altair_chart(draw(histories, best_epochs, test_accuracies, references), key="curves_chart")
+    st.caption(
+        "Solid: training; dashed: validation; the shaded band between them is the gap that "
+        "grows as a model overfits. Vertical dotted line: the best epoch (highest validation "
+        "accuracy, the weights a run keeps); horizontal dotted line: the run's test accuracy"
+        + (f"; grey dashed: the {BASELINE_NAME} baseline." if references else ".")
+    )
+
+
+def notice() -> None:
+    """Show, once, what the last deletion did (callbacks run before the page is drawn)."""
+    message = st.session_state.pop("curves_notice", None)
+    if message:
+        kind, text = message
+        (st.success if kind == "success" else st.error)(text)
+
+
+def _delete_run(run_id: str) -> None:
+    # A callback: it runs before the page, so the picked runs can lose the deleted one.
+    st.session_state.pop("curves_confirm", None)
+    board = job_board()
+    refusal = ("error", f"Run `{run_id}` is training: cancel it first, then delete it.")
+    if _active_view(run_id) is not None:
+        st.session_state["curves_notice"] = refusal
+        return
+    try:
+        with board.store.lock(run_id).acquire(timeout=0):  # held while anyone trains the run
+            board.store.delete(run_id)
+    except Timeout:
+        st.session_state["curves_notice"] = refusal
+        return
+    picked = st.session_state.get("curves_runs", [])
+    st.session_state["curves_runs"] = [picked_id for picked_id in picked if picked_id != run_id]
+    st.session_state["curves_notice"] = ("success", f"Run `{run_id}` is deleted.")
+
+
+def run_files(summary: RunSummary) -> None:
+    """A run's downloads, history (CSV) and model (`.keras`), and its delete button, which
+    asks for a confirmation and is refused while the run trains."""
+    store = job_board().store
+    run_id = summary.run_id
+    try:
+        history = store.history_epochs(run_id)
+    except RunError:
+        history = []
+    training = _active_view(run_id) is not None
+    name, csv, model, delete = st.columns([3, 2, 2, 2], vertical_alignment="center")
+    name.markdown(f"`{run_id}` {summary.status}")
+    csv.download_button(
+        "History (CSV)",
+        pd.DataFrame(history).to_csv(index=False),
+        file_name=f"{run_id}-history.csv",
+        mime="text/csv",
+        key=f"curves_csv_{run_id}",
+        on_click="ignore",
+        disabled=not history,
+    )
+    model.download_button(
+        "Model (.keras)",
+        store.model_path(run_id).read_bytes,  # read when clicked, not on every run of the page
+        file_name=f"{run_id}.keras",
+        mime="application/octet-stream",
+        key=f"curves_model_{run_id}",
+        on_click="ignore",
+        disabled=summary.status != "complete",
+    )
+    delete.button(
+        "Delete…",
+        key=f"curves_delete_{run_id}",
+        disabled=training,
+        help="It is training: cancel it first." if training else "Asks before it deletes.",
+        on_click=lambda: st.session_state.update(curves_confirm=run_id),
+    )
+    if st.session_state.get("curves_confirm") == run_id:
+        with st.container(border=True):
+            st.warning(
+                f"Delete run `{run_id}` for good? Its history, model and results go; training "
+                f"its configuration again starts from scratch."
+            )
+            yes, no = st.columns(2)
+            yes.button(
+                "Yes, delete it",
+                key="curves_delete_confirm",
+                type="primary",
+                on_click=_delete_run,
+                args=(run_id,),
+            )
+            no.button(
+                "Keep it",
+                key="curves_delete_cancel",
+                on_click=lambda: st.session_state.pop("curves_confirm", None),
+            )
+
+
+_NOT_TRAINING = {  # a variant's state when no job trains it, by its run's status
+    "missing": "Not trained yet.",
+    "incomplete": "Stopped part way: the experiment resumes it.",
+    "failed": "Failed: the experiment resumes it from its last epoch.",
+    "damaged": "Damaged: the experiment trains it again.",
+}
+
+
+def _variant_state(run_id: str) -> None:
+    store = job_board().store
+    view = job_board().view(run_id)
+    status = store.status(run_id)
+    if status == "complete":
+        st.success("Done.")
+    elif view is not None and view.state == "queued":
+        st.info(f"Queued: place {view.queue_position}.")
+    elif view is not None and view.state == "running" and view.progress is not None:
+        event = view.progress
+        st.progress(event.fraction, text=f"Epoch {event.epoch} of {event.epochs}")
+    elif view is not None and view.state == "running":
+        st.info("Starting…")
+    elif view is not None and view.state == "failed":
+        st.error(f"Failed: {view.error}")
+    elif view is not None and view.state == "cancelled":
+        st.warning(f"Stopped{': ' + view.error if view.error else ''}.")
+    else:
+        st.caption(_NOT_TRAINING[status])
+
+
+def _variant_states(run_ids: Mapping[str, str]) -> None:
+    for column, (label, run_id) in zip(st.columns(len(run_ids)), run_ids.items(), strict=True):
+        with column:
+            st.markdown(f"**{label}**  \n`{run_id}`")
+            _variant_state(run_id)
+
+
+@st.fragment(run_every=1.0)
+def _live_variant_states(run_ids: Mapping[str, str]) -> None:
+    if not any(_active_view(run_id) for run_id in run_ids.values()):
+        st.rerun()  # all finished: the whole page shows the curves
+    _variant_states(run_ids)
+
+
+def _submit_variants(variants: Mapping[str, TrainConfig], data: ImdbData) -> list[str]:
+    """Queue every variant that is not trained; the refusals, one sentence per variant."""
+    refusals = []
+    for label, variant in variants.items():
+        if job_board().store.status(variant.run_id(data.fingerprint)) == "complete":
+            continue
+        try:
+            job_board().submit(variant, data)
+        except LimitError as error:
+            refusals.append(f"{label}: refused. {error}")
+    return refusals
+
+
+def padding_experiment(summary: RunSummary) -> None:
+    """Train a run's config with post padding, pre padding and masking; their states, then
+    their curves side by side (a variant already trained is not trained again).
+
+    Args:
+        summary: the run whose configuration is varied.
+    """
+    config = _config_or_none(summary.config)
+    if config is None:
+        st.error(f"Run `{summary.run_id}` has no readable configuration to vary.")
+        return
+    board = job_board()
+    data = load_data(config.data.num_words)
+    variants = padding_variants(config)
+    run_ids = {label: variant.run_id(data.fingerprint) for label, variant in variants.items()}
+    done = {label for label, run_id in run_ids.items() if board.store.status(run_id) == "complete"}
+    active = any(_active_view(run_id) for run_id in run_ids.values())
+    problems = limit_problems(config, board.limits)
+    if not board.limits.allow_training:
+        problems.insert(0, "training is switched off on this server")
+    to_train = len(variants) - len(done)
+    for problem in problems if to_train else []:
+        st.error(f"Refused: {problem}.")
+    if to_train and st.button(
+        f"Run the padding experiment ({to_train} to train)",
+        key="curves_padding_start",
+        type="primary",
+        disabled=bool(problems) or active,
+    ):
+        refusals = _submit_variants(variants, data)
+        for refusal in refusals:
+            st.error(refusal)
+        if not refusals:
+            st.rerun()
+    if active:
+        _live_variant_states(run_ids)
+    else:
+        _variant_states(run_ids)
+    try:
+        runs = {label: board.store.load(run_ids[label]) for label in variants if label in done}
+    except RunError as error:  # deleted or damaged since its status was read
+        st.warning(str(error))
+        return
+    if runs:
+        st.altair_chart(
+            charts.curves_side_by_side(
+                {label: run.history for label, run in runs.items()},
+                {label: run.summary.get("best_epoch") for label, run in runs.items()},
+                {label: run.metrics["test_accuracy"] for label, run in runs.items()},
+            ),
+            key="curves_padding_chart",
+        )

@@ -153,6 +153,8 @@ def main_text(page) -> str:
         ("reviews", "Reviews"),
         ("lengths", "Lengths and padding"),
         ("train", "Train"),
+        ("curves", "Learning curves"),
+        ("predictions", "Predictions"),
     ],
 )
 def test_every_page_opens_without_an_error(server, page, path, heading):
@@ -212,7 +214,7 @@ TINY_FIELDS = {
 }
 
 
-def test_training_a_tiny_config_shows_live_progress_and_its_curves(server, page):
+def test_training_a_tiny_config_then_predicting_a_typed_review(server, page):
     open_page(page, f"{server}/train")
     for label, value in TINY_FIELDS.items():
         field = page.get_by_label(label, exact=True)
@@ -226,4 +228,15 @@ def test_training_a_tiny_config_shows_live_progress_and_its_curves(server, page)
     settle(page)
     assert metric_value(page, "Best epoch") in {"1", "2", "3"}
     assert page.locator("[data-testid='stVegaLiteChart']").count() >= 1
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    open_page(page, f"{server}/predictions")
+    review = page.get_by_label("Type or paste a review")
+    review.fill("A brilliant film, superb acting and great fun.")
+    review.press("Control+Enter")
+    settle(page)
+    probability = float(metric_value(page, "Probability of positive"))
+    assert 0.0 <= probability <= 1.0
+    assert metric_value(page, "Label") == ("positive" if probability > 0.5 else "negative")
+    assert metric_value(page, "Words read") == "8"  # a brilliant film superb acting and great fun
     assert page.locator("[data-testid='stException']").count() == 0

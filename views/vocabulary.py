@@ -72,6 +72,9 @@ else:
         f"{word_id:,} is *{entry.token}*: **{entry.count:,}** times in {entry.documents:,} "
         f"training reviews; {fate} with num_words = {num_words:,}."
     )
+if word.strip():
+    with right:
+        ui.embedding_neighbours(data, word)
 
 st.header("The words")
 columns = st.columns([3, 2, 1])

@@ -1,0 +1,365 @@
+"""The Learning-curves page under AppTest: the runs table, curves of picked runs, their
+differences, downloads, deletion with confirmation, and the padding experiment."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+from rnnkit import RunStore, load_imdb, train, ui
+from rnnkit import jobs as jobs_module
+from tests.conftest import write_archive
+from tests.test_jobs import GatedTrain, wait_for
+from tests.test_pages import APP, chart_data
+from tests.test_training import tiny_config, tiny_reviews
+
+POST, PRE, MASKED = ui.PADDING_VARIANTS  # "post padding", "pre padding", "post padding, masked"
+DAMAGED_ID = "dddddddddddddddd"
+
+
+@dataclass(frozen=True)
+class Trained:
+    archive: Path  # the tiny corpus the runs were trained on (its bytes name the data)
+    runs_root: Path
+    run_ids: dict[str, str]  # padding variant label -> run id, tiny_config() varied
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Trained:
+    """tiny_config() trained post-padded, pre-padded and masked, once for the module."""
+    root = tmp_path_factory.mktemp("curves")
+    archive = write_archive(root / "corpus.tar.gz", tiny_reviews())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNNKIT_CACHE_DIR", str(root / "cache"))
+        data = load_imdb(num_words=100, path=archive)
+        store = RunStore(root / "runs")
+        run_ids = {}
+        for label, config in ui.padding_variants(tiny_config()).items():
+            run_ids[label] = train(config, data, store).run_id
+    return Trained(archive, store.root, run_ids)
+
+
+@pytest.fixture
+def store(trained, monkeypatch) -> RunStore:
+    """The page's run store (in this test's cache folder) on the module's corpus; empty."""
+    monkeypatch.setenv("RNNKIT_DATA", str(trained.archive))
+    ui.job_board.clear()  # a fresh board on this test's run store
+    yield ui.job_board().store
+    ui.job_board().shutdown()
+    ui.job_board.clear()
+
+
+@pytest.fixture
+def gated(monkeypatch):
+    fake = GatedTrain()
+    monkeypatch.setattr(jobs_module, "train", fake)
+    yield fake
+    for gate in fake.gates.values():
+        gate.set()
+
+
+def copy_runs(trained: Trained, store: RunStore, *labels: str) -> list[str]:
+    """Put trained runs into the page's store; their run ids."""
+    for label in labels:
+        run_id = trained.run_ids[label]
+        shutil.copytree(trained.runs_root / run_id, store.folder(run_id))
+    return [trained.run_ids[label] for label in labels]
+
+
+def tiny_data(trained: Trained):
+    return load_imdb(num_words=100, path=trained.archive)
+
+
+def incomplete_run(trained: Trained, store: RunStore, **overrides: str) -> str:
+    """A run stopped after its first epoch (no job trains it)."""
+    config = tiny_config(**overrides)
+    run_id = config.run_id(tiny_data(trained).fingerprint)
+    store.create(run_id, config.to_dict())
+    epoch = {"epoch": 1, "loss": 0.69, "accuracy": 0.5, "val_loss": 0.7, "val_accuracy": 0.45}
+    store.write_json(run_id, "history.json", [epoch])
+    return run_id
+
+
+def damaged_run(store: RunStore) -> str:
+    folder = store.folder(DAMAGED_ID)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{not json", encoding="utf-8")
+    return DAMAGED_ID
+
+
+def open_curves(*run_ids: str, **query_params: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120)
+    if run_ids:
+        app.query_params["curves_runs"] = list(run_ids)
+    for name, value in query_params.items():
+        app.query_params[name] = value
+    app.switch_page("views/curves.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest) -> str:
+    kinds = ("markdown", "caption", "info", "success", "error", "warning")
+    return "\n".join(str(element.value) for kind in kinds for element in app.get(kind))
+
+
+def keys(app: AppTest, kind: str = "button") -> list[str]:
+    return [widget.key for widget in app.get(kind)]
+
+
+def curve_runs(app: AppTest, index: int = 0) -> list[str]:
+    """The runs a chart draws curves for, from the data it ships to the browser."""
+    frames = [frame for frame in chart_data(app, index) if {"run", "part"} <= set(frame.columns)]
+    return sorted({run for frame in frames for run in frame["run"]})
+
+
+def chart_references(app: AppTest, index: int = 0) -> list[str]:
+    frames = [frame for frame in chart_data(app, index) if "reference" in frame.columns]
+    return sorted({name for frame in frames for name in frame["reference"]})
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+def test_the_table_lists_every_run_with_its_numbers_damaged_and_incomplete_too(trained, store):
+    post, pre = copy_runs(trained, store, POST, PRE)
+    stopped = incomplete_run(trained, store, **{"training.seed": "5"})
+    damaged_run(store)
+    app = open_curves()
+    table = app.dataframe[0].value.set_index("run")
+    assert sorted(table.index) == sorted([post, pre, stopped, DAMAGED_ID])
+    summary = {run.run_id: run for run in store.list_runs()}[post]
+    row = table.loc[post]
+    assert row["status"] == "complete"
+    assert row["best epoch"] == summary.best_epoch
+    assert row["best val accuracy"] == pytest.approx(summary.best_val_accuracy)
+    assert row["test accuracy"] == pytest.approx(summary.test_accuracy)
+    assert row["epochs"] == "3 / 3"
+    assert "len 16 post" in row["settings"]
+    assert "len 16 pre" in table.loc[pre, "settings"]
+    assert table.loc[stopped, ["status", "epochs"]].tolist() == ["incomplete", "1 / 3"]
+    assert pd.isna(table.loc[stopped, "test accuracy"])
+    assert table.loc[DAMAGED_ID, "status"] == "damaged"
+    assert "config.json is unreadable" in table.loc[DAMAGED_ID, "problem"]
+    # The newest complete run is picked at first.
+    assert app.multiselect(key="curves_runs").value == [pre]
+
+
+def test_an_empty_store_says_where_runs_come_from(store):
+    app = open_curves()
+    assert "No run is stored yet" in texts(app)
+
+
+# --- curves and differences ---------------------------------------------------------------------
+
+
+def test_picked_runs_show_one_series_each_and_bad_ids_in_the_url_are_ignored(trained, store):
+    post, pre, masked = copy_runs(trained, store, POST, PRE, MASKED)
+    app = open_curves(post, "not-a-run", pre, "0123456789abcdef")
+    assert app.multiselect(key="curves_runs").value == [post, pre]
+    assert curve_runs(app) == sorted([f"{post[:8]} · padding post", f"{pre[:8]} · padding pre"])
+    app.multiselect(key="curves_runs").set_value([post, pre, masked]).run()
+    assert len(curve_runs(app)) == 3
+    # Each run's test accuracy is drawn in its own panel when side by side.
+    app.segmented_control(key="curves_layout").set_value("side by side").run()
+    assert not app.exception, app.exception
+    spec = json.loads(app.get("vega_lite_chart")[0].proto.spec)
+    assert "vconcat" in spec
+    assert len(curve_runs(app)) == 3
+
+
+def test_the_differences_table_shows_exactly_the_differing_settings(trained, store):
+    post, pre, masked = copy_runs(trained, store, POST, PRE, MASKED)
+    app = open_curves(post, pre)
+    differences = app.dataframe[1].value
+    assert differences.index.tolist() == ["data.padding"]
+    assert differences.loc["data.padding"].tolist() == ["post", "pre"]
+    app.multiselect(key="curves_runs").set_value([post, pre, masked]).run()
+    differences = app.dataframe[1].value
+    assert differences.index.tolist() == ["data.padding", "model.mask_padding"]
+    assert differences[masked].tolist() == ["post", "True"]
+    app.multiselect(key="curves_runs").set_value([post]).run()
+    assert "Pick two or more runs" in texts(app)
+
+
+def test_config_differences_compares_stored_configs():
+    first = tiny_config().to_dict()
+    second = tiny_config(**{"model.rnn_units": "8, 8", "training.epochs": "4"}).to_dict()
+    differences = ui.config_differences({"a": first, "b": second, "c": None})
+    assert differences.index.tolist() == ["model.rnn_units", "training.epochs"]
+    assert differences.to_dict("list") == {"a": ["8", "3"], "b": ["8, 8", "4"]}
+    assert ui.config_differences({"a": first, "b": first}).empty
+
+
+def test_the_baseline_is_computed_on_request_then_read_from_disk(trained, store):
+    (post,) = copy_runs(trained, store, POST)
+    app = open_curves(post)
+    assert chart_references(app) == []
+    app.button(key="curves_baseline").click().run()
+    assert not app.exception, app.exception
+    assert chart_references(app) == [ui.BASELINE_NAME]
+    again = open_curves(post)  # another session: the disk cache answers, no button
+    assert "curves_baseline" not in keys(again)
+    assert chart_references(again) == [ui.BASELINE_NAME]
+
+
+def test_runs_without_curves_are_named_not_drawn(trained, store):
+    stopped = incomplete_run(trained, store, **{"training.seed": "5"})
+    damaged_run(store)
+    app = open_curves(stopped, DAMAGED_ID)
+    assert f"`{DAMAGED_ID}` is damaged" in texts(app)
+    assert curve_runs(app) == [
+        f"{stopped[:8]} · BiSimpleRNN 8 · emb 8 · dense 8 · len 16 post · 3 epochs"
+    ]
+
+
+# --- files and deletion -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict:
+    """What the download buttons offer, by file name: bytes, or a callable giving them."""
+    offered = {}
+    add, add_deferred = MediaFileManager.add, MediaFileManager.add_deferred
+
+    def record(manager, data, mimetype, coordinates, file_name=None, **options):
+        offered[file_name] = data
+        return add(manager, data, mimetype, coordinates, file_name=file_name, **options)
+
+    def record_deferred(manager, data_callable, mimetype, coordinates, file_name=None, **options):
+        offered[file_name] = data_callable
+        return add_deferred(manager, data_callable, mimetype, coordinates, file_name, **options)
+
+    monkeypatch.setattr(MediaFileManager, "add", record)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record_deferred)
+    return offered
+
+
+def test_downloads_offer_the_history_csv_and_the_keras_model(trained, store, downloads):
+    (post,) = copy_runs(trained, store, POST)
+    stopped = incomplete_run(trained, store, **{"training.seed": "5"})
+    app = open_curves(post, stopped)
+    history = pd.read_csv(io.BytesIO(downloads[f"{post}-history.csv"]))
+    assert history.columns[0] == "epoch"
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert history["epoch"].tolist() == [1, 2, 3]
+    model_bytes = downloads[f"{post}.keras"]()  # read when clicked
+    assert model_bytes == store.model_path(post).read_bytes()
+    assert model_bytes[:2] == b"PK"  # a .keras file is a zip archive
+    assert app.download_button(key=f"curves_model_{stopped}").disabled  # no model yet
+    stopped_history = pd.read_csv(io.BytesIO(downloads[f"{stopped}-history.csv"]))
+    assert stopped_history["epoch"].tolist() == [1]
+
+
+def test_delete_asks_for_a_confirmation_then_removes_the_run(trained, store):
+    post, pre = copy_runs(trained, store, POST, PRE)
+    app = open_curves(post, pre)
+    app.button(key=f"curves_delete_{pre}").click().run()
+    assert f"Delete run `{pre}` for good?" in texts(app)
+    assert store.status(pre) == "complete"  # nothing yet
+    app.button(key="curves_delete_cancel").click().run()
+    assert "for good?" not in texts(app) and store.status(pre) == "complete"
+    app.button(key=f"curves_delete_{pre}").click().run()
+    app.button(key="curves_delete_confirm").click().run()
+    assert not app.exception, app.exception
+    assert store.status(pre) == "missing"
+    assert f"Run `{pre}` is deleted." in texts(app)
+    assert app.multiselect(key="curves_runs").value == [post]
+    assert app.dataframe[0].value["run"].tolist() == [post]
+
+
+def test_a_run_in_training_cannot_be_deleted(trained, store, gated):
+    stopped = incomplete_run(trained, store, **{"training.seed": "5"})
+    (post,) = copy_runs(trained, store, POST)
+    ui.job_board().submit(tiny_config(**{"training.seed": "5"}), tiny_data(trained))
+    wait_for(lambda: ui.job_board().view(stopped).state == "running")
+    app = open_curves(stopped, post)
+    table = app.dataframe[0].value.set_index("run")
+    assert table.loc[stopped, "status"] == "training"
+    assert app.button(key=f"curves_delete_{stopped}").disabled
+    # Trained by another process (its lock held): refused at the confirmation.
+    with store.lock(post):
+        app.button(key=f"curves_delete_{post}").click().run()
+        app.button(key="curves_delete_confirm").click().run()
+    assert f"Run `{post}` is training: cancel it first" in texts(app)
+    assert store.status(post) == "complete"
+
+
+# --- the padding experiment ---------------------------------------------------------------------
+
+
+def test_the_padding_experiment_trains_three_variants_as_normal_jobs(trained, store, gated):
+    stopped = incomplete_run(trained, store, **{"training.seed": "5"})
+    data = tiny_data(trained)
+    variants = ui.padding_variants(tiny_config(**{"training.seed": "5"}))
+    expected = [variant.run_id(data.fingerprint) for variant in variants.values()]
+    assert expected[0] == stopped  # its own config is the post-padded variant
+    assert len(set(expected)) == 3
+    app = open_curves(stopped)
+    start = app.button(key="curves_padding_start")
+    assert start.label == "Run the padding experiment (3 to train)"
+    start.click().run()
+    assert not app.exception, app.exception
+    wait_for(lambda: len(gated.calls) == 1)
+    assert [view.run_id for view in ui.job_board().active()] == expected
+    assert gated.calls == [expected[0]]  # one job at a time; the others wait their turn
+    assert "Queued: place 1." in texts(app) and "Queued: place 2." in texts(app)
+    for run_id in expected:
+        gated.gate(run_id).set()
+    wait_for(lambda: not ui.job_board().active())
+    assert gated.calls == expected
+
+
+def test_a_trained_variant_is_not_trained_again(trained, store, gated):
+    (post,) = copy_runs(trained, store, POST)
+    app = open_curves(post)
+    start = app.button(key="curves_padding_start")
+    assert start.label == "Run the padding experiment (2 to train)"
+    start.click().run()
+    wait_for(lambda: len(gated.calls) == 1)
+    assert [view.run_id for view in ui.job_board().active()] == [
+        trained.run_ids[PRE],
+        trained.run_ids[MASKED],
+    ]
+
+
+def test_the_padding_experiment_shows_the_three_curves_side_by_side(trained, store):
+    post, _, _ = copy_runs(trained, store, POST, PRE, MASKED)
+    app = open_curves(post)
+    assert "curves_padding_start" not in keys(app)  # nothing left to train
+    assert texts(app).count("Done.") == 3
+    assert curve_runs(app, index=1) == sorted([POST, PRE, MASKED])
+
+
+def test_the_padding_experiment_is_refused_over_the_limits(trained, store, monkeypatch):
+    (post,) = copy_runs(trained, store, POST)
+    monkeypatch.setenv("RNNKIT_MAX_EPOCHS", "2")
+    ui.job_board.clear()
+    app = open_curves(post)
+    assert "Refused: training.epochs = 3 is over this server's limit of 2." in texts(app)
+    assert app.button(key="curves_padding_start").disabled
+
+
+def test_a_full_queue_refuses_each_variant_with_the_reason(trained, store, gated, monkeypatch):
+    (post,) = copy_runs(trained, store, POST)
+    monkeypatch.setenv("RNNKIT_MAX_QUEUE", "1")
+    ui.job_board.clear()
+    board, data = ui.job_board(), tiny_data(trained)
+    running = board.submit(tiny_config(**{"training.seed": "7"}), data)
+    wait_for(lambda: board.view(running.run_id).state == "running")
+    board.submit(tiny_config(**{"training.seed": "8"}), data)  # waits: the queue is full
+    app = open_curves(post)
+    app.button(key="curves_padding_start").click().run()
+    assert not app.exception, app.exception
+    errors = [error.value for error in app.error]
+    assert any(error.startswith(f"{PRE}: refused. The queue is full") for error in errors)
+    assert any(error.startswith(f"{MASKED}: refused. The queue is full") for error in errors)
+    assert len(board.active()) == 2
