@@ -184,9 +184,8 @@ def main() -> None:
             line += f"{accuracy[kind][-1]:.4f}"
         print(line)
     try:
-        from rnnkit.evaluation import tfidf_baseline
-
         import rnnkit
+        from rnnkit.evaluation import tfidf_baseline
 
         baseline = tfidf_baseline(rnnkit.load_imdb(num_words=10000))
         print(
