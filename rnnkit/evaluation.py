@@ -604,11 +604,14 @@ def prefix_predictions(
     )
 
 
-def nearest_words(model: keras.Model, vocab: Vocabulary, word: str, k: int = 10) -> pd.DataFrame:
+def nearest_words(
+    model: keras.Model | np.ndarray, vocab: Vocabulary, word: str, k: int = 10
+) -> pd.DataFrame:
     """The words whose trained embeddings point most nearly the same way as `word`'s.
 
     Args:
-        model: a trained model with a layer named "embedding".
+        model: a trained model with a layer named "embedding", or that layer's matrix
+            (input_dim, embedding_dim), e.g. from `Run.embedding()` (no Keras needed).
         vocab: the vocabulary of its training data.
         word: a word the model has an id for (not `<UNK>`).
         k: how many neighbours.
@@ -623,7 +626,10 @@ def nearest_words(model: keras.Model, vocab: Vocabulary, word: str, k: int = 10)
     """
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"k must be a positive whole number, not {k!r}")
-    matrix = np.asarray(model.get_layer("embedding").get_weights()[0], dtype=np.float64)
+    weights = (
+        model if isinstance(model, np.ndarray) else model.get_layer("embedding").get_weights()[0]
+    )
+    matrix = np.asarray(weights, dtype=np.float64)
     input_dim = len(matrix)  # (input_dim, embedding_dim)
     word_id = vocab.word_index.get(str(word).strip().lower(), OOV_ID)
     if word_id == OOV_ID or word_id >= input_dim:

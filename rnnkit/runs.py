@@ -21,6 +21,7 @@ train, so two processes never train the same run at once.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -166,6 +167,33 @@ class Run:
     timings: dict
     versions: dict
     summary: dict  # complete.json
+
+    def embedding(self) -> np.ndarray:
+        """The trained embedding matrix, read from `model.keras` without loading Keras.
+
+        The `.keras` file is a zip whose `model.weights.h5` holds each layer's variables; the
+        layer named "embedding" keeps its matrix as `layers/embedding/vars/0`. Reading it takes
+        milliseconds, where `model()` first imports TensorFlow (seconds).
+
+        Returns:
+            (input_dim, embedding_dim) float32.
+
+        Raises:
+            RunError: the model file is missing, damaged, or holds no such matrix.
+        """
+        import h5py  # Keras' own dependency, for its weights file
+
+        path = self.folder / MODEL_FILE
+        try:
+            with zipfile.ZipFile(path) as archive:
+                weights = io.BytesIO(archive.read("model.weights.h5"))
+            with h5py.File(weights, "r") as handle:
+                return np.asarray(handle["layers/embedding/vars/0"], dtype=np.float32)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            raise RunError(
+                f"The embedding of run {self.run_id} cannot be read from {path} ({error}): "
+                f"delete the run with `python -m rnnkit delete {self.run_id}` or train it again."
+            ) from error
 
     def model(self) -> keras.Model:
         """Load the trained model from `model.keras` (safe mode: no arbitrary code runs).

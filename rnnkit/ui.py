@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -761,8 +762,9 @@ def run_report(run: Run, data: ImdbData) -> RunReport:
     return _run_report(_run_key(run), run, data)
 
 
-def nearest_words_table(model: keras.Model, vocab: Vocabulary, word: str) -> None:
-    """Show the 10 words nearest to `word` in the model's embedding, or why there are none."""
+def nearest_words_table(model: keras.Model | np.ndarray, vocab: Vocabulary, word: str) -> None:
+    """Show the 10 words nearest to `word` in a model's embedding (the model or its matrix),
+    or why there are none."""
     try:
         neighbours = evaluation.nearest_words(model, vocab, word)
     except ValueError as error:
@@ -788,8 +790,20 @@ def embedding_neighbours(data: ImdbData, word: str) -> None:
     except RunError as error:  # deleted or damaged since it was listed
         st.caption(str(error))
         return
+    try:
+        # The matrix alone: the Vocabulary page never waits for TensorFlow to load a model.
+        matrix = _run_embedding(str(run.folder), run.run_id)
+    except RunError as error:
+        st.caption(str(error))
+        return
     st.markdown(f"**Nearest words** in the embedding of the newest run, `{run.run_id}` (cosine):")
-    nearest_words_table(run_model(run), data.vocab, word)
+    nearest_words_table(matrix, data.vocab, word)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _run_embedding(folder: str, run_id: str) -> np.ndarray:
+    # Keyed by the run's folder too: two stores may hold the same run id.
+    return RunStore(Path(folder).parent).load(run_id).embedding()
 
 
 # --- learning curves --------------------------------------------------------------------------

@@ -414,3 +414,21 @@ def test_tfidf_baseline_on_the_real_reviews(real_data_path, real_cache, monkeypa
     assert 0.85 < result["val_accuracy"] < 0.93
     assert 0.85 < result["test_accuracy"] < 0.93
     assert result["features"] == 100_000
+
+
+def test_nearest_words_from_the_stored_matrix_match_the_model(trained, tmp_path):
+    from rnnkit.runs import RunError
+
+    matrix = trained.model.get_layer("embedding").get_weights()[0]
+    from_model = nearest_words(trained.model, trained.data.vocab, "great", k=5)
+    from_matrix = nearest_words(np.asarray(matrix), trained.data.vocab, "great", k=5)
+    assert from_matrix.equals(from_model)
+    path = tmp_path / "model.keras"
+    trained.model.save(path)
+    from rnnkit.runs import Run
+
+    run = Run("0123456789abcdef", tmp_path, {}, [], {}, np.zeros(1), {}, {}, {})
+    np.testing.assert_array_equal(run.embedding(), matrix)  # read without Keras
+    path.write_bytes(b"not a zip")
+    with pytest.raises(RunError, match="embedding of run 0123456789abcdef cannot be read"):
+        run.embedding()
