@@ -19,6 +19,7 @@ seconds; the parsed result is cached on disk for every later process and every `
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import pickle
@@ -30,6 +31,8 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -868,25 +871,117 @@ def _fingerprint(path: Path) -> str:
 # --- finding the source and the cache ---------------------------------------------------------
 
 
-def _download_official() -> Path:
-    import keras  # imported here: Keras loads TensorFlow (seconds)
+# (bytes received so far, bytes in all, or None where the server does not say)
+DownloadProgress = Callable[[int, int | None], None]
+_DOWNLOAD_BLOCK = 1 << 18  # 256 KiB: about 340 progress reports for the official 84 MB
+_DOWNLOAD_TIMEOUT = 60  # seconds a stalled connection may wait before the download fails
 
-    try:
-        return Path(
-            keras.utils.get_file(
-                fname="aclImdb_v1.tar.gz",
-                origin=OFFICIAL_URL,
-                file_hash=OFFICIAL_SHA256,
-                hash_algorithm="sha256",
+
+def download_path(url: str | None = None) -> Path:
+    """Where the archive downloaded from `url` is kept: `RNNKIT_CACHE_DIR/downloads`.
+
+    Args:
+        url: the archive's address; default `RNNKIT_DATA_URL`, else `OFFICIAL_URL`.
+
+    Returns:
+        The file's path (named after the address, so two addresses never share a file); it
+        exists once a download has finished.
+    """
+    url = url or get_settings().data_url or OFFICIAL_URL
+    name = Path(urllib.parse.urlsplit(url).path).name or "aclImdb.tar.gz"
+    key = hashlib.sha256(url.encode()).hexdigest()[:10]
+    return get_settings().cache_dir / "downloads" / f"{key}-{name}"
+
+
+def _fetch(url: str, destination: Path, on_progress: DownloadProgress | None) -> None:
+    with (
+        urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response,
+        open(destination, "wb") as file,
+    ):
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        done = 0
+        if on_progress:
+            on_progress(done, total)
+        while block := response.read(_DOWNLOAD_BLOCK):
+            file.write(block)
+            done += len(block)
+            if on_progress:
+                on_progress(done, total)
+    if total is not None and done != total:
+        raise ValueError(f"the connection closed after {done:,} of {total:,} bytes")
+
+
+def _check_download(url: str, path: Path) -> None:
+    """Raise ValueError unless `path` is the whole archive: the official file by its sha256,
+    any other (no checksum known) by reading it through as a tar archive."""
+    if url == OFFICIAL_URL:
+        digest = _fingerprint(path)
+        if digest != OFFICIAL_SHA256:
+            raise ValueError(
+                f"its sha256 is {digest[:12]}..., not the official {OFFICIAL_SHA256[:12]}...: "
+                f"the file was damaged on the way"
             )
-        )
-    except Exception as error:  # get_file raises Exception for every network failure
+        return
+    try:
+        with tarfile.open(path, mode="r|*") as archive:
+            for _ in archive:  # stream mode reads every member's bytes to reach the next
+                pass
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        raise ValueError(
+            f"it is not a complete tar archive ({type(error).__name__}: {error})"
+        ) from None
+
+
+def download_imdb(url: str | None = None, on_progress: DownloadProgress | None = None) -> Path:
+    """Download the aclImdb archive once; later calls, from any process, return the kept copy.
+
+    The bytes go to a hidden partial file beside `download_path(url)`, which is checked and
+    then renamed into place: a failed or interrupted download leaves no archive behind, and a
+    partial file left by a killed process is removed by the next download.
+
+    Args:
+        url: the archive's address; default `RNNKIT_DATA_URL`, else `OFFICIAL_URL`. Only the
+            official file has a known sha256; any other is checked by reading it as a tar.
+        on_progress: called with (bytes received, bytes in all or None) as the bytes arrive,
+            first with 0; not called when the archive is there already.
+
+    Returns:
+        The archive's path in the cache folder.
+
+    Raises:
+        DataError: the download failed or is damaged; the message says why and how to point
+            rnnkit at a local copy instead.
+    """
+    url = url or get_settings().data_url or OFFICIAL_URL
+    target = download_path(url)
+    if target.is_file():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # One process downloads; the others wait for it and then find the file.
+        with FileLock(f"{target}.lock"):
+            if target.is_file():
+                return target
+            for stale in target.parent.glob(f".partial-{target.name}-*"):
+                stale.unlink(missing_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f".partial-{target.name}-", dir=target.parent)
+            os.close(handle)
+            partial = Path(name)
+            try:
+                _fetch(url, partial, on_progress)
+                _check_download(url, partial)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+    except (OSError, http.client.HTTPException, ValueError) as error:
         raise DataError(
-            f"No local copy of the IMDB reviews was given and downloading {OFFICIAL_URL} "
-            f"failed ({error}). Point rnnkit at a copy you have: set {DATA_VARIABLE}=/path/to/"
+            f"No local copy of the IMDB reviews was given and downloading {url} failed "
+            f"({error}). Point rnnkit at a copy you have: set {DATA_VARIABLE}=/path/to/"
             f"aclImdb_v1.tar.gz (or an unpacked aclImdb folder), or call "
             f"load_imdb(path=...)."
         ) from None
+    return target
 
 
 def _resolve_path(path: str | os.PathLike | None) -> Path:
@@ -895,7 +990,7 @@ def _resolve_path(path: str | os.PathLike | None) -> Path:
         path = get_settings().data_path
         given_by = f"{DATA_VARIABLE}"
         if path is None:
-            return _download_official()
+            return download_imdb()
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(
@@ -1056,8 +1151,8 @@ def load_imdb(
         index_from: the id of the most frequent word is index_from + 1; ids 0-3 are
             `<PAD>`, `<START>`, `<UNK>`, `<UNUSED>`.
         source: "aclImdb" reads the Large Movie Review Dataset from `path`, else from the
-            `RNNKIT_DATA` environment variable, else downloads the official archive with
-            `keras.utils.get_file`. "keras" uses `keras.datasets.imdb` (needs a network the
+            `RNNKIT_DATA` environment variable, else downloads the official archive once
+            (`download_imdb`). "keras" uses `keras.datasets.imdb` (needs a network the
             first time; no texts, ratings or review ids).
         path: the aclImdb archive (`aclImdb_v1.tar.gz` or a tar of the same layout) or the
             unpacked folder.

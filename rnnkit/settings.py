@@ -1,7 +1,10 @@
 """Every setting that an environment variable can change, read in one place.
 
 - `RNNKIT_DATA`: the aclImdb archive (`.tar.gz`) or unpacked `aclImdb` folder; unset, the
-  official archive is downloaded with `keras.utils.get_file`.
+  archive is downloaded once into `RNNKIT_CACHE_DIR/downloads` (`rnnkit.data.download_imdb`).
+- `RNNKIT_DATA_URL`: where that download comes from; default the official
+  `aclImdb_v1.tar.gz`, whose sha256 is checked. A file from another address (a mirror, a test
+  server) has no known checksum: it is checked by reading it through as a tar archive instead.
 - `RNNKIT_CACHE_DIR`: where parsed datasets are cached; default the user's cache folder
   (`~/.cache/rnnkit` on Linux).
 - `RNNKIT_RUNS_DIR`: the run store, one folder per trained configuration; default
@@ -26,6 +29,7 @@ from pathlib import Path
 import platformdirs
 
 DATA_VARIABLE = "RNNKIT_DATA"
+DATA_URL_VARIABLE = "RNNKIT_DATA_URL"
 CACHE_VARIABLE = "RNNKIT_CACHE_DIR"
 RUNS_VARIABLE = "RNNKIT_RUNS_DIR"
 
@@ -34,7 +38,8 @@ RUNS_VARIABLE = "RNNKIT_RUNS_DIR"
 class Settings:
     """The environment's settings, as read by `get_settings()`."""
 
-    data_path: Path | None  # None: download the official archive with keras.utils.get_file
+    data_path: Path | None  # None: download the archive from data_url
+    data_url: str | None  # None: the official aclImdb_v1.tar.gz (rnnkit.data.OFFICIAL_URL)
     cache_dir: Path  # parsed datasets live in cache_dir / "imdb"
     runs_dir: Path  # one folder per run id
 
@@ -53,6 +58,7 @@ def get_settings() -> Settings:
     cache_dir = _path_from_env(CACHE_VARIABLE) or Path(platformdirs.user_cache_dir("rnnkit"))
     return Settings(
         data_path=_path_from_env(DATA_VARIABLE),
+        data_url=os.environ.get(DATA_URL_VARIABLE, "").strip() or None,
         cache_dir=cache_dir,
         runs_dir=_path_from_env(RUNS_VARIABLE) or cache_dir / "runs",
     )

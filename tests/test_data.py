@@ -297,32 +297,6 @@ def test_invalid_arguments_raise_clear_errors(tiny_folder, arguments, message):
         load_imdb(path=tiny_folder, **arguments)
 
 
-def test_failed_download_says_how_to_point_at_a_local_copy(monkeypatch):
-    import keras
-
-    def offline(*args, **kwargs):
-        raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(keras.utils, "get_file", offline)
-    with pytest.raises(DataError, match=r"downloading https://.*failed.*set RNNKIT_DATA="):
-        load_imdb()
-
-
-def test_download_is_used_when_no_path_is_given(tiny_archive, monkeypatch):
-    import keras
-
-    calls = []
-
-    def fake_get_file(fname, origin, file_hash, hash_algorithm):
-        calls.append((fname, origin, file_hash))
-        return str(tiny_archive)
-
-    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
-    imdb = load_imdb()
-    assert calls == [("aclImdb_v1.tar.gz", data_module.OFFICIAL_URL, data_module.OFFICIAL_SHA256)]
-    assert imdb.vocab.words == TINY_RANKED
-
-
 def test_keras_source_with_the_download_patched(monkeypatch):
     from keras.datasets import imdb as keras_imdb
 
