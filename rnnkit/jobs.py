@@ -2,9 +2,17 @@
 
 A `JobBoard` (the app keeps one in `st.cache_resource`) holds one job per run id: a visitor who
 asks for a configuration that is already training attaches to that job instead of starting
-another. Each job trains in a worker thread of its own; at most `max_jobs` train at once and the
-others wait in order of arrival, their place in the queue shown. Workers never call Streamlit:
-pages read a job's state with `Job.view()`.
+another. At most `max_jobs` train at once and the others wait in order of arrival, their place in
+the queue shown. Workers never call Streamlit: pages read a job's state with `Job.view()`.
+
+Each job trains in a child process (`python -m rnnkit.jobs`), watched by a worker thread of the
+server: TensorFlow's CPU-bound work and its garbage then never stall the server's threads, and
+Streamlit's `keras.backend.clear_session()` after every script run cannot clear the caches of a
+training in progress. The child reloads the reviews (from the on-disk cache), calls
+`rnnkit.training.train`, and reports each `ProgressEvent` as one JSON line on its stdout; it
+stops within a batch when it reads "cancel" on its stdin, or when its stdin closes (the server
+has gone), and the run stays resumable. The run store's per-run lock keeps two processes from
+training one configuration.
 
 The server's limits (`rnnkit.settings.TrainingLimits`) are enforced here, whatever a form lets
 through: sizes, epochs, whether training is allowed, the queue length and the training time.
@@ -13,24 +21,44 @@ through: sizes, epochs, whether training is allowed, the queue length and the tr
 from __future__ import annotations
 
 import atexit
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import IO, Literal
 
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.runs import RunStore
 from rnnkit.settings import TrainingLimits, get_limits
-from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled, train
+from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 ACTIVE_STATES = ("queued", "running")
 
+CANCELLED_EXIT = 3  # the child's exit code when it stopped on request (1: it failed)
+BATCH_EVENT_SECONDS = 0.25  # the child reports at most 4 batch events a second
+CHILD_NICENESS = 10  # the child yields the cores to the server's page views when both need them
+STDERR_TAIL = 2000  # characters of a crashed child's stderr kept for its error message
+
 
 class LimitError(ValueError):
     """The server's limits refuse this request; the message says which limit and its value."""
+
+
+class TrainingProcessError(RuntimeError):
+    """The training process failed; the message is its error (`DataError: ...`) or its exit."""
 
 
 def limit_problems(config: TrainConfig, limits: TrainingLimits) -> list[str]:
@@ -58,6 +86,207 @@ def limit_problems(config: TrainConfig, limits: TrainingLimits) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+# --- one training in a child process ----------------------------------------------------------
+
+
+def child_command(config: TrainConfig, data: ImdbData, store: RunStore) -> list[str]:
+    """The command line of a child process that trains `config` on the reviews of `data`.
+
+    The child loads the reviews again from their source (the on-disk cache makes that fast) and
+    refuses to train if they no longer name the same run.
+
+    Args:
+        config: what to train.
+        data: the reviews, loaded with `num_words == config.data.num_words`.
+        store: the run store the child writes to.
+
+    Returns:
+        The arguments for `subprocess.Popen` (`sys.executable -m rnnkit.jobs JSON`).
+    """
+    source = data.source
+    order = {
+        "config": config.to_dict(),
+        "run_id": config.run_id(data.fingerprint),
+        "data": {
+            "source": "keras" if source.kind == "keras" else "aclImdb",
+            "path": None if source.path is None else str(Path(source.path).resolve()),
+            "num_words": data.num_words,
+            "index_from": data.index_from,
+            "seed": data.seed,
+        },
+        "runs_dir": str(Path(store.root).resolve()),
+    }
+    return [sys.executable, "-m", "rnnkit.jobs", json.dumps(order)]
+
+
+def _child_environment() -> dict[str, str]:
+    package_root = str(Path(__file__).resolve().parents[1])
+    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def _read_reports(
+    stream: IO[str],
+    on_progress: Callable[[ProgressEvent], None] | None,
+    results: list[dict],
+) -> None:
+    """Turn the child's stdout lines into `ProgressEvent`s; keep its final report in `results`."""
+    for line in stream:
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue  # not a report: the child's stdout carries only reports, but be safe
+        if "event" in report and on_progress is not None:
+            on_progress(ProgressEvent(**report["event"]))
+        elif "result" in report:
+            results.append(report)
+
+
+def train(
+    config: TrainConfig,
+    data: ImdbData,
+    store: RunStore,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    cancel: CancelToken | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> None:
+    """Train `config` as `rnnkit.training.train` does, in a child process; block until it ends.
+
+    Args:
+        config: what to train.
+        data: the reviews, loaded with `num_words == config.data.num_words`.
+        store: the run store (the child opens the same folder).
+        on_progress: called, in this thread's helper, with each `ProgressEvent` the child
+            reports (start, batches at most 4 a second, epochs, end).
+        cancel: a `CancelToken`; cancelling tells the child to stop within one batch.
+        on_start: called with the child's process id once it has started.
+
+    Raises:
+        TrainingCancelled: the child stopped on request; the run stays resumable.
+        TrainingProcessError: the child failed; the message is its error.
+    """
+    with tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(
+            child_command(config, data, store),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=_child_environment(),
+            text=True,
+        )
+        if on_start is not None:
+            on_start(child.pid)
+        results: list[dict] = []
+        reader = threading.Thread(
+            target=_read_reports, args=(child.stdout, on_progress, results), daemon=True
+        )
+        reader.start()
+        asked_to_stop = False
+        while True:
+            try:
+                child.wait(0.1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if cancel is not None and cancel.cancelled and not asked_to_stop:
+                asked_to_stop = True
+                with contextlib.suppress(OSError):  # it may be ending already
+                    child.stdin.write("cancel\n")
+                    child.stdin.close()
+        reader.join()
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+        stderr.seek(0)
+        error_output = stderr.read().decode(errors="replace")[-STDERR_TAIL:].strip()
+    result = results[-1] if results else {}
+    if result.get("result") == "done" and child.returncode == 0:
+        return
+    if result.get("result") == "cancelled" or child.returncode == CANCELLED_EXIT:
+        raise TrainingCancelled(f"run {config.run_id(data.fingerprint)} was cancelled")
+    if result.get("error"):
+        raise TrainingProcessError(result["error"])
+    raise TrainingProcessError(
+        f"the training process ended with exit code {child.returncode}"
+        + (f": {error_output}" if error_output else " and no message")
+    )
+
+
+def _child_main(order_json: str) -> int:
+    """`python -m rnnkit.jobs JSON`: train one configuration, reporting on stdout.
+
+    Returns:
+        The exit code: 0 trained, `CANCELLED_EXIT` stopped on request, 1 failed.
+    """
+    # The reports get their own copy of stdout; anything else printed (by TensorFlow's C++ too)
+    # goes to stderr and cannot garble them.
+    reports = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    # Ctrl+C in the server's terminal reaches this process group too: the server stops the
+    # child (by closing its stdin), so that a batch is never interrupted half way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(CHILD_NICENESS)
+    cancel = CancelToken()
+
+    def report(message: dict) -> None:
+        try:
+            reports.write(json.dumps(message) + "\n")
+        except (OSError, ValueError):  # the server is gone: stop, resumable
+            cancel.cancel()
+
+    def watch_stdin() -> None:
+        for line in sys.stdin:  # ends on "cancel" or when the server closes the pipe
+            if line.strip() == "cancel":
+                break
+        cancel.cancel()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    last_batch = 0.0
+
+    def on_progress(event: ProgressEvent) -> None:
+        nonlocal last_batch
+        if event.kind == "batch" and event.batch < event.batches:
+            now = time.monotonic()
+            if now - last_batch < BATCH_EVENT_SECONDS:
+                return
+            last_batch = now
+        report({"event": dataclasses.asdict(event)})
+
+    try:
+        from rnnkit.data import load_imdb
+        from rnnkit.training import train as train_here
+
+        order = json.loads(order_json)
+        config = TrainConfig.from_dict(order["config"])
+        source = order["data"]
+        data = load_imdb(
+            num_words=source["num_words"],
+            index_from=source["index_from"],
+            source=source["source"],
+            path=source["path"],
+            seed=source["seed"],
+        )
+        run_id = config.run_id(data.fingerprint)
+        if run_id != order["run_id"]:
+            raise ValueError(
+                f"the reviews at {source['path']} changed since the server loaded them: they "
+                f"now give run {run_id}, not {order['run_id']}; reload the page"
+            )
+        train_here(config, data, RunStore(order["runs_dir"]), on_progress, cancel)
+    except TrainingCancelled:
+        report({"result": "cancelled"})
+        return CANCELLED_EXIT
+    except Exception as failure:
+        traceback.print_exc()
+        report({"result": "failed", "error": f"{type(failure).__name__}: {failure}"})
+        return 1
+    report({"result": "done"})
+    return 0
+
+
+# --- the board ----------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class JobView:
     """A consistent copy of a job's state, for a page to render."""
@@ -67,11 +296,12 @@ class JobView:
     state: JobState
     queue_position: int | None  # 1 = next to start; None unless queued
     progress: ProgressEvent | None  # the latest event
-    epochs: tuple[dict, ...]  # one dict of metrics per finished epoch (this process's)
+    epochs: tuple[dict, ...]  # one dict of metrics per finished epoch (this job's)
     error: str | None
     submitted: float
     started: float | None
     finished: float | None
+    pid: int | None = None  # the training process, once started
 
 
 @dataclass
@@ -88,6 +318,7 @@ class Job:
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    pid: int | None = None
     cancel_token: CancelToken = field(default_factory=CancelToken)
     thread: threading.Thread | None = None
 
@@ -102,7 +333,7 @@ class JobBoard:
         self._queue: deque[str] = deque()  # run ids waiting, oldest first
         self._running = 0
         self._condition = threading.Condition()
-        # At exit, stop the workers within a batch: a thread killed inside TensorFlow aborts.
+        # At exit, stop the children within a batch, so that their runs stay resumable.
         atexit.register(self.shutdown)
 
     def submit(self, config: TrainConfig, data: ImdbData) -> Job:
@@ -165,6 +396,7 @@ class JobBoard:
                 submitted=job.submitted,
                 started=job.started,
                 finished=job.finished,
+                pid=job.pid,
             )
 
     def active(self) -> list[JobView]:
@@ -220,7 +452,15 @@ class JobBoard:
             job.progress = event
             if event.kind == "epoch":
                 job.epochs.append({"epoch": event.epoch, **event.logs})
-        if job.started and time.time() - job.started > self.limits.max_training_minutes * 60:
+
+    def _on_start(self, job: Job, pid: int) -> None:
+        with self._condition:
+            job.pid = pid
+
+    def _stop_at_time_limit(self, job: Job) -> None:
+        with self._condition:
+            if job.state != "running":
+                return
             job.error = (
                 f"stopped at this server's time limit of {self.limits.max_training_minutes:g} "
                 f"minutes (RNNKIT_MAX_TRAINING_MINUTES); resume to go on"
@@ -238,6 +478,11 @@ class JobBoard:
             self._queue.popleft()
             self._running += 1
             job.state, job.started = "running", time.time()
+        timer = threading.Timer(
+            self.limits.max_training_minutes * 60, self._stop_at_time_limit, args=(job,)
+        )
+        timer.daemon = True
+        timer.start()
         state, error = "done", None
         try:
             train(
@@ -246,13 +491,21 @@ class JobBoard:
                 self.store,
                 on_progress=lambda event: self._on_progress(job, event),
                 cancel=job.cancel_token,
+                on_start=lambda pid: self._on_start(job, pid),
             )
         except TrainingCancelled:
             state, error = "cancelled", job.error
-        except Exception as failure:  # the run store records it too; the page shows it
+        except TrainingProcessError as failure:  # the run store records it too
+            state, error = "failed", str(failure)
+        except Exception as failure:  # e.g. no process could start; the page shows it
             state, error = "failed", f"{type(failure).__name__}: {failure}"
         finally:
+            timer.cancel()
             with self._condition:
                 self._running -= 1
                 self._finish(job, state, error)
                 self._condition.notify_all()
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))

@@ -131,6 +131,22 @@ def _check_array_file(path: Path) -> None:
         raise ValueError(f"holds {path.stat().st_size} bytes, its header says {expected_size}")
 
 
+def _is_model_archive(path: Path) -> bool:
+    """Whether `path` is a zip archive with a model's `config.json`, as every `.keras` file is.
+
+    Only the archive's directory is read (milliseconds), not the weights.
+    """
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "config.json" in archive.namelist()
+
+
+def _is_history(data: Any) -> bool:
+    """Whether `data` (parsed `history.json`) is a list of per-epoch dicts."""
+    return isinstance(data, list) and all(isinstance(epoch, dict) for epoch in data)
+
+
 def _number(value: Any, kind: type) -> Any:
     """`value` as an int or float when it is a number (bools are not), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -202,14 +218,17 @@ class Run:
             The Keras model, compiled as it was saved.
 
         Raises:
-            RunError: the model file is missing or cannot be loaded.
+            RunError: the model file is missing or cannot be loaded, or safe mode refuses it
+                (a `Lambda` layer's Python code, say).
         """
         import keras
 
         path = self.folder / MODEL_FILE
         try:
             return keras.saving.load_model(path, safe_mode=True)
-        except (OSError, ValueError, TypeError, zipfile.BadZipFile) as error:
+        # Keras' loader raises what the damage leads to: KeyError for an archive without
+        # config.json, TypeError for an unknown class, ValueError for a Lambda in safe mode, ...
+        except Exception as error:
             raise RunError(
                 f"The model of run {self.run_id} ({path}) cannot be loaded ({error}): "
                 f"delete the run with `python -m rnnkit delete {self.run_id}` or train it again."
@@ -225,6 +244,22 @@ class _Inspection:
     epochs_done: int
     created: str | None
     sort_time: float  # seconds since the epoch, newest first in listings
+
+
+def _summary(run_id: str, inspection: _Inspection) -> RunSummary:
+    complete = inspection.complete or {}
+    return RunSummary(
+        run_id=run_id,
+        status=inspection.status,
+        config=inspection.config,
+        best_val_accuracy=_number(complete.get("best_val_accuracy"), float),
+        best_epoch=_number(complete.get("best_epoch"), int),
+        test_accuracy=_number(complete.get("test_accuracy"), float),
+        created=inspection.created,
+        seconds=_number(complete.get("seconds"), float),
+        epochs_done=inspection.epochs_done,
+        error=inspection.reason,
+    )
 
 
 class RunStore:
@@ -578,7 +613,7 @@ class RunStore:
                 f"The history of run {run_id} ({path}) is unreadable ({error}): clear the run "
                 f"with discard_results() or `python -m rnnkit delete {run_id}`, then train it."
             ) from error
-        if not isinstance(history, list) or not all(isinstance(epoch, dict) for epoch in history):
+        if not _is_history(history):
             raise RunError(
                 f"The history of run {run_id} ({path}) is not a list of epochs: clear the run "
                 f"with discard_results() or `python -m rnnkit delete {run_id}`, then train it."
@@ -594,8 +629,8 @@ class RunStore:
         Returns:
             "missing" (no folder), "complete" (its marker and every file it needs are whole),
             "failed" (training stopped with an error), "incomplete" (started; resumable) or
-            "damaged" (its config is unreadable, or it is marked complete but a file it needs is
-            missing or truncated).
+            "damaged" (its config is unreadable, its history cannot be read to resume it, or
+            it is marked complete but a file it needs is missing or truncated).
 
         Raises:
             ValueError: `run_id` is not a run id.
@@ -617,24 +652,21 @@ class RunStore:
             return []
         inspected = [(entry.name, self._inspect(entry)) for entry in entries]
         inspected.sort(key=lambda item: (-item[1].sort_time, item[0]))
-        summaries = []
-        for run_id, inspection in inspected:
-            complete = inspection.complete or {}
-            summaries.append(
-                RunSummary(
-                    run_id=run_id,
-                    status=inspection.status,
-                    config=inspection.config,
-                    best_val_accuracy=_number(complete.get("best_val_accuracy"), float),
-                    best_epoch=_number(complete.get("best_epoch"), int),
-                    test_accuracy=_number(complete.get("test_accuracy"), float),
-                    created=inspection.created,
-                    seconds=_number(complete.get("seconds"), float),
-                    epochs_done=inspection.epochs_done,
-                    error=inspection.reason,
-                )
-            )
-        return summaries
+        return [_summary(run_id, inspection) for run_id, inspection in inspected]
+
+    def summary(self, run_id: str) -> RunSummary:
+        """One run as `list_runs()` shows it: its status, settings, results and what is wrong.
+
+        Args:
+            run_id: the run id.
+
+        Returns:
+            Its `RunSummary` (status "missing" when there is no such run).
+
+        Raises:
+            ValueError: `run_id` is not a run id.
+        """
+        return _summary(run_id, self._inspect(self.folder(run_id)))
 
     def load(self, run_id: str) -> Run:
         """Read a complete run: its config, history, metrics, predictions and summary.
@@ -702,20 +734,23 @@ class RunStore:
     @staticmethod
     def _required_files_problem(folder: Path) -> str | None:
         """What keeps `folder` from holding a complete run's files, or None when nothing does."""
-        expected_types = {CONFIG_FILE: dict, HISTORY_FILE: list, METRICS_FILE: dict}
+        expected_types = {CONFIG_FILE: dict, METRICS_FILE: dict}
         for name in REQUIRED_FILES:
             path = folder / name
             if not path.is_file():
                 return f"{name} is missing"
             try:
-                if name in expected_types:
+                if name == HISTORY_FILE:
+                    if not _is_history(_read_json_file(path)):
+                        return f"{name} does not hold a JSON list of epochs"
+                elif name in expected_types:
                     if not isinstance(_read_json_file(path), expected_types[name]):
                         return f"{name} does not hold a JSON {expected_types[name].__name__}"
                 elif name == PREDICTIONS_FILE:
                     _check_array_file(path)
-                elif not zipfile.is_zipfile(path):  # a .keras file is a zip archive
+                elif not _is_model_archive(path):
                     return f"{name} is not a whole Keras model file"
-            except (OSError, ValueError) as error:
+            except (OSError, ValueError, zipfile.BadZipFile) as error:
                 return f"{name} is unreadable ({error})"
         return None
 
@@ -745,11 +780,15 @@ class RunStore:
             return damaged(f"{CONFIG_FILE} is unreadable ({error})")
         if not isinstance(config, dict):
             return damaged(f"{CONFIG_FILE} does not hold a JSON object")
+        history_path = folder / HISTORY_FILE
         try:
-            history = _read_json_file(folder / HISTORY_FILE)
-            epochs_done = len(history) if isinstance(history, list) else 0
-        except (OSError, ValueError):
-            epochs_done = 0
+            history = _read_json_file(history_path)
+            history_problem = None if _is_history(history) else "is not a list of epochs"
+        except FileNotFoundError:
+            history, history_problem = [], None
+        except (OSError, ValueError) as error:
+            history, history_problem = [], f"is unreadable ({error})"
+        epochs_done = len(history) if history_problem is None else 0
 
         complete_path = folder / COMPLETE_FILE
         if complete_path.exists():
@@ -775,6 +814,8 @@ class RunStore:
                 created, sort_time = _iso_time(started), started
             return _Inspection("complete", None, config, complete, epochs_done, created, sort_time)
 
+        if history_problem is not None:  # what resuming needs: the run cannot go on
+            return damaged(f"{HISTORY_FILE} {history_problem}", config)
         failed_path = folder / FAILED_FILE
         if failed_path.exists():
             try:

@@ -2,7 +2,9 @@
 token views. The only Streamlit import.
 
 `st.cache_resource` keeps one parsed dataset per (path, file state, num_words) for every
-session of the server: the first visitor pays the load, later views are instant.
+session of the server: the first visitor pays the load, later views are instant. Without
+`RNNKIT_DATA`, the archive is downloaded once per server in a thread every session watches
+under a progress bar.
 
 Widgets that shape a page's view are bound to the URL (`bind="query-params"`, the widget's key
 naming the parameter): a copied URL reopens the same view, and a parameter with a bad value is
@@ -11,10 +13,14 @@ ignored, so the widget keeps its default.
 
 from __future__ import annotations
 
+import gc
 import html
 import json
 import os
 import re
+import threading
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +33,25 @@ from filelock import Timeout
 
 from rnnkit import charts, evaluation
 from rnnkit.config import LIMITS, PRESETS, SECTIONS, DataConfig, TrainConfig, preset
-from rnnkit.data import LABEL_NAMES, OOV_ID, PAD_ID, DataError, ImdbData, Vocabulary, load_imdb
+from rnnkit.data import (
+    LABEL_NAMES,
+    OFFICIAL_URL,
+    OOV_ID,
+    PAD_ID,
+    DataError,
+    DataWarning,
+    ImdbData,
+    Vocabulary,
+    download_imdb,
+    download_path,
+    load_imdb,
+)
 from rnnkit.evaluation import EncodedText
 from rnnkit.explore import PaddedReview
 from rnnkit.jobs import ACTIVE_STATES, JobBoard, LimitError, limit_problems
 from rnnkit.runs import MODEL_FILE, Run, RunError, RunStore, RunSummary, is_run_id
 from rnnkit.sequences import SIDES
-from rnnkit.settings import DATA_VARIABLE, get_limits, get_settings
+from rnnkit.settings import DATA_VARIABLE, TrainingLimits, get_limits, get_settings
 from rnnkit.training import estimate_epoch_seconds
 
 if TYPE_CHECKING:
@@ -47,9 +65,19 @@ NOTEBOOK = DataConfig()  # the notebook's num_words, max_length, padding and tru
     show_time=True,
     max_entries=2,
 )
-def _cached_imdb(path: str | None, file_state: tuple[int, int], num_words: int) -> ImdbData:
+def _cached_imdb(path: str, file_state: tuple[int, int], num_words: int) -> ImdbData:
     # file_state is only part of the key: a replaced archive or folder loads afresh.
-    return load_imdb(num_words=num_words, path=path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        data = load_imdb(num_words=num_words, path=path)
+    # What the loader warned of (a damaged cache read again, say), for the sidebar to say.
+    _LOAD_WARNINGS[id(data)] = [
+        str(item.message) for item in caught if item.category is DataWarning
+    ]
+    return data
+
+
+_LOAD_WARNINGS: dict[int, list[str]] = {}  # id of a cached ImdbData -> its load's DataWarnings
 
 
 def _file_state(path: str | None) -> tuple[int, int]:
@@ -60,9 +88,61 @@ def _file_state(path: str | None) -> tuple[int, int]:
     return (stat.st_size, stat.st_mtime_ns) if stat else (0, 0)
 
 
-def _source_key() -> tuple[str | None, tuple[int, int]]:
+class _Download:
+    """The archive's download in a thread of its own, shared by every session: a rerun or a
+    closed tab does not stop it, and every visitor meanwhile watches the same progress."""
+
+    def __init__(self, url: str) -> None:
+        self.received, self.total = 0, None  # bytes; total is None where the server won't say
+        self.path: Path | None = None
+        self.error: Exception | None = None  # raised again in each script that watches
+        self.thread = threading.Thread(
+            target=self._run, args=(url,), name="rnnkit-download", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self, url: str) -> None:
+        try:
+            self.path = download_imdb(url, on_progress=self._progress)
+        except Exception as error:
+            self.error = error
+
+    def _progress(self, received: int, total: int | None) -> None:
+        self.received, self.total = received, total
+
+
+@st.cache_resource(show_spinner=False)
+def _download(url: str) -> _Download:
+    return _Download(url)
+
+
+def _downloaded_archive() -> Path:
+    """The downloaded archive; until it is there, the download's progress bar."""
+    url = get_settings().data_url or OFFICIAL_URL
+    target = download_path(url)
+    if target.is_file():
+        return target
+    download = _download(url)
+    bar = st.progress(0.0, text="Downloading the IMDB reviews (once per server)…")
+    while download.thread.is_alive():
+        received = f"{download.received / 1e6:.1f}"
+        fraction = download.received / download.total if download.total else 0.0
+        bar.progress(
+            min(fraction, 1.0),
+            text=f"Downloading the IMDB reviews (once per server): {received}"
+            + (f" of {download.total / 1e6:.1f} MB" if download.total else " MB"),
+        )
+        time.sleep(0.25)
+    bar.empty()
+    _download.clear()  # finished: a later visit finds the file, or tries again after a failure
+    if download.error is not None:
+        raise download.error
+    return download.path
+
+
+def _source_key() -> tuple[str, tuple[int, int]]:
     data_path = get_settings().data_path
-    path = str(data_path) if data_path else None
+    path = str(data_path or _downloaded_archive())
     return path, _file_state(path)
 
 
@@ -118,6 +198,8 @@ def data_sidebar(num_words: int = NOTEBOOK.num_words) -> ImdbData:
     )
     if source.replaced_reviews:
         sidebar.warning(f"{source.replaced_reviews} review(s) held bytes that are not UTF-8.")
+    for message in _LOAD_WARNINGS.get(id(data), []):
+        sidebar.warning(message)
     return data
 
 
@@ -302,17 +384,35 @@ def _settings_of(config: TrainConfig) -> dict[str, Any]:
     }
 
 
+def _field_value(name: str, value: Any) -> Any:
+    """A setting as its form field holds it: text for layer lists and optional numbers."""
+    limit = LIMITS[name]
+    if limit.kind in ("bool", "choice"):
+        return value
+    if limit.kind == "int_tuple":
+        return ", ".join(map(str, value))
+    if limit.optional:
+        return "none" if value is None else str(value)
+    return int(value) if limit.kind == "int" else float(value)
+
+
+def _fill_fields(config: TrainConfig) -> None:
+    # Each field's state is written, not deleted: a widget with a key keeps its identity, so
+    # the browser shows a new state but would send back what it showed for a deleted one.
+    for name, value in _settings_of(config).items():
+        st.session_state[f"cfg_field_{name}"] = _field_value(name, value)
+    st.session_state["cfg_saved"] = config.to_dict()
+
+
 def _reset_fields() -> None:
-    # A new preset: every field widget starts again from the preset's value.
-    for key in [key for key in st.session_state if str(key).startswith("cfg_field_")]:
-        del st.session_state[key]
-    st.session_state.pop("cfg_saved", None)
+    # A new preset: every field starts again from the preset's value.
+    _fill_fields(_within_limits(preset(st.session_state["cfg_preset"]), get_limits()))
 
 
 def open_config(config: TrainConfig) -> None:
-    """Fill the Train form with `config` (e.g. a running job's) on the next run."""
-    _reset_fields()
-    st.session_state["cfg_saved"] = config.to_dict()
+    """Fill the Train form with `config` (e.g. a running job's); call it in a widget's
+    callback, or before the form is drawn, then rerun."""
+    _fill_fields(config)
 
 
 def _field_widget(name: str, value: Any, server_limit: int | None) -> Any:
@@ -322,23 +422,39 @@ def _field_widget(name: str, value: Any, server_limit: int | None) -> Any:
     if server_limit is not None:
         help_text += f" This server trains up to {server_limit}."
     label = name.split(".")[1].replace("_", " ")
+    shown = _field_value(name, value)
     if limit.kind == "bool":
-        return st.toggle(label, value=value, key=key, help=help_text)
+        return st.toggle(label, value=shown, key=key, help=help_text)
     if limit.kind == "choice":
         return st.selectbox(
-            label, limit.choices, index=limit.choices.index(value), key=key, help=help_text
+            label, limit.choices, index=limit.choices.index(shown), key=key, help=help_text
         )
     if limit.kind == "int_tuple":
         help_text += " Comma-separated, one number per layer."
-        return st.text_input(label, ", ".join(map(str, value)), key=key, help=help_text)
+        return st.text_input(label, shown, key=key, help=help_text)
     if limit.optional:
         help_text += " 'none' turns it off."
-        return st.text_input(
-            label, "none" if value is None else str(value), key=key, help=help_text
-        )
+        return st.text_input(label, shown, key=key, help=help_text)
     if limit.kind == "int":
-        return st.number_input(label, value=int(value), step=1, key=key, help=help_text)
-    return st.number_input(label, value=float(value), format="%g", key=key, help=help_text)
+        return st.number_input(label, value=shown, step=1, key=key, help=help_text)
+    return st.number_input(label, value=shown, format="%g", key=key, help=help_text)
+
+
+def _within_limits(config: TrainConfig, limits: TrainingLimits) -> TrainConfig:
+    """`config` with every setting over this server's limits lowered to the limit, said in a
+    note (a hosted server trains fewer epochs than the notebook's 30, say)."""
+    lowered = {}
+    for name, limit_name in _SERVER_LIMITS.items():
+        highest = getattr(limits, limit_name)
+        value = _settings_of(config)[name]
+        if isinstance(value, list) and any(item > highest for item in value):
+            lowered[name] = [min(item, highest) for item in value]
+        elif isinstance(value, int) and value > highest:
+            lowered[name] = highest
+    if lowered:
+        changes = ", ".join(f"{name} to {value}" for name, value in lowered.items())
+        st.info(f"This server's limits lower the preset's {changes}.")
+    return config.with_overrides(lowered)
 
 
 def config_form() -> TrainConfig | None:
@@ -349,12 +465,14 @@ def config_form() -> TrainConfig | None:
         list(PRESETS),
         key="cfg_preset",
         on_change=_reset_fields,
-        help="seed: the course notebook exactly. recommended: the best accuracy per minute "
-        "of CPU found so far. Every setting below can be changed.",
+        help="seed: the course notebook's model and training, each direction reading only the "
+        "review's words (padding masked). notebook: the notebook exactly, padding read like "
+        "words. recommended: the best test accuracy found within 5 minutes of CPU training. "
+        "Every setting below can be changed.",
     )
     # The form comes back as it was left: page switches drop widget state, not this.
     saved = st.session_state.get("cfg_saved")
-    start = TrainConfig.from_dict(saved) if saved else preset(preset_name)
+    start = TrainConfig.from_dict(saved) if saved else _within_limits(preset(preset_name), limits)
     defaults = _settings_of(start)
     values: dict[str, Any] = {}
     for column, section in zip(st.columns(3), SECTIONS, strict=True):
@@ -396,13 +514,80 @@ def active_jobs_panel() -> None:
                 st.rerun()
 
 
+def stopped_runs_panel(summaries: Sequence[RunSummary], data: ImdbData) -> None:
+    """The stored runs of these reviews that stopped part way (the server restarted, a cancel,
+    the time limit, an error) and no job trains now, each with a button that opens it in the
+    form to resume it from its last finished epoch.
+
+    Args:
+        summaries: `RunStore.list_runs()`.
+        data: the reviews (runs of other data cannot resume on them).
+    """
+    stopped = []
+    for summary in summaries:
+        config = _config_or_none(summary.config)
+        if (
+            summary.status in ("incomplete", "failed")
+            and config is not None
+            and config.run_id(data.fingerprint) == summary.run_id
+            and _active_view(summary.run_id) is None
+        ):
+            stopped.append((summary, config))
+    if not stopped:
+        return
+    with st.container(border=True):
+        st.markdown(f"**Stopped part way** ({len(stopped)}): they resume from their last epoch")
+        for summary, config in stopped:
+            done = f"{summary.epochs_done} of {config.training.epochs} epochs"
+            state = (
+                f"failed after {done}: {summary.error}"
+                if summary.status == "failed"
+                else f"incomplete, {done} trained"
+            )
+            text, button = st.columns([5, 1])
+            text.markdown(f"`{summary.run_id}` {config.summary()} — {state}")
+            button.button(
+                "Continue", key=f"resume_run_{summary.run_id}", on_click=open_config, args=(config,)
+            )
+
+
+def damaged_runs_warning(summaries: Sequence[RunSummary]) -> None:
+    """Name each damaged run with what is wrong and the fix (nothing when none is damaged).
+
+    Args:
+        summaries: `RunStore.list_runs()`.
+    """
+    damaged = [summary for summary in summaries if summary.status == "damaged"]
+    if not damaged:
+        return
+    lines = "\n".join(f"- `{summary.run_id}`: {summary.error}" for summary in damaged)
+    st.warning(
+        f"**{len(damaged)} stored run(s) are damaged**; the other runs work as usual.\n"
+        f"{lines}\n\nTraining a damaged run's configuration again starts it over; "
+        f"`python -m rnnkit delete <run id>` (or Delete on the Learning curves page) removes it."
+    )
+
+
 @st.cache_data(show_spinner="Building the model to count its parameters…", max_entries=64)
 def _model_facts(config_json: str) -> tuple[int, str]:
     # Imported here: Keras loads TensorFlow (seconds), which the explorer pages never need.
     from rnnkit.model import model_summary, parameter_count
 
     config = TrainConfig.from_dict(json.loads(config_json))
-    return parameter_count(config), model_summary(config)
+    facts = parameter_count(config), model_summary(config)
+    _freeze_heap()
+    return facts
+
+
+def _freeze_heap() -> None:
+    """Take every object alive now out of the garbage collector's rounds (`gc.freeze`).
+
+    Once Keras is imported, Streamlit calls `keras.backend.clear_session()` after every script
+    run, and with it a full collection: over TensorFlow's 400,000 objects that took about 0.2 s
+    holding the interpreter lock, for every page view of every session. Frozen, it takes a
+    millisecond. Call it after loading Keras or a model.
+    """
+    gc.freeze()
 
 
 def model_overview(config: TrainConfig, data: ImdbData) -> None:
@@ -454,7 +639,7 @@ def _live_job(run_id: str) -> None:
             f"trains {board.limits.max_jobs} at a time). You can leave this page; the job stays."
         )
     elif view.progress is None:
-        st.info("Starting: loading TensorFlow and building the model…")
+        st.info("Starting the training process: loading the reviews and TensorFlow…")
     else:
         event = view.progress
         st.progress(
@@ -505,7 +690,10 @@ def training_panel(config: TrainConfig, data: ImdbData) -> None:
             f"from epoch {epochs_done + 1}."
         )
     if status == "damaged":
-        st.warning("This run's folder is damaged; training starts it again from scratch.")
+        st.warning(
+            f"This run is damaged ({store.summary(run_id).error}): training starts it again "
+            f"from scratch."
+        )
     allowed = board.limits.allow_training
     problems = limit_problems(config, board.limits)
     if not allowed:
@@ -528,14 +716,20 @@ RUN_KEY = "predict_run"
 POSITIVE_RGB, NEGATIVE_RGB = (21, 128, 61), (185, 28, 28)  # charts.LABEL_COLORS' pos and neg
 
 
-def complete_runs(data: ImdbData) -> list[RunSummary]:
+def complete_runs(
+    data: ImdbData, summaries: Sequence[RunSummary] | None = None
+) -> list[RunSummary]:
     """The complete runs trained on these reviews (with any num_words), newest first.
 
     A run trained on other data (another archive, another shuffle) is left out: its vocabulary
     and test set are not these.
+
+    Args:
+        data: the reviews.
+        summaries: `RunStore().list_runs()`, when the caller has it already.
     """
     runs = []
-    for summary in RunStore().list_runs():
+    for summary in RunStore().list_runs() if summaries is None else summaries:
         if summary.status != "complete" or summary.config is None:
             continue
         try:
@@ -557,8 +751,8 @@ def run_picker(data: ImdbData) -> Run:
     """A select box of the complete runs of these reviews, bound to the URL; the chosen run.
 
     The URL may also name a run by its bare id (`?predict_run=<run id>`, as the Train page
-    shows it); an id that is not a complete run here is ignored. With no complete run, says
-    how to train one and stops the script.
+    shows it); an id that is not a complete run here is ignored, with a note. Damaged runs are
+    named above it. With no complete run, says how to train one and stops the script.
 
     Args:
         data: the reviews the page shows (their fingerprint picks the runs).
@@ -566,7 +760,9 @@ def run_picker(data: ImdbData) -> Run:
     Returns:
         The chosen run, loaded.
     """
-    runs = {summary.run_id: summary for summary in complete_runs(data)}
+    summaries = RunStore().list_runs()
+    damaged_runs_warning(summaries)  # left out of the choice: say which, and the fix
+    runs = {summary.run_id: summary for summary in complete_runs(data, summaries)}
     if not runs:
         st.info(
             "No model is trained on these reviews yet. Train one on the Train page (a small "
@@ -577,6 +773,9 @@ def run_picker(data: ImdbData) -> Run:
     wanted = st.query_params.get(RUN_KEY)
     if is_run_id(wanted) and wanted in runs and RUN_KEY not in st.session_state:
         st.session_state[RUN_KEY] = wanted
+    elif wanted and wanted not in runs and wanted not in map(_run_label, runs.values()):
+        # The value is not shown: a crafted link could put any text on the page.
+        st.info("The link names a run that is not a complete run of these reviews here.")
     run_id = st.selectbox(
         "Run",
         list(runs),
@@ -595,7 +794,9 @@ def run_picker(data: ImdbData) -> Run:
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=2)
 def _cached_model(folder: str, model_state: tuple[int, int], _run: Run) -> keras.Model:
     # Two models at most: a server's memory is small. model_state: a retrained run loads afresh.
-    return _run.model()
+    model = _run.model()
+    _freeze_heap()
+    return model
 
 
 def _run_key(run: Run) -> tuple[str, tuple[int, int]]:
@@ -946,7 +1147,8 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
 
 
 def pick_runs(summaries: Sequence[RunSummary]) -> list[str]:
-    """The runs to compare (kept in the URL; ids that are not stored runs are ignored).
+    """The runs to compare (kept in the URL; ids that are not stored runs are left out, with
+    a note).
 
     Args:
         summaries: `RunStore.list_runs()`.
@@ -956,6 +1158,9 @@ def pick_runs(summaries: Sequence[RunSummary]) -> list[str]:
     """
     run_ids = [summary.run_id for summary in summaries]
     newest = [summary.run_id for summary in summaries if summary.status == "complete"][:1]
+    unknown = [value for value in st.query_params.get_all("curves_runs") if value not in run_ids]
+    if unknown:  # not shown: a crafted link could put any text on the page
+        st.info(f"The link names {len(unknown)} run(s) not in this store: they are left out.")
     return st.multiselect(
         "Runs to compare",
         run_ids,

@@ -1,7 +1,15 @@
-"""The job board: background training shared by sessions, a queue, cancel, server limits."""
+"""The job board: background training shared by sessions, a queue, cancel, server limits.
+
+The tests that train do it in a real child process on a tiny corpus; the queueing tests use an
+in-process fake (`GatedTrain`) that holds each job until the test lets it go.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,7 +17,7 @@ import pytest
 
 from rnnkit import RunStore, load_imdb
 from rnnkit import jobs as jobs_module
-from rnnkit.jobs import JobBoard, LimitError, limit_problems
+from rnnkit.jobs import CANCELLED_EXIT, JobBoard, LimitError, child_command, limit_problems
 from rnnkit.settings import TrainingLimits
 from rnnkit.training import ProgressEvent, TrainingCancelled
 from tests.conftest import write_archive
@@ -27,11 +35,15 @@ class GatedTrain:
     def __init__(self):
         self.gates: dict[str, threading.Event] = {}
         self.calls: list[str] = []
+        self.released = False  # True: every gate opens, those of jobs still queued too
 
     def gate(self, run_id: str) -> threading.Event:
-        return self.gates.setdefault(run_id, threading.Event())
+        gate = self.gates.setdefault(run_id, threading.Event())
+        if self.released:
+            gate.set()
+        return gate
 
-    def __call__(self, config, data, store, on_progress, cancel):
+    def __call__(self, config, data, store, on_progress, cancel, on_start=None):
         run_id = config.run_id(data.fingerprint)
         self.calls.append(run_id)
         event = ProgressEvent("batch", run_id, epoch=1, epochs=1, batch=1, batches=2)
@@ -46,7 +58,8 @@ def gated(monkeypatch):
     fake = GatedTrain()
     monkeypatch.setattr(jobs_module, "train", fake)
     yield fake
-    for gate in fake.gates.values():  # let every worker end before the next test
+    fake.released = True  # let every worker end before the next test
+    for gate in list(fake.gates.values()):
         gate.set()
     for thread in threading.enumerate():
         if thread.name.startswith("rnnkit-job-"):
@@ -60,14 +73,91 @@ def wait_for(predicate, timeout=10.0):
         time.sleep(0.01)
 
 
-def test_a_job_trains_in_the_background_and_stores_the_run(data, tmp_path):
+def test_a_job_trains_in_a_child_process_and_stores_the_run(data, tmp_path):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
     job = board.submit(tiny_config(), data)
     view = board.wait(job.run_id, timeout=120)
     assert view.state == "done" and view.error is None
+    assert view.pid is not None and view.pid != os.getpid()
     assert [epoch["epoch"] for epoch in view.epochs] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(view.epochs[0])
     assert board.store.status(job.run_id) == "complete"
-    assert view.progress.kind == "end"
+    assert view.progress.kind == "end" and "test_accuracy" in view.progress.logs
+
+
+def test_the_job_board_does_not_load_tensorflow():
+    code = "import sys, rnnkit.jobs; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
+
+
+# 50 epochs of 4 tiny batches: long enough to cancel part way.
+LONG = {"training.epochs": "50"}
+
+
+def test_cancel_stops_the_child_and_a_resubmit_resumes_from_the_saved_epoch(data, tmp_path):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    config = tiny_config(**LONG)
+    job = board.submit(config, data)
+    wait_for(lambda: board.view(job.run_id).epochs, timeout=120)
+    assert board.cancel(job.run_id)
+    view = board.wait(job.run_id, timeout=60)
+    assert view.state == "cancelled" and view.error is None
+    assert board.store.status(job.run_id) == "incomplete"
+    saved = len(board.store.history_epochs(job.run_id))
+    assert 1 <= saved < 50
+    resumed = board.submit(config, data)
+    assert resumed is not job
+    view = board.wait(resumed.run_id, timeout=180)
+    assert view.state == "done"
+    assert view.epochs[0]["epoch"] == saved + 1  # the saved epochs are not trained again
+    assert len(board.store.history_epochs(job.run_id)) == 50
+
+
+def test_a_child_that_cannot_load_the_data_fails_the_job_with_its_error(tmp_path):
+    archive = write_archive(tmp_path / "gone.tar.gz", tiny_reviews())
+    data = load_imdb(num_words=100, path=archive)
+    archive.unlink()  # the server has the reviews in memory; the child cannot read them
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    job = board.submit(tiny_config(), data)
+    view = board.wait(job.run_id, timeout=120)
+    assert view.state == "failed"
+    assert view.error.startswith("DataError: No IMDB data at") and "gone.tar.gz" in view.error
+
+
+def test_a_child_that_dies_without_a_report_fails_the_job_with_its_stderr(
+    data, tmp_path, monkeypatch
+):
+    crash = [sys.executable, "-c", "import sys; sys.stderr.write('segfault, say'); sys.exit(7)"]
+    monkeypatch.setattr(jobs_module, "child_command", lambda *arguments: crash)
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    view = board.wait(board.submit(tiny_config(), data).run_id, timeout=30)
+    assert view.state == "failed"
+    assert view.error == "the training process ended with exit code 7: segfault, say"
+
+
+def test_the_child_stops_resumable_when_the_server_closes_its_stdin(data, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    config = tiny_config(**LONG)
+    child = subprocess.Popen(
+        child_command(config, data, store),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=jobs_module._child_environment(),
+        text=True,
+    )
+    try:
+        for line in child.stdout:  # wait until it trains
+            if json.loads(line).get("event", {}).get("kind") == "epoch":
+                break
+        child.stdin.close()  # what the server's death does to the pipe
+        reports = [json.loads(line) for line in child.stdout]
+        assert child.wait(timeout=60) == CANCELLED_EXIT
+    finally:
+        child.kill()
+        child.wait()
+    assert reports[-1] == {"result": "cancelled"}
+    assert store.status(config.run_id(data.fingerprint)) == "incomplete"
 
 
 def test_a_second_request_attaches_to_the_running_job(data, tmp_path, gated):

@@ -9,69 +9,41 @@ that each test copies and points RNNKIT_RUNS_DIR at.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore, load_imdb, train
+from rnnkit import RunStore, load_imdb
 from rnnkit.data import tokenize
 from rnnkit.evaluation import MAX_TEXT_CHARACTERS, predict_texts, threshold_metrics
 from rnnkit.runs import COMPLETE_FILE
-from tests.conftest import write_archive
-from tests.test_pages import APP, chart_data, chips
-from tests.test_training import tiny_config, tiny_reviews
+from tests.app_helpers import (
+    TinyRuns,
+    chart_data,
+    chips,
+    metrics,
+    open_page,
+    texts,
+    train_tiny_runs,
+)
+from tests.test_training import tiny_config
 
 PAGE = "views/predictions.py"
 
 
-class Trained(NamedTuple):
-    corpus: Path
-    runs: Path  # the store both runs are in
-    run_id: str  # tiny_config(): 3 epochs, the newer run
-    other_run_id: str  # tiny_config with 1 epoch, the older run
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trained:
-    folder = tmp_path_factory.mktemp("predictions")
-    corpus = write_archive(folder / "corpus.tar.gz", tiny_reviews())
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RNNKIT_CACHE_DIR", str(folder / "cache"))
-        data = load_imdb(num_words=100, path=corpus)
-        store = RunStore(folder / "runs")
-        other = train(tiny_config(**{"training.epochs": "1"}), data, store)
-        run = train(tiny_config(), data, store)
-    return Trained(corpus, store.root, run.run_id, other.run_id)
+def trained(tmp_path_factory) -> TinyRuns:
+    return train_tiny_runs(tmp_path_factory.mktemp("predictions"))
 
 
 @pytest.fixture
-def with_runs(trained, tmp_path, monkeypatch) -> Trained:
+def with_runs(trained, tmp_path, monkeypatch) -> TinyRuns:
     """Point the app at the corpus and a copy of the store with both runs."""
     runs = shutil.copytree(trained.runs, tmp_path / "runs")
     monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
     monkeypatch.setenv("RNNKIT_RUNS_DIR", str(runs))
     return trained._replace(runs=runs)
-
-
-def open_page(page: str = PAGE, **query_params: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=120)
-    for name, value in query_params.items():
-        app.query_params[name] = value
-    app.switch_page(page).run()
-    assert not app.exception, app.exception
-    return app
-
-
-def texts(app: AppTest) -> str:
-    kinds = ("markdown", "caption", "info", "success", "error", "warning")
-    return "\n".join(str(element.value) for kind in kinds for element in app.get(kind))
-
-
-def metrics(app: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in app.metric}
 
 
 def widget(app: AppTest, kind: str, key: str):
@@ -105,7 +77,7 @@ def shown_words(app: AppTest) -> list[str]:
 
 
 def test_a_trained_run_shows_its_predictions(with_runs):
-    app = open_page()
+    app = open_page(PAGE)
     store = RunStore()
     run = store.load(with_runs.run_id)
     data = load_imdb(num_words=100, path=with_runs.corpus)
@@ -144,7 +116,7 @@ def test_a_trained_run_shows_its_predictions(with_runs):
 
 
 def test_empty_text_gives_a_message(with_runs):
-    app = open_page()
+    app = open_page(PAGE)
     widget(app, "text_area", "predict_text").set_value("").run()
     assert not app.exception, app.exception
     assert "No prediction: the text has no words" in texts(app)
@@ -155,7 +127,7 @@ def test_empty_text_gives_a_message(with_runs):
 
 
 def test_a_one_megabyte_text_is_cut_with_a_note_and_predicted(with_runs):
-    app = open_page()
+    app = open_page(PAGE)
     text = "the film was great and the acting was superb " * 25_000  # 1,125,000 characters
     widget(app, "text_area", "predict_text").set_value(text).run(timeout=60)
     assert not app.exception, app.exception
@@ -167,7 +139,7 @@ def test_a_one_megabyte_text_is_cut_with_a_note_and_predicted(with_runs):
 
 
 def test_gradient_contributions_replace_occlusion(with_runs):
-    app = open_page()
+    app = open_page(PAGE)
     widget(app, "text_area", "predict_text").set_value("L'amour: great fun, good film").run()
     occlusion = token_view(app)
     widget(app, "toggle", "predict_gradient").set_value(True).run()
@@ -180,7 +152,7 @@ def test_gradient_contributions_replace_occlusion(with_runs):
 
 
 def test_the_threshold_changes_the_confusion_matrix(with_runs):
-    app = open_page()
+    app = open_page(PAGE)
     at_half = confusion_counts(app)
     widget(app, "slider", "predict_threshold").set_value(0.0).run()
     # Every probability is above 0: all 20 test reviews (10 per label) are called positive.
@@ -198,7 +170,7 @@ def test_the_threshold_changes_the_confusion_matrix(with_runs):
         "50.00%",
     )
     everything_positive = confusion_counts(app)
-    assert confusion_counts(open_page(predict_threshold="0.0")) == everything_positive  # URL
+    assert confusion_counts(open_page(PAGE, predict_threshold="0.0")) == everything_positive  # URL
 
 
 def test_the_picker_lists_only_complete_runs_of_these_reviews(with_runs):
@@ -222,7 +194,7 @@ def test_the_picker_lists_only_complete_runs_of_these_reviews(with_runs):
         "failed",
         "damaged",
     }
-    app = open_page()
+    app = open_page(PAGE)
     picker = widget(app, "selectbox", "predict_run")
     assert [option.split(" · ")[-1] for option in picker.options] == [
         with_runs.run_id,
@@ -233,36 +205,36 @@ def test_the_picker_lists_only_complete_runs_of_these_reviews(with_runs):
 def test_a_bad_or_unknown_run_id_in_the_url_falls_back(with_runs):
     # A path, an unknown id, text, nothing, upper case, a long value: the newest run each time.
     for value in ["../../etc/passwd", "0123456789abcdef", "not a run", "", "ABCDEF0123456789"]:
-        app = open_page(predict_run=value)
+        app = open_page(PAGE, predict_run=value)
         assert widget(app, "selectbox", "predict_run").value == with_runs.run_id, value
         assert "Probability of positive" in metrics(app)
-    app = open_page(predict_run="x" * 5000)
+    app = open_page(PAGE, predict_run="x" * 5000)
     assert widget(app, "selectbox", "predict_run").value == with_runs.run_id
 
 
 def test_a_run_id_in_the_url_picks_that_run(with_runs):
-    app = open_page(predict_run=with_runs.other_run_id)
+    app = open_page(PAGE, predict_run=with_runs.other_run_id)
     assert widget(app, "selectbox", "predict_run").value == with_runs.other_run_id
     other = RunStore().load(with_runs.other_run_id)
     assert metrics(app)["Accuracy"] == f"{other.metrics['test_accuracy']:.2%}"
     # The run's own label, as the select box writes it into the URL, picks it too.
     options = widget(app, "selectbox", "predict_run").options
     (label,) = [option for option in options if option.endswith(with_runs.other_run_id)]
-    again = open_page(predict_run=label)
+    again = open_page(PAGE, predict_run=label)
     assert widget(again, "selectbox", "predict_run").value == with_runs.other_run_id
 
 
 def test_an_incomplete_run_in_the_url_is_not_opened(with_runs):
     store = RunStore()
     (store.folder(with_runs.other_run_id) / COMPLETE_FILE).unlink()
-    app = open_page(predict_run=with_runs.other_run_id)
+    app = open_page(PAGE, predict_run=with_runs.other_run_id)
     picker = widget(app, "selectbox", "predict_run")
     assert picker.value == with_runs.run_id and len(picker.options) == 1
 
 
 def test_with_no_run_the_page_says_how_to_train_one(trained, monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
-    app = open_page()
+    app = open_page(PAGE)
     assert "No model is trained on these reviews yet" in texts(app)
     assert [link.proto.page for link in app.page_link] == ["train"]  # views/train.py
     assert not app.get("selectbox") and not app.metric

@@ -8,9 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, train, ui
 from rnnkit import jobs as jobs_module
+from tests.app_helpers import APP, texts
 from tests.conftest import write_archive
 from tests.test_jobs import GatedTrain, wait_for
-from tests.test_pages import APP
 from tests.test_training import TINY_OVERRIDES, tiny_config, tiny_reviews
 
 
@@ -54,15 +54,6 @@ LIMIT_KINDS = {
 def button(app: AppTest, key: str):
     (found,) = [b for b in app.button if b.key == key]
     return found
-
-
-def texts(app: AppTest) -> str:
-    parts = [
-        element.value
-        for kind in ("markdown", "caption", "info", "success", "error", "warning")
-        for element in app.get(kind)
-    ]
-    return "\n".join(str(part) for part in parts)
 
 
 def test_the_form_shows_the_model_before_training(corpus):

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import load_imdb
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from tests.app_helpers import APP, chart_data, chips, metrics, open_page
 
 
 @pytest.fixture
@@ -28,26 +24,7 @@ def data_path(tiny_archive, monkeypatch) -> Path:
     return tiny_archive
 
 
-def open_page(page: str, **query_params: str) -> AppTest:
-    """Run app.py on `page` (a file under views/) with the URL's query parameters."""
-    app = AppTest.from_file(APP, default_timeout=60)
-    for name, value in query_params.items():
-        app.query_params[name] = value
-    app.switch_page(page).run()
-    assert not app.exception, app.exception
-    return app
-
-
 # AppTest gives no key to a dataframe without selections: the pages' tables go by position.
-
-
-def metrics(app: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in app.metric}
-
-
-def chips(markup: str) -> list[str]:
-    """The text of each token chip (span) of an HTML token view, in order."""
-    return [html.unescape(text) for text in re.findall(r"<span[^>]*>([^<]*)", markup)]
 
 
 NEG_0 = ["<START>", "a", "bad", "film", "bad", "acting", "bad", "story"]  # neg/0_2.txt decoded
@@ -55,12 +32,6 @@ NEG_0 = ["<START>", "a", "bad", "film", "bad", "acting", "bad", "story"]  # neg/
 
 def chart_specs(app: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in app.get("vega_lite_chart")]
-
-
-def chart_data(app: AppTest, index: int) -> list[pd.DataFrame]:
-    """The data a page's chart ships to the browser: Streamlit sends each dataset as Arrow."""
-    chart = app.get("vega_lite_chart")[index].proto
-    return [pa.ipc.open_stream(dataset.data.data).read_pandas() for dataset in chart.datasets]
 
 
 # --- app and home -----------------------------------------------------------------------------

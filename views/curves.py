@@ -21,6 +21,7 @@ if not summaries:
     st.info("No run is stored yet: train one on the Train page.")
     st.stop()
 st.dataframe(ui.runs_table(summaries), hide_index=True, column_config=ui.RUN_COLUMNS)
+ui.damaged_runs_warning(summaries)
 picked = ui.pick_runs(summaries)
 ui.notice()
 by_id = {summary.run_id: summary for summary in summaries}

@@ -2,6 +2,8 @@
 
 A configuration trained once is never trained again: its results show at once. One that is
 training (started from any session) shows its live progress; leaving the page stops nothing.
+Runs that stopped part way (a server restart, a cancel) are listed to resume; damaged ones are
+named with the fix.
 """
 
 import streamlit as st
@@ -15,6 +17,9 @@ st.markdown(
 )
 
 ui.active_jobs_panel()
+summaries = ui.job_board().store.list_runs()
+ui.stopped_runs_panel(summaries, ui.load_data())
+ui.damaged_runs_warning(summaries)
 config = ui.config_form()
 if config is None:
     st.stop()

@@ -1,0 +1,434 @@
+"""The app under load: 20 browser sessions view its pages while one training job runs.
+
+`streamlit run app.py` is started headless on a free port with the real data, a run store in a
+temporary folder, and one small complete run in it (trained from the command line first, so the
+Predictions page has a model to show). One Chromium (Playwright) then drives:
+
+1. the reference: one session alone, no training, visiting every page in turn (after a warm-up
+   round that fills the server's caches, not counted);
+2. one session opening the Train page and starting a job (the notebook's model, a few epochs;
+   it keeps watching the live progress, as a visitor would);
+3. the load: N sessions at once (default 20, each a browser context: a Streamlit session of its
+   own) visiting every page in turn, each session starting at another page, for a few rounds.
+
+A session opens its first page by URL, then moves through the sidebar's navigation as a
+visitor does. A page's time runs from the click (or the navigation) until the Streamlit script
+has finished (the page's title shown, the app's script state `notRunning`), the browser's
+drawing included.
+An error is an exception or error box on the page, a page that is not the one asked for, a lost
+connection, a navigation failure, a JavaScript error or a view over the timeout (30 s); a
+session re-opens its page by URL after an error.
+
+    RNNKIT_DATA=../shared/data/aclImdb_labeled.tar.gz python benchmarks/load.py \
+        [--sessions 20] [--rounds 2] [--cache-dir DIR]
+
+Prints sessions, page views, errors (each with what it was), the median and 95th percentile
+page time overall and per page, the same for the reference, and p95(load) / p95(alone). Exits
+with 1 if there was any error. Needs Chromium at /usr/bin/chromium (apt-get install chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 1000}  # wide enough for the sidebar to stay open
+
+# (URL path, the page's h1), in the sidebar's order (app.py).
+PAGES = [
+    ("", "rnnkit: bidirectional RNNs on the IMDB reviews"),
+    ("vocabulary", "Vocabulary"),
+    ("reviews", "Reviews"),
+    ("lengths", "Lengths and padding"),
+    ("train", "Train"),
+    ("curves", "Learning curves"),
+    ("predictions", "Predictions"),
+]
+PAGE_NAMES = {path: path or "home" for path, _ in PAGES}
+
+# The complete run the Predictions and Learning curves pages show: tiny, seconds to train.
+COMPLETE_RUN_SETTINGS = {
+    "data.max_length": "32",
+    "model.rnn_units": "8",
+    "model.embedding_dim": "8",
+    "model.dense_units": "8",
+    "training.epochs": "1",
+}
+# The job that trains during the load: the notebook's model (about 80 s an epoch of 20,000
+# reviews on 2 cores alone, far slower under load), stopped when the measurement ends.
+JOB_EPOCHS = "5"
+
+# True once the page asked for has run to its end: its title shown and the app's script state
+# `notRunning`. The title is the sign that this run is the new page's: under load the frontend
+# may get a whole run's messages at once and never show the state `running`.
+PAGE_DONE = """(heading) => {
+    const app = document.querySelector("[data-testid='stApp']");
+    if (app === null || app.getAttribute("data-test-script-state") !== "notRunning") {
+        return false;
+    }
+    const title = document.querySelector("[data-testid='stMain'] h1");
+    return title !== null && title.innerText.trim() === heading;
+}"""
+POLL_MS = 50
+
+
+@dataclass(frozen=True)
+class View:
+    """One page view of one session."""
+
+    session: int
+    page: str  # PAGE_NAMES' name
+    opened: bool  # the session's first view, by URL (a new Streamlit session)
+    seconds: float
+    error: str | None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(environment: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free port; the process and its URL once it is healthy."""
+    port = free_port()
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        env=environment,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return process, url
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            sys.exit(f"streamlit run app.py did not become healthy within 90 s: see {log_path}")
+        time.sleep(0.3)
+
+
+def train_complete_run(environment: dict[str, str]) -> None:
+    """Train the tiny complete run from the command line into the server's run store."""
+    settings = [f"--set={name}={value}" for name, value in COMPLETE_RUN_SETTINGS.items()]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnkit", "train", "--preset", "seed", *settings],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"training the complete run failed:\n{done.stdout}\n{done.stderr}")
+    print(f"complete run for the Predictions page trained in {time.perf_counter() - started:.0f} s")
+
+
+async def page_problem(tab, heading: str) -> str | None:
+    """What is wrong with the page just run, or None."""
+    app = tab.locator("[data-testid='stApp']")
+    connection = await app.get_attribute("data-test-connection-state")
+    if connection != "CONNECTED":
+        return f"connection {connection}"
+    exceptions = tab.locator("[data-testid='stException']")
+    if await exceptions.count():
+        return "exception: " + (await exceptions.first.inner_text()).strip().splitlines()[0]
+    errors = tab.locator("[data-testid='stAlertContentError']")
+    if await errors.count():
+        return "error box: " + (await errors.first.inner_text()).strip().splitlines()[0]
+    titles = tab.locator("[data-testid='stMain'] h1")
+    title = (await titles.first.inner_text()).strip() if await titles.count() else None
+    if title != heading:
+        return f"shows {title!r}, not {heading!r}"
+    return None
+
+
+async def page_state(tab) -> str:
+    """The app's script and connection state and the title it shows, for a view that hung."""
+    if tab is None:
+        return "no page"
+    try:
+        app = tab.locator("[data-testid='stApp']")
+        titles = tab.locator("[data-testid='stMain'] h1")
+        title = (await titles.first.inner_text()).strip() if await titles.count() else None
+        return (
+            f"script {await app.get_attribute('data-test-script-state', timeout=5000)}, "
+            f"connection {await app.get_attribute('data-test-connection-state', timeout=5000)}, "
+            f"title {title!r}"
+        )
+    except Exception as failure:  # the page itself is gone
+        return f"no state: {type(failure).__name__}"
+
+
+class Session:
+    """One browser context viewing the app: one Streamlit session, re-opened after an error."""
+
+    def __init__(self, browser, url: str, number: int, timeout: float) -> None:
+        self.browser, self.url, self.number, self.timeout = browser, url, number, timeout
+        self.context = None
+        self.tab = None
+        self.script_errors: list[str] = []  # JavaScript errors since the last view
+        self.views: list[View] = []
+
+    async def close(self) -> None:
+        if self.context is not None:
+            await self.context.close()
+            self.context = self.tab = None
+
+    async def view(self, page_index: int) -> View:
+        """View a page (open it by URL if the session has none), time it and check it."""
+        path, heading = PAGES[page_index]
+        opened = self.tab is None
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self._show(page_index, opened), self.timeout)
+            seconds = time.perf_counter() - started
+            error = await page_problem(self.tab, heading)
+        except TimeoutError:
+            seconds = time.perf_counter() - started
+            error = f"over the {self.timeout:g} s timeout ({await page_state(self.tab)})"
+        except Exception as failure:  # a navigation or browser failure: the view failed
+            seconds = time.perf_counter() - started
+            error = f"{type(failure).__name__}: {str(failure).strip().splitlines()[0]}"
+        if self.script_errors:
+            error = error or f"JavaScript error: {self.script_errors[0]}"
+            self.script_errors.clear()
+        view = View(self.number, PAGE_NAMES[path], opened, seconds, error)
+        self.views.append(view)
+        if error:
+            await self.close()  # the next view starts afresh
+        return view
+
+    async def _show(self, page_index: int, opened: bool) -> None:
+        if opened:
+            self.context = await self.browser.new_context(viewport=VIEWPORT)
+            self.tab = await self.context.new_page()
+            self.tab.set_default_timeout(self.timeout * 1000)  # asyncio.wait_for bounds the view
+            self.tab.on("pageerror", lambda error: self.script_errors.append(str(error)))
+            await self.tab.goto(f"{self.url}/{PAGES[page_index][0]}")
+        else:
+            await self.tab.locator("[data-testid='stSidebarNav'] a").nth(page_index).click()
+        await self.tab.wait_for_function(PAGE_DONE, arg=PAGES[page_index][1], polling=POLL_MS)
+
+    async def tour(self, rounds: int, first_page: int) -> None:
+        """Every page in turn, `rounds` times, from `first_page` on."""
+        for step in range(rounds * len(PAGES)):
+            await self.view((first_page + step) % len(PAGES))
+
+
+async def start_training(browser, url: str, timeout: float):
+    """Open the Train page, start the job and wait until its first batches train.
+
+    Returns:
+        The context (it stays on the page, watching the live progress) and its tab.
+    """
+    context = await browser.new_context(viewport=VIEWPORT)
+    tab = await context.new_page()
+    tab.set_default_timeout(timeout * 1000)
+    await tab.goto(f"{url}/train")
+    await tab.wait_for_function(PAGE_DONE, arg="Train", polling=POLL_MS)
+    field = tab.get_by_label("epochs", exact=True)
+    await field.fill(JOB_EPOCHS)
+    await field.press("Enter")
+    await tab.get_by_text(f"· {JOB_EPOCHS} epochs").first.wait_for()
+    await tab.get_by_role("button", name="Train", exact=True).click()
+    await tab.get_by_text(re.compile(r"Epoch \d+ of \d+: batch")).wait_for(timeout=timeout * 1000)
+    return context, tab
+
+
+async def job_state(tab) -> str:
+    """The live job's progress as the watching session shows it, or what shows instead."""
+    bars = tab.locator("[data-testid='stProgress']")
+    if await bars.count():
+        return (await bars.first.inner_text()).strip()
+    return (
+        "no job is training ("
+        + (await tab.locator("[data-testid='stMain']").inner_text())[:200].replace("\n", " ")
+        + ")"
+    )
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The `share` quantile of `values`, interpolated (statistics.quantiles' inclusive method)."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(share * 100) - 1]
+
+
+def summary_line(name: str, seconds: list[float]) -> str:
+    return (
+        f"{name:<32} {len(seconds):>6} {statistics.median(seconds):>7.2f}s "
+        f"{percentile(seconds, 0.95):>7.2f}s {max(seconds):>7.2f}s"
+    )
+
+
+def report(title: str, views: list[View]) -> float:
+    """Print the views' times overall, for a session's first view and per page; the p95."""
+    print(f"\n{title}")
+    print(f"{'':<32} {'views':>6} {'median':>8} {'p95':>8} {'max':>8}")
+    all_seconds = [view.seconds for view in views]
+    print(summary_line("all page views", all_seconds))
+    opens = [view.seconds for view in views if view.opened]
+    print(summary_line("first view of a session (URL)", opens))
+    by_page = defaultdict(list)
+    for view in views:
+        by_page[view.page].append(view.seconds)
+    for name in PAGE_NAMES.values():
+        if by_page[name]:
+            print(summary_line(f"  {name}", by_page[name]))
+    return percentile(all_seconds, 0.95)
+
+
+async def measure(url: str, arguments: argparse.Namespace) -> int:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            warm = Session(browser, url, 0, arguments.timeout)
+            started = time.perf_counter()
+            await warm.tour(1, 0)
+            await warm.close()
+            seconds = time.perf_counter() - started
+            print(f"warm-up round (caches filled, TensorFlow loaded): {seconds:.1f} s")
+            for view in warm.views:
+                if view.error:
+                    print(f"  warm-up error: {view.page}: {view.error}")
+
+            alone = Session(browser, url, 0, arguments.timeout)
+            await alone.tour(arguments.rounds, 0)
+            await alone.close()
+
+            trainer, trainer_tab = await start_training(browser, url, arguments.timeout)
+            print(f"training job started: {await job_state(trainer_tab)}")
+
+            sessions = [
+                Session(browser, url, number, arguments.timeout)
+                for number in range(arguments.sessions)
+            ]
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    session.tour(arguments.rounds, session.number % len(PAGES))
+                    for session in sessions
+                )
+            )
+            load_seconds = time.perf_counter() - started
+            training_after = await job_state(trainer_tab)
+            cancel = trainer_tab.get_by_role("button", name="Cancel training")
+            if await cancel.count():
+                await cancel.click()
+            for session in sessions:
+                await session.close()
+            await trainer.close()
+        finally:
+            await browser.close()
+
+    load_views = [view for session in sessions for view in session.views]
+    errors = [view for view in load_views if view.error] + [
+        view for view in alone.views if view.error
+    ]
+    print(
+        f"\nsessions: {arguments.sessions} at once, {arguments.rounds} round(s) of "
+        f"{len(PAGES)} pages each; {len(load_views)} page views in {load_seconds:.0f} s"
+    )
+    print(f"training job when the load ended: {training_after}")
+    print(f"errors: {len(errors)}")
+    for view in errors:
+        print(f"  session {view.session}, {view.page}, after {view.seconds:.1f} s: {view.error}")
+    reference = report("alone (1 session, no training): the reference", alone.views)
+    under_load = report(
+        f"under load ({arguments.sessions} sessions, 1 training job)",
+        load_views,
+    )
+    print(f"\np95 under load / p95 alone: {under_load / reference:.1f}x")
+    return 1 if errors else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20, help="sessions at once (20)")
+    parser.add_argument("--rounds", type=int, default=2, help="visits of every page (2)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a view may take")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="RNNKIT_CACHE_DIR to reuse (default: a new, empty one)"
+    )
+    arguments = parser.parse_args()
+    data_path = os.environ.get("RNNKIT_DATA")
+    if not data_path or not Path(data_path).exists():
+        sys.exit("Set RNNKIT_DATA to the aclImdb archive (../shared/data/aclImdb_labeled.tar.gz)")
+    if not Path(CHROMIUM).exists():
+        sys.exit("Chromium is not installed: apt-get install -y chromium")
+
+    with tempfile.TemporaryDirectory(prefix="rnnkit-load-") as folder:
+        cache_dir = arguments.cache_dir or Path(folder) / "cache"
+        environment = {
+            **os.environ,
+            "RNNKIT_DATA": str(Path(data_path).resolve()),
+            "RNNKIT_CACHE_DIR": str(Path(cache_dir).resolve()),
+            "RNNKIT_RUNS_DIR": str(Path(folder) / "runs"),  # always empty: the job trains
+            "PYTHONPATH": str(ROOT),
+        }
+        train_complete_run(environment)
+        server, url = start_server(environment, Path(folder) / "server.log")
+        try:
+            status = asyncio.run(measure(url, arguments))
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if status:
+            log = (Path(folder) / "server.log").read_text()
+            print(f"\nthe server's log, its end:\n{log[-3000:]}")
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
