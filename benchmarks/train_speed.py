@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,9 +62,29 @@ def _notebook_setup(config, data):
     return model, arguments
 
 
+def train_recommended() -> None:
+    """Train the recommended preset with `rnnkit.train` into a temporary run store; print one
+    JSON line: training seconds (fit, without the test predictions) and test accuracy."""
+    import tempfile
+
+    import rnnkit
+    from rnnkit.runs import RunStore
+
+    config = rnnkit.preset("recommended")
+    data = rnnkit.load_imdb(num_words=config.data.num_words)
+    with tempfile.TemporaryDirectory() as folder:
+        run = rnnkit.train(config, data, store=RunStore(Path(folder)))
+        answer = {
+            "fit_seconds": run.timings["fit_seconds"],
+            "epochs": len(run.history),
+            "test_accuracy": run.metrics["test_accuracy"],
+            "summary": config.summary(),
+        }
+    print(json.dumps(answer), flush=True)
+
+
 def worker(kind: str, preset_name: str) -> None:
     """Answer commands on stdin: "batches N" or "epoch"; print one JSON line per command."""
-    import keras
 
     import rnnkit
     from rnnkit.training import setup_training
@@ -71,20 +93,34 @@ def worker(kind: str, preset_name: str) -> None:
     data = rnnkit.load_imdb(num_words=config.data.num_words)
     if kind == "notebook":
         model, arguments = _notebook_setup(config, data)
+        batches_per_epoch = -(-len(arguments["x"]) // arguments["batch_size"])
     else:
         setup = setup_training(config, data)
         model, arguments = setup.model, setup.fit_arguments
-    x, y, batch_size = arguments["x"], arguments["y"], arguments["batch_size"]
+        batches_per_epoch = setup.batches_per_epoch
     epochs_done = 0
-    print(json.dumps({"ready": True, "parameters": model.count_params()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "ready": True,
+                "parameters": model.count_params(),
+                "batches_per_epoch": batches_per_epoch,
+            }
+        ),
+        flush=True,
+    )
     for line in sys.stdin:
         command = line.split()
         started = time.perf_counter()
         if command[0] == "batches":
-            rows = int(command[1]) * batch_size
-            if isinstance(x, keras.utils.PyDataset):  # a length-grouped pipeline
-                raise SystemExit("--short needs array inputs")
-            model.fit(x[:rows], y[:rows], batch_size=batch_size, epochs=1, verbose=0)
+            count = int(command[1])
+            if "y" in arguments:  # padded arrays, in the order Keras shuffles them
+                rows = np.random.default_rng(len(line)).permutation(len(arguments["x"]))
+                rows = rows[: count * arguments["batch_size"]]
+                x, y = arguments["x"][rows], arguments["y"][rows]
+                model.fit(x, y, batch_size=arguments["batch_size"], epochs=1, verbose=0)
+            else:  # a length-grouped dataset: its first batches of a new random order
+                model.fit(arguments["x"].take(count), epochs=1, shuffle=False, verbose=0)
             print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
         elif command[0] == "epoch":
             history = model.fit(
@@ -138,8 +174,16 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="batches per side (--short)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per side (full mode)")
     parser.add_argument("--preset", default="seed", help="rnnkit's preset to time")
-    parser.add_argument("--worker", choices=("notebook", "rnnkit"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-recommended", action="store_true", help="full mode: skip the recommended preset"
+    )
+    parser.add_argument(
+        "--worker", choices=("notebook", "rnnkit", "recommended"), help=argparse.SUPPRESS
+    )
     arguments = parser.parse_args()
+    if arguments.worker == "recommended":
+        train_recommended()
+        return
     if arguments.worker:
         worker(arguments.worker, arguments.preset)
         return
@@ -148,7 +192,10 @@ def main() -> None:
 
     workers = [Worker("notebook", arguments.preset), Worker("rnnkit", arguments.preset)]
     for item in workers:
-        print(f"{item.kind}: {item.info['parameters']:,} parameters")
+        print(
+            f"{item.kind}: {item.info['parameters']:,} parameters, "
+            f"{item.info['batches_per_epoch']} batches per epoch"
+        )
     seconds = {item.kind: [] for item in workers}
     accuracy = {item.kind: [] for item in workers}
     if arguments.short:
@@ -158,9 +205,9 @@ def main() -> None:
         for _ in range(max(1, arguments.batches // chunk)):
             for item in workers:
                 seconds[item.kind].append(item.ask(f"batches {chunk}")["seconds"] / chunk)
-        batches_per_epoch = -(-20000 // 128)
         per_epoch = {
-            kind: sum(values) / len(values) * batches_per_epoch for kind, values in seconds.items()
+            item.kind: np.mean(seconds[item.kind]) * item.info["batches_per_epoch"]
+            for item in workers
         }
     else:
         for epoch in range(1, arguments.epochs + 1):
@@ -183,6 +230,20 @@ def main() -> None:
             line += f", validation accuracy after {len(accuracy[kind])} epochs "
             line += f"{accuracy[kind][-1]:.4f}"
         print(line)
+    if not arguments.short and not arguments.no_recommended:
+        finished = subprocess.run(
+            [sys.executable, __file__, "--worker", "recommended"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=True,
+        )
+        answer = json.loads(finished.stdout.strip().splitlines()[-1])
+        print(
+            f"recommended ({answer['summary']}): test accuracy {answer['test_accuracy']:.4f} "
+            f"after {answer['epochs']} epochs, {answer['fit_seconds']:.0f} s of training"
+        )
     try:
         import rnnkit
         from rnnkit.evaluation import tfidf_baseline

@@ -141,28 +141,41 @@ def length_stats(lengths_by_group: Mapping[str, np.ndarray]) -> pd.DataFrame:
 
 
 def length_grouped_batches(
-    lengths: np.ndarray, batch_size: int, seed: int | None = 0
+    lengths: np.ndarray, batch_size: int, seed: int | None = 0, pool_batches: int | None = None
 ) -> list[np.ndarray]:
     """Split sequence indices into batches of similar length, in random batch order.
 
     Sorting by length (ties broken at random) and cutting the order into batches makes each
     batch need only as many steps as its longest member; shuffling the batches keeps the
-    order of training random.
+    order of training random. With `pool_batches`, the sequences are shuffled first and sorted
+    only within pools of `pool_batches * batch_size`, so that which sequences share a batch
+    changes from one call (one epoch) to the next.
 
     Args:
         lengths: (n,) sequence lengths.
-        batch_size: sequences per batch (the last batch may be smaller).
-        seed: seeds the tie-breaking and the batch order; None keeps batches in length order.
+        batch_size: sequences per batch (the last batch of a pool may be smaller).
+        seed: seeds the tie-breaking, the pools and the batch order; None keeps batches in
+            length order (and ignores `pool_batches`).
+        pool_batches: batches per pool; None sorts all sequences together.
 
     Returns:
         A list of index arrays that together hold every index once.
     """
     _check_positive("batch_size", batch_size)
+    if pool_batches is not None:
+        _check_positive("pool_batches", pool_batches)
     lengths = np.asarray(lengths)
     rng = np.random.default_rng(seed)
-    tie_breaker = rng.permutation(len(lengths)) if seed is not None else np.arange(len(lengths))
-    order = np.lexsort((tie_breaker, lengths))
-    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if seed is None:
+        pools = [np.arange(len(lengths))]
+    else:
+        shuffled = rng.permutation(len(lengths))
+        size = len(lengths) if pool_batches is None else pool_batches * batch_size
+        pools = [shuffled[start : start + size] for start in range(0, len(shuffled), size)]
+    batches = []
+    for pool in pools:
+        order = pool[np.argsort(lengths[pool], kind="stable")]  # ties keep the random order
+        batches += [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     if seed is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches

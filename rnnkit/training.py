@@ -1,5 +1,10 @@
 """Training one configuration on the IMDB reviews: progress, cancel, resume, and the run store.
 
+A config that masks the padding trains on batches of reviews of similar length, each cut to its
+longest review (and is evaluated and predicted the same way): the mask makes the result
+independent of how much padding a batch has, so this changes the speed, not the model. A config
+that feeds the padding to the RNN (the notebook's) must compute every padded step.
+
 `train()` never trains a configuration twice: under a cross-process lock per run id it returns
 the stored run if one is complete, resumes an interrupted one from its last finished epoch
 (`keras.callbacks.BackupAndRestore`), and otherwise trains from scratch. What it writes:
@@ -24,11 +29,15 @@ import numpy as np
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.runs import Run, RunStore
-from rnnkit.sequences import pad
+from rnnkit.sequences import length_grouped_batches, pad
 
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
+
+# Length-grouped batches are sorted within pools of this many batches, so that which reviews
+# share a batch changes every epoch while each batch still holds reviews of similar length.
+POOL_BATCHES = 50
 
 EventKind = Literal["start", "batch", "epoch", "end"]
 
@@ -146,8 +155,76 @@ class TrainingSetup:
 
     model: keras.Model
     prepared: PreparedData
-    fit_arguments: dict[str, Any]  # x, y, batch_size, validation_data (no epochs, callbacks)
+    fit_arguments: dict[str, Any]  # x (and y, batch_size), validation_data; no epochs
     batches_per_epoch: int
+    config: TrainConfig
+
+    def predict(self, tokens: np.ndarray) -> np.ndarray:
+        """Probabilities (reviews,) for padded rows of token ids; with a mask, computed in
+        batches of similar length cut to their longest review."""
+        if not self.config.model.mask_padding:
+            return self.model.predict(tokens, batch_size=512, verbose=0)[:, 0]
+        labels = np.zeros(len(tokens), np.float32)
+        dataset, order = _length_grouped(tokens, labels, self.config, shuffle=False, size=512)
+        probabilities = self.model.predict(dataset.map(lambda x, y: x), verbose=0)[:, 0]
+        result = np.empty(len(tokens), np.float32)
+        result[order] = probabilities
+        return result
+
+
+def _cut(rows: np.ndarray, padding: str) -> np.ndarray:
+    """Drop the columns that are padding in every row (at least one column is kept)."""
+    width = max(1, int(np.count_nonzero(rows, axis=1).max()))  # id 0 is only ever padding
+    return rows[:, :width] if padding == "post" else rows[:, rows.shape[1] - width :]
+
+
+def _length_grouped(
+    tokens: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    shuffle: bool,
+    size: int | None = None,
+) -> tuple[tf.data.Dataset, np.ndarray]:
+    """Batches of reviews of similar length, each cut to its longest review, for Keras.
+
+    With `shuffle`, every pass draws new pools and a new batch order (seeded by the config);
+    otherwise the batches are in length order, the same every pass.
+
+    Args:
+        tokens: (reviews, max_length) padded token ids.
+        labels: (reviews,) labels.
+        config: gives the padding side, the batch size and the seed.
+        shuffle: draw a new random grouping every pass (training).
+        size: reviews per batch; default the config's batch size.
+
+    Returns:
+        The dataset (its number of batches known to Keras), and the rows of the first pass in
+        the order the dataset yields them.
+    """
+    import tensorflow as tf
+
+    size = size or config.training.batch_size
+    lengths = np.count_nonzero(tokens, axis=1)
+    seeds = np.random.default_rng(config.training.seed)
+
+    def draw() -> list[np.ndarray]:
+        if not shuffle:
+            return length_grouped_batches(lengths, size, seed=None)
+        seed = int(seeds.integers(2**31))
+        return length_grouped_batches(lengths, size, seed=seed, pool_batches=POOL_BATCHES)
+
+    first = draw()
+    passes = [first]  # the first pass yields the batches drawn here
+
+    def batches():
+        rows_list = passes.pop() if passes else draw()
+        for rows in rows_list:
+            yield _cut(tokens[rows], config.data.padding), labels[rows]
+
+    signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(first)))
+    return dataset, np.concatenate(first)
 
 
 def setup_training(
@@ -176,18 +253,28 @@ def setup_training(
         with strategy.scope():
             model = build_model(config)
     model.build((None, config.data.max_length))
-    batch_size = config.training.batch_size
-    return TrainingSetup(
-        model=model,
-        prepared=prepared,
-        fit_arguments={
+    if config.model.mask_padding:
+        batches, _ = _length_grouped(prepared.x_train, prepared.y_train, config, shuffle=True)
+        validation, _ = _length_grouped(
+            prepared.x_validation, prepared.y_validation, config, shuffle=False
+        )
+        # The dataset draws its own random grouping each epoch: nothing for Keras to shuffle.
+        fit_arguments: dict[str, Any] = {
+            "x": batches,
+            "validation_data": validation,
+            "shuffle": False,
+        }
+        count = int(batches.cardinality())
+    else:
+        batch_size = config.training.batch_size
+        count = -(-len(prepared.x_train) // batch_size)
+        fit_arguments = {
             "x": prepared.x_train,
             "y": prepared.y_train,
             "batch_size": batch_size,
             "validation_data": (prepared.x_validation, prepared.y_validation),
-        },
-        batches_per_epoch=-(-len(prepared.x_train) // batch_size),
-    )
+        }
+    return TrainingSetup(model, prepared, fit_arguments, count, config)
 
 
 def _progress_callback(
@@ -308,8 +395,11 @@ def _fit_and_store(
     callbacks = [
         progress,  # before the backup: history is never behind the restored epoch
         # The store removes the backup once the run is complete; Keras would delete it at the
-        # end of any fit, a cancelled one included.
-        keras.callbacks.BackupAndRestore(str(store.backup_dir(run_id)), delete_checkpoint=False),
+        # end of any fit, a cancelled one included. Two alternating checkpoints: a process
+        # killed while writing one still leaves the other to resume from.
+        keras.callbacks.BackupAndRestore(
+            str(store.backup_dir(run_id)), double_checkpoint=True, delete_checkpoint=False
+        ),
     ]
     if training.early_stopping_patience is not None:
         callbacks.append(
@@ -321,7 +411,7 @@ def _fit_and_store(
         )
     model.fit(**setup.fit_arguments, epochs=training.epochs, callbacks=callbacks, verbose=0)
     fit_seconds = time.perf_counter() - started
-    probabilities = model.predict(prepared.x_test, batch_size=512, verbose=0)[:, 0]
+    probabilities = setup.predict(prepared.x_test)
     store.write_array(run_id, "predictions.npy", probabilities.astype(np.float32))
     test_metrics = test_metrics_of(probabilities, prepared.y_test)
     store.write_json(run_id, "metrics.json", test_metrics)

@@ -7,142 +7,48 @@ saves a screenshot to `test-artifacts/`.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
+from tests.browser_helpers import (
+    chromium,
+    main_text,
+    metric_value,
+    new_tab,
+    open_page,
+    settle,
+    start_server,
+)
 from tests.conftest import write_archive
 from tests.test_training import tiny_reviews
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
     corpus = write_archive(folder / "corpus.tar.gz", tiny_reviews())
-    port = _free_port()
-    environment = {
-        **os.environ,
-        "RNNKIT_DATA": str(corpus),
-        "RNNKIT_CACHE_DIR": str(folder / "cache"),
-        "PYTHONPATH": str(ROOT),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    running = start_server(
+        {
+            "RNNKIT_DATA": str(corpus),
+            "RNNKIT_CACHE_DIR": str(folder / "cache"),
+            "RNNKIT_RUNS_DIR": str(folder / "cache" / "runs"),
+        }
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("streamlit run app.py did not become healthy within 90 s")
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    yield running.url
+    running.stop()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Chromium (apt-get install chromium; .ci/run does)")
-        pytest.skip("Chromium is not installed: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser, request):
-    context = browser.new_context(viewport={"width": 1400, "height": 1600})
-    tab = context.new_page()
-    yield tab
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
-
-
-def open_page(page, url: str) -> None:
-    """Go to `url` and wait until the script has run (no 'running' indicator left)."""
-    page.goto(url)
-    page.wait_for_selector("[data-testid='stSidebar']", timeout=60_000)
-    settle(page)
-
-
-def settle(page, timeout: float = 60.0) -> None:
-    """Wait until Streamlit has finished running the script: its running indicator absent for
-    1.5 s (it appears only some moments after a run starts)."""
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while quiet < 5:
-        running = page.locator("[data-testid='stStatusWidget']").count()
-        quiet = 0 if running else quiet + 1
-        if time.monotonic() > deadline:
-            raise AssertionError("the app kept running")
-        time.sleep(0.3)
-
-
-def main_text(page) -> str:
-    return page.locator("[data-testid='stMain']").inner_text()
+    with new_tab(browser, request) as tab:
+        yield tab
 
 
 @pytest.mark.parametrize(
@@ -187,11 +93,6 @@ def test_a_review_is_decoded(server, page):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
-def metric_value(page, label: str) -> str:
-    metric = page.locator("[data-testid='stMetric']").filter(has_text=label)
-    return metric.locator("[data-testid='stMetricValue']").inner_text().strip()
-
-
 def test_the_max_length_slider_changes_the_truncated_share(server, page):
     open_page(page, f"{server}/lengths")
     assert metric_value(page, "Reviews truncated") == "0.0%"  # max_length 500: none is cut
@@ -221,7 +122,7 @@ def test_training_a_tiny_config_then_predicting_a_typed_review(server, page):
         field.fill(value)
         field.press("Enter")
         settle(page)
-    assert "BiSimpleRNN 8 · emb 8 · dense 8 · len 16 post · 3 epochs" in main_text(page)
+    assert "BiSimpleRNN 8 · emb 8 · dense 8 · len 16 post, masked · 3 epochs" in main_text(page)
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Training runs on the server").wait_for(timeout=60_000)
     page.get_by_text("trained already").wait_for(timeout=240_000)

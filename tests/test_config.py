@@ -50,7 +50,7 @@ OTHER_VALUES = {
 
 def test_defaults_are_the_course_notebook():
     config = TrainConfig()
-    assert config == preset("seed")
+    assert config == preset("notebook")
     assert config.data == DataConfig(
         num_words=10000, max_length=500, padding="post", truncating="pre"
     )
@@ -77,6 +77,16 @@ def test_defaults_are_the_course_notebook():
     assert config.summary() == "BiSimpleRNN 64-64 · emb 16 · dense 64 · len 500 post · 30 epochs"
 
 
+def test_seed_preset_is_the_notebook_reading_only_words():
+    # The notebook's model and training; the mask makes each direction skip the padding.
+    notebook, seed = preset("notebook"), preset("seed")
+    assert seed.model.mask_padding and not notebook.model.mask_padding
+    assert seed.with_overrides({"model.mask_padding": False}) == notebook
+    assert seed.summary() == (
+        "BiSimpleRNN 64-64 · emb 16 · dense 64 · len 500 post, masked · 30 epochs"
+    )
+
+
 def test_recommended_preset():
     config = preset("recommended")
     assert (config.data.max_length, config.data.padding) == (400, "pre")
@@ -91,9 +101,9 @@ def test_recommended_preset():
     assert config.summary() == (
         "BiLSTM 32 · emb 32 · no dense · dropout 0.2 · len 400 pre, masked · ≤4 epochs (patience 2)"
     )
-    assert sorted(PRESETS) == ["recommended", "seed"]
+    assert sorted(PRESETS) == ["notebook", "recommended", "seed"]
     with pytest.raises(
-        ValueError, match="unknown preset 'best'; the presets are seed, recommended"
+        ValueError, match="unknown preset 'best'; the presets are seed, notebook, recommended"
     ):
         preset("best")
 

@@ -18,8 +18,9 @@ def small_config(**overrides: object) -> TrainConfig:
     return TrainConfig().with_overrides({**SMALL, **overrides})
 
 
-def test_seed_model_is_the_notebook_to_the_parameter():
-    config = preset("seed")
+@pytest.mark.parametrize("name", ["notebook", "seed"])
+def test_notebook_and_seed_models_are_the_notebooks_to_the_parameter(name):
+    config = preset(name)
     model = build_model(config)
     # Embedding 10000*16 = 160,000; BiSimpleRNN(64) on 16: 2*(16*64 + 64*64 + 64) = 10,368;
     # BiSimpleRNN(64) on 128: 2*(128*64 + 64*64 + 64) = 24,704; Dense(64) on 128: 8,256;
@@ -41,7 +42,7 @@ def test_seed_model_is_the_notebook_to_the_parameter():
     )
     assert model.layers[4].activation is keras.activations.relu
     assert model.layers[5].activation is keras.activations.sigmoid
-    assert not model.layers[1].mask_zero
+    assert model.layers[1].mask_zero == (name == "seed")  # seed skips the padding
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
     assert model.loss == "binary_crossentropy"

@@ -16,10 +16,11 @@ from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, train, ui
 from rnnkit import jobs as jobs_module
+from tests.app_helpers import APP, chart_data, texts
 from tests.conftest import write_archive
 from tests.test_jobs import GatedTrain, wait_for
-from tests.test_pages import APP, chart_data
-from tests.test_training import tiny_config, tiny_reviews
+from tests.test_training import tiny_config as masked_tiny_config
+from tests.test_training import tiny_reviews
 
 POST, PRE, MASKED = ui.PADDING_VARIANTS  # "post padding", "pre padding", "post padding, masked"
 DAMAGED_ID = "dddddddddddddddd"
@@ -30,6 +31,11 @@ class Trained:
     archive: Path  # the tiny corpus the runs were trained on (its bytes name the data)
     runs_root: Path
     run_ids: dict[str, str]  # padding variant label -> run id, tiny_config() varied
+
+
+def tiny_config(**overrides: str):
+    """The tiny config post-padded without a mask: the padding experiment's first variant."""
+    return masked_tiny_config(**{"model.mask_padding": "false", **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +112,6 @@ def open_curves(*run_ids: str, **query_params: str) -> AppTest:
     return app
 
 
-def texts(app: AppTest) -> str:
-    kinds = ("markdown", "caption", "info", "success", "error", "warning")
-    return "\n".join(str(element.value) for kind in kinds for element in app.get(kind))
-
-
 def keys(app: AppTest, kind: str = "button") -> list[str]:
     return [widget.key for widget in app.get(kind)]
 
@@ -143,7 +144,7 @@ def test_the_table_lists_every_run_with_its_numbers_damaged_and_incomplete_too(t
     assert row["best val accuracy"] == pytest.approx(summary.best_val_accuracy)
     assert row["test accuracy"] == pytest.approx(summary.test_accuracy)
     assert row["epochs"] == "3 / 3"
-    assert "len 16 post" in row["settings"]
+    assert "len 16 post ·" in row["settings"]
     assert "len 16 pre" in table.loc[pre, "settings"]
     assert table.loc[stopped, ["status", "epochs"]].tolist() == ["incomplete", "1 / 3"]
     assert pd.isna(table.loc[stopped, "test accuracy"])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, preset, train
-from rnnkit.training import prepare_data
+from rnnkit.training import prepare_data, setup_training
 from tests.conftest import write_archive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +89,39 @@ def test_prepare_data_carves_a_seeded_validation_split(data):
 def test_prepare_data_refuses_another_num_words(data):
     with pytest.raises(ValueError, match=r"num_words=100 .* data.num_words=200"):
         prepare_data(tiny_config(**{"data.num_words": "200"}), data)
+
+
+def test_masked_configs_train_on_length_grouped_batches(data):
+    # Reviews of 6 to 18 tokens (with <START>): a batch of similar lengths needs fewer steps.
+    config = tiny_config(**{"model.mask_padding": "true", "training.batch_size": "8"})
+    setup = setup_training(config, data)
+    prepared = setup.prepared
+    lengths = np.count_nonzero(prepared.x_train, axis=1)
+    passes = []
+    for _ in range(2):
+        rows_seen, widths = [], []
+        for tokens, labels in setup.fit_arguments["x"].as_numpy_iterator():
+            widths.append(tokens.shape[1])
+            assert (tokens[:, 0] == 1).all()  # post padding: cut at the end, <START> kept
+            assert np.count_nonzero(tokens, axis=1).max() == tokens.shape[1]  # no empty column
+            for row, label in zip(tokens, labels, strict=True):
+                full = np.zeros(16, np.int32)
+                full[: len(row)] = row
+                match = np.flatnonzero((prepared.x_train == full).all(axis=1))
+                assert prepared.y_train[match].tolist() == [label] * len(match)
+                rows_seen.append(match[0])
+        assert len(widths) == setup.batches_per_epoch == 8
+        assert sum(widths) < 8 * 16  # fewer steps than batches padded to max_length
+        assert sorted(lengths[rows_seen]) == sorted(lengths)  # every review once per pass
+        passes.append(widths)
+    assert passes[0] != passes[1]  # a new random grouping every epoch
+
+
+def test_length_grouping_does_not_change_a_masked_models_output(data):
+    config = tiny_config(**{"model.mask_padding": "true", "data.padding": "pre"})
+    setup = setup_training(config, data)
+    full_width = setup.model.predict(setup.prepared.x_test, verbose=0)[:, 0]
+    np.testing.assert_allclose(setup.predict(setup.prepared.x_test), full_width, atol=1e-6)
 
 
 def test_tiny_config_trains_and_stores_everything(data, store):
