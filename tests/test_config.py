@@ -89,17 +89,21 @@ def test_seed_preset_is_the_notebook_reading_only_words():
 
 def test_recommended_preset():
     config = preset("recommended")
-    assert (config.data.max_length, config.data.padding) == (400, "pre")
+    assert (config.data.num_words, config.data.max_length, config.data.padding) == (
+        20000,
+        400,
+        "pre",
+    )
     assert config.model.cell == "lstm" and config.model.bidirectional
     assert (config.model.rnn_units, config.model.embedding_dim, config.model.dense_units) == (
         (32,),
         32,
         (),
     )
-    assert config.model.dropout_rate == 0.2 and config.model.mask_padding
-    assert (config.training.epochs, config.training.early_stopping_patience) == (4, 2)
+    assert config.model.dropout_rate == 0.5 and config.model.mask_padding
+    assert (config.training.epochs, config.training.early_stopping_patience) == (6, 2)
     assert config.summary() == (
-        "BiLSTM 32 · emb 32 · no dense · dropout 0.2 · len 400 pre, masked · ≤4 epochs (patience 2)"
+        "BiLSTM 32 · emb 32 · no dense · dropout 0.5 · len 400 pre, masked · ≤6 epochs (patience 2)"
     )
     assert sorted(PRESETS) == ["notebook", "recommended", "seed"]
     with pytest.raises(
@@ -185,7 +189,7 @@ def test_dict_and_json_round_trip():
     assert plain == json.loads(config.canonical_json())
     assert TrainConfig.from_dict(plain) == config
     assert TrainConfig.from_dict(json.loads(config.canonical_json())) == config
-    assert config.canonical_json().startswith('{"data":{"max_length":400,"num_words":10000,')
+    assert config.canonical_json().startswith('{"data":{"max_length":400,"num_words":20000,')
     assert TrainConfig.from_dict({}) == TrainConfig()  # missing sections and keys: defaults
     assert TrainConfig.from_dict({"training": {"epochs": 3}}).training.epochs == 3
 

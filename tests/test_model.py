@@ -51,9 +51,9 @@ def test_notebook_and_seed_models_are_the_notebooks_to_the_parameter(name):
 
 def test_recommended_model_predicts_one_probability_per_review():
     config = preset("recommended")
-    # Embedding 10000*32 = 320,000; BiLSTM(32) on 32: 2*4*(32*32 + 32*32 + 32) = 16,640;
+    # Embedding 20000*32 = 640,000; BiLSTM(32) on 32: 2*4*(32*32 + 32*32 + 32) = 16,640;
     # Dense(1) on 64: 65.
-    assert parameter_count(config) == 336_705
+    assert parameter_count(config) == 656_705
     model = build_model(config)
     short = np.array([[1, 14, 22, 16, 0, 0], [1, 43, 530, 973, 1622, 1385]], dtype="int32")
     longer = np.random.default_rng(0).integers(1, 10000, size=(3, 17)).astype("int32")
