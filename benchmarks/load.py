@@ -25,6 +25,13 @@ session re-opens its page by URL after an error.
 Prints sessions, page views, errors (each with what it was), the median and 95th percentile
 page time overall and per page, the same for the reference, and p95(load) / p95(alone). Exits
 with 1 if there was any error. Needs Chromium at /usr/bin/chromium (apt-get install chromium).
+
+On a 2-core machine the 20 Chromium renderers that make the load compete with the server for
+the same cores. `--client apptest` makes the load without browsers: each session is a
+Streamlit `AppTest` (the page scripts run as the server runs them, with the same caches and job
+board, in threads of this process), and the job is submitted to the job board, which trains it
+in a child process. A page's time is then its script's run; an error is an exception, an error
+box or a run over the timeout.
 """
 
 from __future__ import annotations
@@ -390,6 +397,80 @@ async def measure(url: str, arguments: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+PAGE_SCRIPTS = {
+    name: "views/home.py" if name == "home" else f"views/{name}.py" for name in PAGE_NAMES.values()
+}
+
+
+def apptest_tour(number: int, rounds: int, start: int, timeout: float) -> list[View]:
+    """One AppTest session visiting every page `rounds` times, from the page at `start`."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    names = list(PAGE_SCRIPTS)
+    views = []
+    for step in range(rounds * len(names)):
+        name = names[(start + step) % len(names)]
+        began = time.perf_counter()
+        try:
+            app.switch_page(PAGE_SCRIPTS[name]).run()
+            problems = [str(item.value) for item in app.exception] + [
+                item.value for item in app.error
+            ]
+            error = "; ".join(problems)[:300] or None
+        except Exception as failure:  # AppTest raises when a run outlasts its timeout
+            error = f"{type(failure).__name__}: {failure}"[:300]
+        views.append(View(number, name, step == 0, time.perf_counter() - began, error))
+    return views
+
+
+def measure_apptest(environment: dict[str, str], arguments: argparse.Namespace) -> int:
+    """The load made by AppTest sessions in threads, with one job training in a child."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    os.environ.update(environment)
+    import rnnkit
+    from rnnkit import ui
+
+    apptest_tour(0, 1, 0, arguments.timeout)  # warm-up: caches filled, TensorFlow loaded
+    alone = apptest_tour(0, arguments.rounds, 0, arguments.timeout)
+    data = rnnkit.load_imdb(num_words=10000)
+    config = rnnkit.preset("notebook").with_overrides({"training.epochs": int(JOB_EPOCHS)})
+    board = ui.job_board()
+    job = board.submit(config, data)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(arguments.sessions) as pool:
+        tours = [
+            pool.submit(apptest_tour, number, arguments.rounds, number, arguments.timeout)
+            for number in range(arguments.sessions)
+        ]
+        load_views = [view for tour in tours for view in tour.result()]
+    load_seconds = time.perf_counter() - started
+    view = board.view(job.run_id)
+    progress = view.progress
+    training_after = (
+        f"{view.state}, epoch {progress.epoch} of {progress.epochs}, batch {progress.batch} of "
+        f"{progress.batches}"
+        if progress
+        else view.state
+    )
+    board.cancel(job.run_id)
+    board.shutdown()
+    errors = [view for view in load_views + alone if view.error]
+    print(
+        f"\nAppTest sessions: {arguments.sessions} at once, {arguments.rounds} round(s) of "
+        f"{len(PAGES)} pages each; {len(load_views)} page views in {load_seconds:.0f} s"
+    )
+    print(f"training job (child process) when the load ended: {training_after}")
+    print(f"errors: {len(errors)}")
+    for item in errors:
+        print(f"  session {item.session}, {item.page}, after {item.seconds:.1f} s: {item.error}")
+    reference = report("alone (1 session, no training): the reference", alone)
+    under_load = report(f"under load ({arguments.sessions} sessions, 1 training job)", load_views)
+    print(f"\np95 under load / p95 alone: {under_load / reference:.1f}x")
+    return 1 if errors else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20, help="sessions at once (20)")
@@ -398,11 +479,17 @@ def main() -> None:
     parser.add_argument(
         "--cache-dir", type=Path, help="RNNKIT_CACHE_DIR to reuse (default: a new, empty one)"
     )
+    parser.add_argument(
+        "--client",
+        choices=("browser", "apptest"),
+        default="browser",
+        help="Chromium sessions against the server, or AppTest sessions in threads",
+    )
     arguments = parser.parse_args()
     data_path = os.environ.get("RNNKIT_DATA")
     if not data_path or not Path(data_path).exists():
         sys.exit("Set RNNKIT_DATA to the aclImdb archive (../shared/data/aclImdb_labeled.tar.gz)")
-    if not Path(CHROMIUM).exists():
+    if arguments.client == "browser" and not Path(CHROMIUM).exists():
         sys.exit("Chromium is not installed: apt-get install -y chromium")
 
     with tempfile.TemporaryDirectory(prefix="rnnkit-load-") as folder:
@@ -415,6 +502,8 @@ def main() -> None:
             "PYTHONPATH": str(ROOT),
         }
         train_complete_run(environment)
+        if arguments.client == "apptest":
+            sys.exit(measure_apptest(environment, arguments))
         server, url = start_server(environment, Path(folder) / "server.log")
         try:
             status = asyncio.run(measure(url, arguments))
