@@ -40,27 +40,20 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT))  # the browser tests' helpers start the app and name Chromium
+
+from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS, start_server  # noqa: E402
+
 VIEWPORT = {"width": 1280, "height": 1000}  # wide enough for the sidebar to stay open
 
 # (URL path, the page's h1), in the sidebar's order (app.py).
@@ -112,58 +105,13 @@ class View:
     error: str | None
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(environment: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port; the process and its URL once it is healthy."""
-    port = free_port()
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        env=environment,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.read() == b"ok":
-                    return process, url
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            sys.exit(f"streamlit run app.py did not become healthy within 90 s: see {log_path}")
-        time.sleep(0.3)
-
-
-def train_complete_run(environment: dict[str, str]) -> None:
-    """Train the tiny complete run from the command line into the server's run store."""
+def train_complete_run(environment: dict[str, str], cache_dir: Path | None = None) -> None:
+    """Train the tiny complete run from the command line into the server's run store
+    (benchmarks/memory.py too); `cache_dir` parses into a cache other than the server's."""
     settings = [f"--set={name}={value}" for name, value in COMPLETE_RUN_SETTINGS.items()]
     started = time.perf_counter()
+    if cache_dir is not None:
+        environment = {**environment, "RNNKIT_CACHE_DIR": str(cache_dir)}
     done = subprocess.run(
         [sys.executable, "-m", "rnnkit", "train", "--preset", "seed", *settings],
         env=environment,
@@ -504,15 +452,11 @@ def main() -> None:
         train_complete_run(environment)
         if arguments.client == "apptest":
             sys.exit(measure_apptest(environment, arguments))
-        server, url = start_server(environment, Path(folder) / "server.log")
+        server = start_server(environment, log_path=Path(folder) / "server.log")
         try:
-            status = asyncio.run(measure(url, arguments))
+            status = asyncio.run(measure(server.url, arguments))
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            server.stop()
         if status:
             log = (Path(folder) / "server.log").read_text()
             print(f"\nthe server's log, its end:\n{log[-3000:]}")

@@ -24,34 +24,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the browser tests' helpers start the app and name Chromium
+
+from load import train_complete_run  # noqa: E402
+
+from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS, start_server  # noqa: E402
+
 TARGET_MIB = 1.5 * 1024  # 1.5 GiB: room to spare on a 2.7 GB hosted instance
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# The complete run the Predictions page loads: tiny, seconds to train.
-RUN_SETTINGS = {
-    "data.max_length": "32",
-    "model.rnn_units": "8",
-    "model.embedding_dim": "8",
-    "model.dense_units": "8",
-    "training.epochs": "1",
-}
 REVIEW = "A brilliant film, superb acting and great fun, though the ending drags a little."
 # (step name, URL path): what one visitor opens, in order.
 STEPS = [
@@ -146,60 +133,6 @@ def reference_mib(imports: str) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(environment: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port; the process and its URL once it is healthy."""
-    port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")]
-    for option, value in {
-        "server.headless": "true",
-        "server.port": str(port),
-        "server.address": "127.0.0.1",
-        "browser.gatherUsageStats": "false",
-        "server.fileWatcherType": "none",
-    }.items():
-        command += [f"--{option}", value]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                if answer.read() == b"ok":
-                    return process, url
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            sys.exit(f"streamlit run app.py did not become healthy within 90 s: see {log_path}")
-        time.sleep(0.3)
-
-
-def train_run(environment: dict[str, str], cache_dir: Path) -> None:
-    """Train the tiny run into the run store, parsing into a cache of its own (the server's
-    stays empty)."""
-    settings = [f"--set={name}={value}" for name, value in RUN_SETTINGS.items()]
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "rnnkit", "train", "--preset", "seed", *settings],
-        env={**environment, "RNNKIT_CACHE_DIR": str(cache_dir)},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        sys.exit(f"training the run failed:\n{done.stdout}\n{done.stderr}")
-    print(f"tiny run for the Predictions page trained in {time.perf_counter() - started:.0f} s")
-
-
 def settle(tab, timeout: float = 180.0) -> None:
     """Wait until the script run has finished: the app idle, its running indicator absent for
     1.5 s (it appears some moments after a run starts)."""
@@ -231,13 +164,13 @@ def measure_mode(mode: str, base: dict[str, str], folder: Path, browser, warm_ca
     environment = {**base, "RNNKIT_CACHE_DIR": str(cache)}
     if mode == "hosted":
         environment["RNNKIT_HOSTED"] = "1"
-    process, url = start_server(environment, folder / f"server-{mode}.log")
-    sampler = PeakSampler(process.pid)
+    running = start_server(environment, log_path=folder / f"server-{mode}.log")
+    sampler = PeakSampler(running.process.pid)
     print(f"\n{mode} (RNNKIT_HOSTED={environment.get('RNNKIT_HOSTED', 'unset')}), MiB")
     print(f"{'step':<45} {'server':>6} {'(anon)':>6} {'child':>5} {'total':>5} {'peak':>5}  s")
 
     def report(step: str, seconds: float) -> None:
-        server, anonymous, children, peak = tree_mib(process.pid)
+        server, anonymous, children, peak = tree_mib(running.process.pid)
         print(
             f"{step:<45} {server:>6.0f} {anonymous:>6.0f} {children:>5.0f} "
             f"{server + children:>5.0f} {peak:>5.0f}  {seconds:.1f}"
@@ -249,7 +182,7 @@ def measure_mode(mode: str, base: dict[str, str], folder: Path, browser, warm_ca
         tab = context.new_page()
         for step, path in STEPS:
             started = time.perf_counter()
-            tab.goto(f"{url}/{path}")
+            tab.goto(f"{running.url}/{path}")
             tab.wait_for_selector("[data-testid='stSidebar']", timeout=180_000)
             settle(tab)
             if path == "predictions":
@@ -267,11 +200,7 @@ def measure_mode(mode: str, base: dict[str, str], folder: Path, browser, warm_ca
         context.close()
     finally:
         peak = sampler.stop()
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        running.stop()
     return peak
 
 
@@ -309,7 +238,7 @@ def main() -> None:
             "RNNKIT_RUNS_DIR": str(folder / "runs"),
             "PYTHONPATH": str(ROOT),
         }
-        train_run(base, folder / "cache-training")
+        train_complete_run(base, cache_dir=folder / "cache-training")
         peaks = {}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)

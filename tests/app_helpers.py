@@ -3,8 +3,11 @@ and reading what it shows."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,7 +16,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore, load_imdb, train
+from rnnkit import RunStore, load_imdb, train, ui
 from tests.conftest import write_archive
 from tests.test_training import tiny_config, tiny_reviews
 
@@ -72,3 +75,16 @@ def train_tiny_runs(folder: Path) -> TinyRuns:
         other = train(tiny_config(**{"training.epochs": "1"}), data, store)
         run = train(tiny_config(), data, store)
     return TinyRuns(corpus, store.root, run.run_id, other.run_id)
+
+
+@contextlib.contextmanager
+def app_on_a_copy(trained: TinyRuns, folder: Path, monkeypatch) -> Iterator[TinyRuns]:
+    """The app on the tiny corpus and a copy of the two runs in `folder`, with a fresh job
+    board (shut down afterwards): a test may damage the copy."""
+    root = shutil.copytree(trained.runs, folder)
+    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
+    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(root))
+    ui.job_board.clear()
+    yield trained._replace(runs=root)
+    ui.job_board().shutdown()
+    ui.job_board.clear()

@@ -62,41 +62,47 @@ class Server:
         self.process.wait(timeout=30)
 
 
-def start_server(environment: dict[str, str], timeout: float = 90.0) -> Server:
+def start_server(
+    environment: dict[str, str], timeout: float = 90.0, log_path: Path | None = None
+) -> Server:
     """Start `streamlit run app.py` on a free port with `environment` added to this process's,
-    and wait until `/_stcore/health` answers.
+    and wait until `/_stcore/health` answers (the benchmarks start the app with this too).
 
     Args:
         environment: variables for the server (RNNKIT_DATA, RNNKIT_CACHE_DIR, ...).
         timeout: seconds to wait for it to become healthy; the test fails after them.
+        log_path: a file for the server's output; None discards it.
 
     Returns:
         The running server.
     """
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        env={**os.environ, "PYTHONPATH": str(ROOT), **environment},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, for Server.kill
-    )
+    with contextlib.ExitStack() as files:  # the child keeps its own copy of the log file
+        log = files.enter_context(log_path.open("wb")) if log_path else subprocess.DEVNULL
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT), **environment},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, for Server.kill
+        )
     server = Server(process, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + timeout
     while True:
@@ -108,7 +114,8 @@ def start_server(environment: dict[str, str], timeout: float = 90.0) -> Server:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             server.kill()
-            pytest.fail(f"streamlit run app.py did not become healthy within {timeout:g} s")
+            where = f": see {log_path}" if log_path else ""
+            pytest.fail(f"streamlit run app.py did not become healthy within {timeout:g} s{where}")
         time.sleep(0.3)
 
 

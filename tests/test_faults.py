@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import time
 import warnings
 import zipfile
@@ -25,7 +24,7 @@ from rnnkit.data import DataWarning
 from rnnkit.runs import RunError
 from rnnkit.settings import get_settings
 from tests import browser_helpers
-from tests.app_helpers import TinyRuns, metrics, open_page, texts, train_tiny_runs
+from tests.app_helpers import TinyRuns, app_on_a_copy, metrics, open_page, texts, train_tiny_runs
 from tests.conftest import write_archive
 from tests.test_training import tiny_config, tiny_reviews
 
@@ -167,13 +166,8 @@ def trained(tmp_path_factory) -> TinyRuns:
 @pytest.fixture
 def runs(trained, tmp_path, monkeypatch) -> TinyRuns:
     """The app on the tiny corpus and a copy of the two runs, with a fresh job board."""
-    root = shutil.copytree(trained.runs, tmp_path / "runs")
-    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
-    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(root))
-    ui.job_board.clear()
-    yield trained._replace(runs=root)
-    ui.job_board().shutdown()
-    ui.job_board.clear()
+    with app_on_a_copy(trained, tmp_path / "runs", monkeypatch) as copy:
+        yield copy
 
 
 def truncate(path: Path) -> None:

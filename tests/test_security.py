@@ -4,16 +4,15 @@ store; models load only from the store and only in Keras' safe mode; nothing is 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rnnkit import RunStore, cli, ui
+from rnnkit import RunStore, cli
 from rnnkit.runs import MODEL_FILE, RunError
-from tests.app_helpers import TinyRuns, metrics, open_page, texts, train_tiny_runs
+from tests.app_helpers import TinyRuns, app_on_a_copy, metrics, open_page, texts, train_tiny_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "views").glob("*.py"))
@@ -120,13 +119,8 @@ def trained(tmp_path_factory) -> TinyRuns:
 @pytest.fixture
 def runs(trained, tmp_path, monkeypatch) -> TinyRuns:
     """The app on the tiny corpus and a copy of the two runs, with a victim beside the store."""
-    root = shutil.copytree(trained.runs, tmp_path / "runs")
-    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
-    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(root))
-    ui.job_board.clear()
-    yield trained._replace(runs=root)
-    ui.job_board().shutdown()
-    ui.job_board.clear()
+    with app_on_a_copy(trained, tmp_path / "runs", monkeypatch) as copy:
+        yield copy
 
 
 def tree_hashes(folder: Path) -> dict[str, str]:
