@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="timed batches per config")
     parser.add_argument("--warmup", type=int, default=5, help="untimed batches first")
     arguments = parser.parse_args()
+    if arguments.batches < 1 or arguments.warmup < 0:
+        parser.error("--batches must be at least 1 and --warmup at least 0")
 
     import keras
 

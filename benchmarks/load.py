@@ -434,6 +434,9 @@ def main() -> None:
         help="Chromium sessions against the server, or AppTest sessions in threads",
     )
     arguments = parser.parse_args()
+    for name in ("sessions", "rounds", "timeout"):
+        if getattr(arguments, name) <= 0:
+            parser.error(f"--{name} must be above 0, not {getattr(arguments, name)}")
     data_path = os.environ.get("RNNKIT_DATA")
     if not data_path or not Path(data_path).exists():
         sys.exit("Set RNNKIT_DATA to the aclImdb archive (../shared/data/aclImdb_labeled.tar.gz)")

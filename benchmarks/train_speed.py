@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.config import PRESETS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -173,7 +175,9 @@ def main() -> None:
     parser.add_argument("--short", action="store_true", help="time batches, not epochs")
     parser.add_argument("--batches", type=int, default=30, help="batches per side (--short)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per side (full mode)")
-    parser.add_argument("--preset", default="seed", help="rnnkit's preset to time")
+    parser.add_argument(
+        "--preset", default="seed", choices=sorted(PRESETS), help="rnnkit's preset to time"
+    )
     parser.add_argument(
         "--no-recommended", action="store_true", help="full mode: skip the recommended preset"
     )
@@ -181,6 +185,8 @@ def main() -> None:
         "--worker", choices=("notebook", "rnnkit", "recommended"), help=argparse.SUPPRESS
     )
     arguments = parser.parse_args()
+    if arguments.batches < 1 or arguments.epochs < 1:
+        parser.error("--batches and --epochs must be at least 1")
     if arguments.worker == "recommended":
         train_recommended()
         return
