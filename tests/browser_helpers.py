@@ -56,10 +56,25 @@ class Server:
             self.kill()
 
     def kill(self) -> None:
-        """SIGKILL its whole process group: no handler, no clean-up runs."""
+        """SIGKILL its whole process group: no handler, no clean-up runs. Returns once every
+        process of the group has exited (a training child too: its run's lock is then free)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _running_in_group(group: int) -> bool:
+    """Whether a process of process group `group` is still running (not yet a zombie)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")".
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
 
 
 def start_server(
