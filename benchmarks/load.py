@@ -1,37 +1,50 @@
-"""The app under load: 20 browser sessions view its pages while one training job runs.
+"""The app under load: 20 sessions view its pages while one training job runs.
 
 `streamlit run app.py` is started headless on a free port with the real data, a run store in a
 temporary folder, and one small complete run in it (trained from the command line first, so the
-Predictions page has a model to show). One Chromium (Playwright) then drives:
+Predictions page has a model to show). Then:
 
 1. the reference: one session alone, no training, visiting every page in turn (after a warm-up
    round that fills the server's caches, not counted);
-2. one session opening the Train page and starting a job (the notebook's model, a few epochs;
-   it keeps watching the live progress, as a visitor would);
-3. the load: N sessions at once (default 20, each a browser context: a Streamlit session of its
-   own) visiting every page in turn, each session starting at another page, for a few rounds.
+2. one Chromium tab (Playwright) opens the Train page and starts a job (the notebook's model, a
+   few epochs); it keeps watching the live progress, as a visitor would;
+3. the load: N sessions at once (default 20, each a Streamlit session of its own) visit every
+   page in turn, each session starting at another page, for a few rounds.
 
 A session opens its first page by URL, then moves through the sidebar's navigation as a
-visitor does. A page's time runs from the click (or the navigation) until the Streamlit script
-has finished (the page's title shown, the app's script state `notRunning`), the browser's
-drawing included.
-An error is an exception or error box on the page, a page that is not the one asked for, a lost
-connection, a navigation failure, a JavaScript error or a view over the timeout (30 s); a
-session re-opens its page by URL after an error.
+visitor does; after an error it opens its next page afresh. An error is anything wrong with a
+view (see the clients below), and a view over the timeout (30 s).
 
     RNNKIT_DATA=../shared/data/aclImdb_labeled.tar.gz python benchmarks/load.py \
-        [--sessions 20] [--rounds 2] [--cache-dir DIR]
+        [--client stream|browser|apptest] [--sessions 20] [--rounds 2] [--cache-dir DIR]
 
 Prints sessions, page views, errors (each with what it was), the median and 95th percentile
 page time overall and per page, the same for the reference, and p95(load) / p95(alone). Exits
-with 1 if there was any error. Needs Chromium at /usr/bin/chromium (apt-get install chromium).
+with 1 if there was any error. Needs Chromium at /usr/bin/chromium (apt-get install chromium)
+except with `--client apptest`.
 
-On a 2-core machine the 20 Chromium renderers that make the load compete with the server for
-the same cores. `--client apptest` makes the load without browsers: each session is a
-Streamlit `AppTest` (the page scripts run as the server runs them, with the same caches and job
-board, in threads of this process), and the job is submitted to the job board, which trains it
-in a child process. A page's time is then its script's run; an error is an exception, an error
-box or a run over the timeout.
+Clients (`--client`):
+
+- `stream` (the default): each session is a websocket to the server's `/_stcore/stream`, speaking
+  the browser frontend's protocol (Streamlit's protobuf messages): it opens its first page by
+  name, as a URL does, and moves on by the page's script hash, as the sidebar does. It draws
+  nothing, so the server has the machine's cores as it would on a host, where the browsers are
+  the visitors' own machines. A page's time runs from the request until the server's
+  `script_finished`; an error is an exception or error box in the page's messages, a page that
+  is not the one asked for (its title, an `h1`), a page not found, a script that did not finish,
+  a lost connection or a view over the timeout. The job is started and watched by one Chromium
+  tab, as above.
+- `browser`: each session is a Chromium context. A page's time runs from the click (or the
+  navigation) until the script has finished (the page's title shown, the app's script state
+  `notRunning`), the browser's drawing included. An error is an exception or error box on the
+  page, a page that is not the one asked for, a lost connection, a navigation failure or a
+  JavaScript error. On a 2-core machine the 20 renderers that make the load compete with the
+  server for the same cores, and take most of them.
+- `apptest`: each session is a Streamlit `AppTest` (the page scripts run as the server runs
+  them, with the same caches and job board, in threads of this process), and the job is
+  submitted to the job board, which trains it in a child process. A page's time is then its
+  script's run; an error is an exception, an error box or a run over the timeout. AppTest's
+  runtime stand-in is global, so its sessions in threads can trip over each other's state.
 """
 
 from __future__ import annotations
@@ -160,6 +173,100 @@ async def page_state(tab) -> str:
         return f"no state: {type(failure).__name__}"
 
 
+class StreamSession:
+    """One Streamlit session held over the app's websocket as the browser's frontend holds it,
+    re-opened after an error."""
+
+    def __init__(self, browser, url: str, number: int, timeout: float) -> None:
+        del browser  # the same signature as Session's
+        self.url, self.number, self.timeout = url, number, timeout
+        self.socket = None
+        self.page_hashes: dict[str, str] = {}  # URL path -> page script hash, from `navigation`
+        self.views: list[View] = []
+
+    async def close(self) -> None:
+        if self.socket is not None:
+            await self.socket.close()
+            self.socket = None
+
+    async def view(self, page_index: int) -> View:
+        """View a page (open a session by the page's name if there is none), time it, check it."""
+        path, heading = PAGES[page_index]
+        opened = self.socket is None
+        started = time.perf_counter()
+        try:
+            error = await asyncio.wait_for(self._show(path, heading, opened), self.timeout)
+        except TimeoutError:
+            error = f"over the {self.timeout:g} s timeout"
+        except Exception as failure:  # a refused or lost connection: the view failed
+            error = f"{type(failure).__name__}: {str(failure).strip()[:200]}"
+        view = View(self.number, PAGE_NAMES[path], opened, time.perf_counter() - started, error)
+        self.views.append(view)
+        if error:
+            await self.close()  # the next view starts a new session
+        return view
+
+    async def _show(self, path: str, heading: str, opened: bool) -> str | None:
+        """Ask for the page's script run and read the server's messages until it has finished.
+
+        Returns:
+            What was wrong with the page, or None.
+        """
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        from websockets.asyncio.client import connect
+
+        request = BackMsg()
+        if opened:
+            address = self.url.replace("http://", "ws://") + "/_stcore/stream"
+            self.socket = await connect(
+                address, subprotocols=["streamlit"], origin=self.url, max_size=None
+            )
+            request.rerun_script.page_name = path  # the page in the URL
+        else:
+            request.rerun_script.page_script_hash = self.page_hashes[path]  # a sidebar click
+        await self.socket.send(request.SerializeToString())
+        problems, titles = [], []
+        while True:
+            message = ForwardMsg()
+            message.ParseFromString(await self.socket.recv())
+            kind = message.WhichOneof("type")
+            if kind == "navigation":
+                self.page_hashes = {
+                    page.url_pathname: page.page_script_hash
+                    for page in message.navigation.app_pages
+                }
+            elif kind == "page_not_found":
+                problems.append(f"page {path!r} not found")
+            elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+                element = message.delta.new_element
+                shown = element.WhichOneof("type")
+                if shown == "exception":
+                    problems.append(
+                        f"exception: {element.exception.type}: {element.exception.message[:200]}"
+                    )
+                elif shown == "alert" and element.alert.format == element.alert.ERROR:
+                    problems.append("error box: " + element.alert.body.splitlines()[0][:200])
+                elif shown == "heading" and element.heading.tag == "h1":
+                    titles.append(element.heading.body)
+            elif kind == "script_finished":
+                status = message.script_finished
+                if status == ForwardMsg.FINISHED_SUCCESSFULLY:
+                    break
+                if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
+                    problems.append("the script did not compile")
+                    break
+                # FINISHED_EARLY_FOR_RERUN (a new run follows) or a fragment's run: read on
+        if heading not in titles:
+            problems.append(f"shows {titles[:1]!r}, not {heading!r}")
+        return "; ".join(problems) or None
+
+    async def tour(self, rounds: int, first_page: int) -> None:
+        """Every page in turn, `rounds` times, from `first_page` on."""
+        for step in range(rounds * len(PAGES)):
+            await self.view((first_page + step) % len(PAGES))
+
+
 class Session:
     """One browser context viewing the app: one Streamlit session, re-opened after an error."""
 
@@ -280,12 +387,14 @@ def report(title: str, views: list[View]) -> float:
 
 
 async def measure(url: str, arguments: argparse.Namespace) -> int:
+    """The load made by browser or stream sessions against the server, one Chromium tab training."""
     from playwright.async_api import async_playwright
 
+    session_class = StreamSession if arguments.client == "stream" else Session
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            warm = Session(browser, url, 0, arguments.timeout)
+            warm = session_class(browser, url, 0, arguments.timeout)
             started = time.perf_counter()
             await warm.tour(1, 0)
             await warm.close()
@@ -295,7 +404,7 @@ async def measure(url: str, arguments: argparse.Namespace) -> int:
                 if view.error:
                     print(f"  warm-up error: {view.page}: {view.error}")
 
-            alone = Session(browser, url, 0, arguments.timeout)
+            alone = session_class(browser, url, 0, arguments.timeout)
             await alone.tour(arguments.rounds, 0)
             await alone.close()
 
@@ -303,7 +412,7 @@ async def measure(url: str, arguments: argparse.Namespace) -> int:
             print(f"training job started: {await job_state(trainer_tab)}")
 
             sessions = [
-                Session(browser, url, number, arguments.timeout)
+                session_class(browser, url, number, arguments.timeout)
                 for number in range(arguments.sessions)
             ]
             started = time.perf_counter()
@@ -329,8 +438,9 @@ async def measure(url: str, arguments: argparse.Namespace) -> int:
         view for view in alone.views if view.error
     ]
     print(
-        f"\nsessions: {arguments.sessions} at once, {arguments.rounds} round(s) of "
-        f"{len(PAGES)} pages each; {len(load_views)} page views in {load_seconds:.0f} s"
+        f"\n{arguments.client} sessions: {arguments.sessions} at once, "
+        f"{arguments.rounds} round(s) of {len(PAGES)} pages each; "
+        f"{len(load_views)} page views in {load_seconds:.0f} s"
     )
     print(f"training job when the load ended: {training_after}")
     print(f"errors: {len(errors)}")
@@ -429,9 +539,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--client",
-        choices=("browser", "apptest"),
-        default="browser",
-        help="Chromium sessions against the server, or AppTest sessions in threads",
+        choices=("stream", "browser", "apptest"),
+        default="stream",
+        help="websocket sessions (the frontend's protocol) or Chromium sessions against the "
+        "server, or AppTest sessions in threads (stream)",
     )
     arguments = parser.parse_args()
     for name in ("sessions", "rounds", "timeout"):
@@ -440,7 +551,7 @@ def main() -> None:
     data_path = os.environ.get("RNNKIT_DATA")
     if not data_path or not Path(data_path).exists():
         sys.exit("Set RNNKIT_DATA to the aclImdb archive (../shared/data/aclImdb_labeled.tar.gz)")
-    if arguments.client == "browser" and not Path(CHROMIUM).exists():
+    if arguments.client != "apptest" and not Path(CHROMIUM).exists():
         sys.exit("Chromium is not installed: apt-get install -y chromium")
 
     with tempfile.TemporaryDirectory(prefix="rnnkit-load-") as folder:

@@ -141,3 +141,50 @@ def test_training_a_tiny_config_then_predicting_a_typed_review(server, page):
     assert metric_value(page, "Label") == ("positive" if probability > 0.5 else "negative")
     assert metric_value(page, "Words read") == "8"  # a brilliant film superb acting and great fun
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def load_benchmark():
+    """benchmarks/load.py as a module (benchmarks/ is a folder of scripts, not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "load.py"
+    spec = importlib.util.spec_from_file_location("load_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_load_benchmarks_stream_client_sees_pages_and_their_faults(server):
+    import asyncio
+
+    load = load_benchmark()
+
+    async def views():
+        session = load.StreamSession(None, server, 0, timeout=60)
+        try:
+            await session.tour(1, 3)  # opens "lengths" by name, then the sidebar's hashes
+            tour = list(session.views)
+            wrong_title = await session._show("vocabulary", "Reviews", opened=False)
+            await session.close()
+            unknown = await session._show("no-such-page", "Vocabulary", opened=True)
+        finally:
+            await session.close()
+        return tour, wrong_title, unknown
+
+    tour, wrong_title, unknown = asyncio.run(views())
+    assert [view.page for view in tour] == [
+        "lengths",
+        "train",
+        "curves",
+        "predictions",
+        "home",
+        "vocabulary",
+        "reviews",
+    ]
+    assert [view.error for view in tour] == [None] * 7
+    assert [view.opened for view in tour] == [True] + [False] * 6
+    assert wrong_title == "shows ['Vocabulary'], not 'Reviews'"
+    assert unknown.startswith("page 'no-such-page' not found; shows ['rnnkit: ")
