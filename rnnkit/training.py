@@ -178,6 +178,15 @@ def _cut(rows: np.ndarray, padding: str) -> np.ndarray:
     return rows[:, :width] if padding == "post" else rows[:, rows.shape[1] - width :]
 
 
+def _random_grouping(
+    lengths: np.ndarray, size: int, seeds: np.random.Generator
+) -> list[np.ndarray]:
+    """One training pass's length-grouped batches, seeded by the next draw from `seeds` (a
+    generator seeded by `training.seed`: the first draw is the first epoch's grouping)."""
+    seed = int(seeds.integers(2**31))
+    return length_grouped_batches(lengths, size, seed=seed, pool_batches=POOL_BATCHES)
+
+
 def _length_grouped(
     tokens: np.ndarray,
     labels: np.ndarray,
@@ -210,8 +219,7 @@ def _length_grouped(
     def draw() -> list[np.ndarray]:
         if not shuffle:
             return length_grouped_batches(lengths, size, seed=None)
-        seed = int(seeds.integers(2**31))
-        return length_grouped_batches(lengths, size, seed=seed, pool_batches=POOL_BATCHES)
+        return _random_grouping(lengths, size, seeds)
 
     first = draw()
     passes = [first]  # the first pass yields the batches drawn here
@@ -464,13 +472,41 @@ DEFAULT_FLOPS_PER_SECOND = 40e9
 _GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
 
 
-def training_flops_per_epoch(config: TrainConfig, training_reviews: int) -> float:
+def training_steps_per_epoch(config: TrainConfig, lengths: np.ndarray) -> int:
+    """RNN time steps, summed over the reviews, that one training epoch computes.
+
+    Without a mask every review is padded (or cut) to `max_length` steps. With
+    `model.mask_padding`, training runs on length-grouped batches, each as wide as its longest
+    review (cut at `max_length`), so only those steps are computed.
+
+    Args:
+        config: the configuration.
+        lengths: (n,) token counts of the training split's reviews (`data.train.lengths`);
+            validation is carved from them as in training.
+
+    Returns:
+        The step count.
+    """
+    rows = split_rows(config, len(lengths))[1]
+    if not config.model.mask_padding:
+        return len(rows) * config.data.max_length
+    kept = np.minimum(np.asarray(lengths)[rows], config.data.max_length)
+    first_epoch = np.random.default_rng(config.training.seed)
+    batches = _random_grouping(kept, config.training.batch_size, first_epoch)
+    return int(sum(len(batch) * int(kept[batch].max()) for batch in batches))
+
+
+def training_flops_per_epoch(
+    config: TrainConfig, training_reviews: int, steps: int | None = None
+) -> float:
     """Floating-point operations of one training epoch (forward and backward, about 3x the
-    forward pass) over reviews padded to `max_length`.
+    forward pass).
 
     Args:
         config: the configuration.
         training_reviews: reviews trained on per epoch (the validation share excluded).
+        steps: RNN time steps summed over those reviews (`training_steps_per_epoch`); default
+            every review padded to `max_length`.
 
     Returns:
         The operation count.
@@ -485,28 +521,33 @@ def training_flops_per_epoch(config: TrainConfig, training_reviews: int) -> floa
     for units in (*model.dense_units, 1):
         row_macs += inputs * units
         inputs = units
-    forward_macs = training_reviews * (config.data.max_length * step_macs + row_macs)
+    if steps is None:
+        steps = training_reviews * config.data.max_length
+    forward_macs = steps * step_macs + training_reviews * row_macs
     return 3 * 2 * forward_macs
 
 
-def _training_rows(config: TrainConfig, train_split_reviews: int) -> int:
-    return len(split_rows(config, train_split_reviews)[1])
+def _epoch_flops(config: TrainConfig, lengths: np.ndarray) -> float:
+    rows = len(split_rows(config, len(lengths))[1])
+    return training_flops_per_epoch(config, rows, training_steps_per_epoch(config, lengths))
 
 
 def estimate_epoch_seconds(
-    config: TrainConfig, train_split_reviews: int, store: RunStore | None = None
+    config: TrainConfig, lengths: np.ndarray, store: RunStore | None = None
 ) -> float:
-    """Estimate seconds per epoch before training, from the operation count and the speed
-    this machine showed in the store's completed runs (or a default of 40 GFLOP/s).
+    """Estimate seconds per epoch before training, from the operation count of the steps an
+    epoch computes and the speed this machine showed in the store's completed runs (or a
+    default of 40 GFLOP/s).
 
     Args:
         config: the configuration.
-        train_split_reviews: reviews in the training split (validation is carved from it).
+        lengths: (n,) token counts of the training split's reviews (`data.train.lengths`).
         store: completed runs calibrate the speed; None uses the default.
 
     Returns:
         The estimated seconds per epoch.
     """
+    lengths = np.asarray(lengths)
     speeds = []
     for summary in store.list_runs() if store is not None else []:
         if summary.status != "complete" or not summary.config:
@@ -514,14 +555,12 @@ def estimate_epoch_seconds(
         try:
             past = TrainConfig.from_dict(summary.config)
             epoch_seconds = store.read_json(summary.run_id, "timings.json")["epoch_seconds"]
+            if epoch_seconds:
+                speeds.append(_epoch_flops(past, lengths) / float(np.median(epoch_seconds)))
         except (ValueError, KeyError, TypeError, OSError):
-            continue
-        if epoch_seconds:
-            past_flops = training_flops_per_epoch(past, _training_rows(past, train_split_reviews))
-            speeds.append(past_flops / float(np.median(epoch_seconds)))
+            continue  # a damaged run, or a split these lengths cannot make: not a measurement
     speed = float(np.median(speeds)) if speeds else DEFAULT_FLOPS_PER_SECOND
-    rows = _training_rows(config, train_split_reviews)
-    return training_flops_per_epoch(config, rows) / speed
+    return _epoch_flops(config, lengths) / speed
 
 
 def train(

@@ -593,7 +593,7 @@ def _freeze_heap() -> None:
 def model_overview(config: TrainConfig, data: ImdbData) -> None:
     """The model's size and the time an epoch should take, before any training."""
     parameters, summary = _model_facts(config.canonical_json())
-    seconds = estimate_epoch_seconds(config, len(data.train), job_board().store)
+    seconds = estimate_epoch_seconds(config, data.train.lengths, job_board().store)
     columns = st.columns(3)
     columns[0].metric("Parameters", f"{parameters:,}")
     columns[1].metric("Estimated time per epoch", _duration(seconds))
@@ -601,10 +601,15 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
         f"Estimated for {config.training.epochs} epochs",
         _duration(seconds * config.training.epochs),
     )
+    steps = (
+        f"batches of reviews of similar length, each as wide as its longest review (at most "
+        f"{config.data.max_length} steps), since the padding is masked"
+        if config.model.mask_padding
+        else f"reviews padded to {config.data.max_length} steps"
+    )
     st.caption(
-        f"{config.summary()}. The estimate counts the operations of an epoch over reviews "
-        f"padded to {config.data.max_length} steps at the speed this server showed on its "
-        f"completed runs (40 GFLOP/s until there is one)."
+        f"{config.summary()}. The estimate counts the operations of an epoch over {steps}, at "
+        f"the speed this server showed on its completed runs (40 GFLOP/s until there is one)."
     )
     with st.expander("Model summary (Keras)"):
         st.code(summary, language=None)

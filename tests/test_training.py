@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, preset, train
-from rnnkit.training import prepare_data, setup_training
+from rnnkit.training import prepare_data, setup_training, split_rows
 from tests.conftest import write_archive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,7 +335,27 @@ def test_training_flops_by_hand():
     # Per step: 2 directions x (8 x 8 input + 8 x 8 recurrent) = 256 multiply-adds; per review
     # after the RNN: 16 x 8 + 8 x 1 = 136; 16 steps; x2 for multiply-add, x3 for training.
     assert training_flops_per_epoch(tiny_config(), 64) == 3 * 2 * 64 * (16 * 256 + 136)
+    assert training_flops_per_epoch(tiny_config(), 64, steps=500) == 3 * 2 * (500 * 256 + 64 * 136)
     assert training_flops_per_epoch(preset("seed"), 20000) == pytest.approx(2.08995072e12)
+
+
+def trained_steps(setup) -> int:
+    """Time steps (rows x columns) of the batches the first training epoch feeds the model."""
+    arguments = setup.fit_arguments
+    if "y" in arguments:  # padded arrays
+        return arguments["x"].size
+    return sum(int(np.prod(tokens.shape)) for tokens, _ in arguments["x"].as_numpy_iterator())
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_the_step_count_is_what_an_epoch_trains(data, masked):
+    from rnnkit.training import training_steps_per_epoch
+
+    config = tiny_config(**{"model.mask_padding": str(masked)})
+    steps = training_steps_per_epoch(config, data.train.lengths)
+    assert steps == trained_steps(setup_training(config, data))
+    padded = len(split_rows(config, len(data.train))[1]) * config.data.max_length
+    assert (steps < padded) if masked else (steps == padded)
 
 
 def test_the_estimate_calibrates_on_completed_runs(data, store):
@@ -343,12 +363,22 @@ def test_the_estimate_calibrates_on_completed_runs(data, store):
         DEFAULT_FLOPS_PER_SECOND,
         estimate_epoch_seconds,
         training_flops_per_epoch,
+        training_steps_per_epoch,
     )
 
     config = tiny_config()
-    assert estimate_epoch_seconds(config, 80) == pytest.approx(
-        training_flops_per_epoch(config, 64) / DEFAULT_FLOPS_PER_SECOND
+    lengths = data.train.lengths
+    steps = training_steps_per_epoch(config, lengths)
+    assert estimate_epoch_seconds(config, lengths) == pytest.approx(
+        training_flops_per_epoch(config, 64, steps) / DEFAULT_FLOPS_PER_SECOND
     )
     run = train(config, data, store)
     measured = float(np.median(run.timings["epoch_seconds"]))
-    assert estimate_epoch_seconds(config, 80, store) == pytest.approx(measured)
+    assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(measured)
+    # The unmasked config computes every padded step, and the calibrated speed says so.
+    unmasked = tiny_config(**{"model.mask_padding": "false"})
+    assert estimate_epoch_seconds(unmasked, lengths, store) == pytest.approx(
+        measured
+        * training_flops_per_epoch(unmasked, 64)
+        / training_flops_per_epoch(config, 64, steps)
+    )
