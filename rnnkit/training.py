@@ -472,6 +472,18 @@ DEFAULT_FLOPS_PER_SECOND = 40e9
 _GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
 
 
+def _step_settings(config: TrainConfig) -> tuple:
+    """The settings `training_steps_per_epoch` depends on besides the lengths: configs alike in
+    these train the same reviews over the same steps."""
+    return (
+        config.model.mask_padding,
+        config.data.max_length,
+        config.training.batch_size,
+        config.training.validation_split,
+        config.training.seed,
+    )
+
+
 def training_steps_per_epoch(config: TrainConfig, lengths: np.ndarray) -> int:
     """RNN time steps, summed over the reviews, that one training epoch computes.
 
@@ -527,11 +539,6 @@ def training_flops_per_epoch(
     return 3 * 2 * forward_macs
 
 
-def _epoch_flops(config: TrainConfig, lengths: np.ndarray) -> float:
-    rows = len(split_rows(config, len(lengths))[1])
-    return training_flops_per_epoch(config, rows, training_steps_per_epoch(config, lengths))
-
-
 def estimate_epoch_seconds(
     config: TrainConfig, lengths: np.ndarray, store: RunStore | None = None
 ) -> float:
@@ -548,6 +555,15 @@ def estimate_epoch_seconds(
         The estimated seconds per epoch.
     """
     lengths = np.asarray(lengths)
+    counted: dict[tuple, tuple[int, int]] = {}  # step settings -> (training reviews, steps)
+
+    def epoch_flops(of: TrainConfig) -> float:
+        key = _step_settings(of)  # most completed runs share these: count their steps once
+        if key not in counted:
+            rows = len(split_rows(of, len(lengths))[1])
+            counted[key] = (rows, training_steps_per_epoch(of, lengths))
+        return training_flops_per_epoch(of, *counted[key])
+
     speeds = []
     for summary in store.list_runs() if store is not None else []:
         if summary.status != "complete" or not summary.config:
@@ -556,11 +572,11 @@ def estimate_epoch_seconds(
             past = TrainConfig.from_dict(summary.config)
             epoch_seconds = store.read_json(summary.run_id, "timings.json")["epoch_seconds"]
             if epoch_seconds:
-                speeds.append(_epoch_flops(past, lengths) / float(np.median(epoch_seconds)))
+                speeds.append(epoch_flops(past) / float(np.median(epoch_seconds)))
         except (ValueError, KeyError, TypeError, OSError):
             continue  # a damaged run, or a split these lengths cannot make: not a measurement
     speed = float(np.median(speeds)) if speeds else DEFAULT_FLOPS_PER_SECOND
-    return _epoch_flops(config, lengths) / speed
+    return epoch_flops(config) / speed
 
 
 def train(
