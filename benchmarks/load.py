@@ -65,20 +65,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the browser tests' helpers start the app and name Chromium
 
-from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS, start_server  # noqa: E402
+from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS, PAGES, start_server  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 1000}  # wide enough for the sidebar to stay open
 
-# (URL path, the page's h1), in the sidebar's order (app.py).
-PAGES = [
-    ("", "rnnkit: bidirectional RNNs on the IMDB reviews"),
-    ("vocabulary", "Vocabulary"),
-    ("reviews", "Reviews"),
-    ("lengths", "Lengths and padding"),
-    ("train", "Train"),
-    ("curves", "Learning curves"),
-    ("predictions", "Predictions"),
-]
 PAGE_NAMES = {path: path or "home" for path, _ in PAGES}
 
 # The complete run the Predictions and Learning curves pages show: tiny, seconds to train.
@@ -173,12 +163,17 @@ async def page_state(tab) -> str:
         return f"no state: {type(failure).__name__}"
 
 
+async def tour(session: StreamSession | Session, rounds: int, first_page: int) -> None:
+    """The session views every page in turn, `rounds` times, from `first_page` on."""
+    for step in range(rounds * len(PAGES)):
+        await session.view((first_page + step) % len(PAGES))
+
+
 class StreamSession:
     """One Streamlit session held over the app's websocket as the browser's frontend holds it,
     re-opened after an error."""
 
-    def __init__(self, browser, url: str, number: int, timeout: float) -> None:
-        del browser  # the same signature as Session's
+    def __init__(self, url: str, number: int, timeout: float) -> None:
         self.url, self.number, self.timeout = url, number, timeout
         self.socket = None
         self.page_hashes: dict[str, str] = {}  # URL path -> page script hash, from `navigation`
@@ -261,11 +256,6 @@ class StreamSession:
             problems.append(f"shows {titles[:1]!r}, not {heading!r}")
         return "; ".join(problems) or None
 
-    async def tour(self, rounds: int, first_page: int) -> None:
-        """Every page in turn, `rounds` times, from `first_page` on."""
-        for step in range(rounds * len(PAGES)):
-            await self.view((first_page + step) % len(PAGES))
-
 
 class Session:
     """One browser context viewing the app: one Streamlit session, re-opened after an error."""
@@ -316,11 +306,6 @@ class Session:
         else:
             await self.tab.locator("[data-testid='stSidebarNav'] a").nth(page_index).click()
         await self.tab.wait_for_function(PAGE_DONE, arg=PAGES[page_index][1], polling=POLL_MS)
-
-    async def tour(self, rounds: int, first_page: int) -> None:
-        """Every page in turn, `rounds` times, from `first_page` on."""
-        for step in range(rounds * len(PAGES)):
-            await self.view((first_page + step) % len(PAGES))
 
 
 async def start_training(browser, url: str, timeout: float):
@@ -390,13 +375,17 @@ async def measure(url: str, arguments: argparse.Namespace) -> int:
     """The load made by browser or stream sessions against the server, one Chromium tab training."""
     from playwright.async_api import async_playwright
 
-    session_class = StreamSession if arguments.client == "stream" else Session
+    def new_session(browser, number: int) -> StreamSession | Session:
+        if arguments.client == "stream":
+            return StreamSession(url, number, arguments.timeout)
+        return Session(browser, url, number, arguments.timeout)
+
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            warm = session_class(browser, url, 0, arguments.timeout)
+            warm = new_session(browser, 0)
             started = time.perf_counter()
-            await warm.tour(1, 0)
+            await tour(warm, 1, 0)
             await warm.close()
             seconds = time.perf_counter() - started
             print(f"warm-up round (caches filled, TensorFlow loaded): {seconds:.1f} s")
@@ -404,21 +393,18 @@ async def measure(url: str, arguments: argparse.Namespace) -> int:
                 if view.error:
                     print(f"  warm-up error: {view.page}: {view.error}")
 
-            alone = session_class(browser, url, 0, arguments.timeout)
-            await alone.tour(arguments.rounds, 0)
+            alone = new_session(browser, 0)
+            await tour(alone, arguments.rounds, 0)
             await alone.close()
 
             trainer, trainer_tab = await start_training(browser, url, arguments.timeout)
             print(f"training job started: {await job_state(trainer_tab)}")
 
-            sessions = [
-                session_class(browser, url, number, arguments.timeout)
-                for number in range(arguments.sessions)
-            ]
+            sessions = [new_session(browser, number) for number in range(arguments.sessions)]
             started = time.perf_counter()
             await asyncio.gather(
                 *(
-                    session.tour(arguments.rounds, session.number % len(PAGES))
+                    tour(session, arguments.rounds, session.number % len(PAGES))
                     for session in sessions
                 )
             )
@@ -498,11 +484,11 @@ def measure_apptest(environment: dict[str, str], arguments: argparse.Namespace) 
     job = board.submit(config, data)
     started = time.perf_counter()
     with ThreadPoolExecutor(arguments.sessions) as pool:
-        tours = [
+        futures = [
             pool.submit(apptest_tour, number, arguments.rounds, number, arguments.timeout)
             for number in range(arguments.sessions)
         ]
-        load_views = [view for tour in tours for view in tour.result()]
+        load_views = [view for future in futures for view in future.result()]
     load_seconds = time.perf_counter() - started
     view = board.view(job.run_id)
     progress = view.progress

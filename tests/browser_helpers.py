@@ -32,6 +32,16 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# Every page as (URL path, its title: the h1), in the sidebar's order (app.py).
+PAGES = [
+    ("", "rnnkit: bidirectional RNNs on the IMDB reviews"),
+    ("vocabulary", "Vocabulary"),
+    ("reviews", "Reviews"),
+    ("lengths", "Lengths and padding"),
+    ("train", "Train"),
+    ("curves", "Learning curves"),
+    ("predictions", "Predictions"),
+]
 
 
 def free_port() -> int:

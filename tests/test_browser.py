@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser_helpers import (
+    PAGES,
     chromium,
     main_text,
     metric_value,
@@ -51,18 +52,7 @@ def page(browser, request):
         yield tab
 
 
-@pytest.mark.parametrize(
-    ("path", "heading"),
-    [
-        ("", "rnnkit: bidirectional RNNs on the IMDB reviews"),
-        ("vocabulary", "Vocabulary"),
-        ("reviews", "Reviews"),
-        ("lengths", "Lengths and padding"),
-        ("train", "Train"),
-        ("curves", "Learning curves"),
-        ("predictions", "Predictions"),
-    ],
-)
+@pytest.mark.parametrize(("path", "heading"), PAGES)
 def test_every_page_opens_without_an_error(server, page, path, heading):
     open_page(page, f"{server}/{path}")
     assert page.locator("h1").first.inner_text().strip() == heading
@@ -164,9 +154,9 @@ def test_the_load_benchmarks_stream_client_sees_pages_and_their_faults(server):
     load = load_benchmark()
 
     async def views():
-        session = load.StreamSession(None, server, 0, timeout=60)
+        session = load.StreamSession(server, 0, timeout=60)
         try:
-            await session.tour(1, 3)  # opens "lengths" by name, then the sidebar's hashes
+            await load.tour(session, 1, 3)  # opens "lengths" by name, then the sidebar's hashes
             tour = list(session.views)
             wrong_title = await session._show("vocabulary", "Reviews", opened=False)
             await session.close()
