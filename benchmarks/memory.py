@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # the browser tests' helpers start the app and na
 from load import train_complete_run  # noqa: E402
 
 from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS, start_server  # noqa: E402
+from tests.browser_helpers import settle as wait_until_quiet  # noqa: E402
 
 TARGET_MIB = 1.5 * 1024  # 1.5 GiB: room to spare on a 2.7 GB hosted instance
 REVIEW = "A brilliant film, superb acting and great fun, though the ending drags a little."
@@ -137,14 +138,10 @@ def settle(tab, timeout: float = 180.0) -> None:
     """Wait until the script run has finished: the app idle, its running indicator absent for
     1.5 s (it appears some moments after a run starts)."""
     tab.wait_for_selector(APP_IDLE, timeout=timeout * 1000)
-    deadline = time.monotonic() + timeout
-    quiet = 0
-    while quiet < 5:
-        running = tab.locator("[data-testid='stStatusWidget']").count()
-        quiet = 0 if running else quiet + 1
-        if time.monotonic() > deadline:
-            sys.exit("the app kept running")
-        time.sleep(0.3)
+    try:
+        wait_until_quiet(tab, timeout)
+    except AssertionError:
+        sys.exit("the app kept running")
 
 
 def problem(tab) -> str | None:
