@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit import RunStore, load_imdb, train, ui
+from rnnkit import RunStore, TrainConfig, load_imdb, train, ui
 from rnnkit.data import DataWarning
 from rnnkit.runs import RunError
 from rnnkit.settings import get_settings
@@ -247,12 +247,21 @@ def test_a_model_keras_cannot_load_is_explained_and_the_other_run_still_works(ru
     assert file_hashes(runs.runs) == saved
 
 
-def test_an_interrupted_run_with_a_damaged_history_says_it_starts_over(runs):
-    config = tiny_config(**{"training.seed": "5"})
-    data = load_imdb(num_words=100, path=runs.corpus)
+def unfinished_run(runs: TinyRuns, seed: str) -> tuple[RunStore, TrainConfig, str]:
+    """A run of the tiny config with training.seed `seed`, created in the store, not trained.
+
+    Returns:
+        (the store, the config, the run id).
+    """
+    config = tiny_config(**{"training.seed": seed})
+    run_id = config.run_id(load_imdb(num_words=100, path=runs.corpus).fingerprint)
     store = RunStore()
-    run_id = config.run_id(data.fingerprint)
     store.create(run_id, config.to_dict())
+    return store, config, run_id
+
+
+def test_an_interrupted_run_with_a_damaged_history_says_it_starts_over(runs):
+    store, _, run_id = unfinished_run(runs, "5")
     (store.folder(run_id) / "history.json").write_text('{"epoch": 1')
     assert store.status(run_id) == "damaged"  # resuming needs the history
     app = open_page("views/train.py")
@@ -261,16 +270,10 @@ def test_an_interrupted_run_with_a_damaged_history_says_it_starts_over(runs):
 
 
 def test_stopped_runs_are_listed_on_the_train_page_to_continue(runs):
-    config = tiny_config(**{"training.seed": "5"})
-    data = load_imdb(num_words=100, path=runs.corpus)
-    store = RunStore()
-    run_id = config.run_id(data.fingerprint)
-    store.create(run_id, config.to_dict())
+    store, config, run_id = unfinished_run(runs, "5")
     epoch = {"epoch": 1, "loss": 0.69, "accuracy": 0.5, "val_loss": 0.7, "val_accuracy": 0.45}
     store.write_json(run_id, "history.json", [epoch])
-    failed_config = tiny_config(**{"training.seed": "6"})
-    failed_id = failed_config.run_id(data.fingerprint)
-    store.create(failed_id, failed_config.to_dict())
+    _, failed_config, failed_id = unfinished_run(runs, "6")
     store.mark_failed(failed_id, "MemoryError: out of memory")
     app = open_page("views/train.py")
     shown = texts(app)
