@@ -13,6 +13,10 @@
 The input takes any number of time steps, so one model serves every padding length. Dropout
 layers appear only when `dropout_rate` > 0, so the seed preset is the course notebook's model
 layer for layer. No random seed is set here: the trainer calls `keras.utils.set_random_seed`.
+
+SimpleRNN layers without recurrent dropout are built as `rnnkit.fused`'s subclasses when
+`RNNKIT_FUSED_RNN` is on (the default): the same weights and results, computed faster on CPUs.
+`plain_copy` turns such a model back into one of Keras' own layers only, for saving.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import keras
 from keras import layers
 
 from rnnkit.config import TrainConfig
+from rnnkit.settings import fused_rnn_enabled
 
 _RNN_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 _OPTIMIZERS = {
@@ -33,12 +38,27 @@ _OPTIMIZERS = {
 }
 
 
-def build_model(config: TrainConfig) -> keras.Model:
+def uses_fused_rnn(config: TrainConfig) -> bool:
+    """Whether `build_model(config)` computes its RNN layers with `rnnkit.fused`: SimpleRNN
+    cells without recurrent dropout, with `RNNKIT_FUSED_RNN` on and no GPU in this process
+    (answered without importing `rnnkit.fused` and numba, which an app server never needs)."""
+    if config.model.cell != "simple_rnn" or config.model.recurrent_dropout_rate > 0:
+        return False
+    if not fused_rnn_enabled():
+        return False
+    import tensorflow as tf
+
+    return not tf.config.list_logical_devices("GPU")
+
+
+def build_model(config: TrainConfig, fused: bool | None = None) -> keras.Model:
     """Build and compile the model of `config`.
 
     Args:
         config: the run's settings; `config.model` gives the layers, `config.data.num_words`
             the embedding's input size and `config.training` the optimizer and learning rate.
+        fused: compute SimpleRNN layers with `rnnkit.fused` (same weights and results); None:
+            where `uses_fused_rnn(config)`.
 
     Returns:
         A compiled `keras.Model` (binary cross-entropy, accuracy) that maps int32 token ids of
@@ -50,6 +70,13 @@ def build_model(config: TrainConfig) -> keras.Model:
     # L2 on every kernel (RNN input and recurrent kernels, Dense kernels), not on biases.
     regularizer = keras.regularizers.L2(model_config.l2) if model_config.l2 > 0 else None
     rnn_layer = _RNN_LAYERS[model_config.cell]
+    bidirectional = layers.Bidirectional
+    if fused is None:
+        fused = uses_fused_rnn(config)
+    if fused and model_config.cell == "simple_rnn":
+        from rnnkit.fused import FusedBidirectional, FusedSimpleRNN
+
+        rnn_layer, bidirectional = FusedSimpleRNN, FusedBidirectional
     prefix = "bidirectional_" if model_config.bidirectional else ""
 
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")  # (batch, time)
@@ -69,7 +96,7 @@ def build_model(config: TrainConfig) -> keras.Model:
             name=f"{model_config.cell}_{number}",
         )
         if model_config.bidirectional:
-            rnn = layers.Bidirectional(rnn, name=f"{model_config.cell}_{number}")
+            rnn = bidirectional(rnn, name=f"{model_config.cell}_{number}")
         # (batch, time, directions * units), or (batch, directions * units) for the last layer
         hidden = rnn(hidden)
         if model_config.dropout_rate > 0:
@@ -99,6 +126,25 @@ def build_model(config: TrainConfig) -> keras.Model:
     return model
 
 
+def has_fused_layers(model: keras.Model) -> bool:
+    """Whether `model` computes some RNN layers with `rnnkit.fused` (`build_model` chose to)."""
+    return any(type(layer).__module__ == "rnnkit.fused" for layer in model.layers)
+
+
+def plain_copy(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """`model` (of `config`) rebuilt from Keras' own layers with the same weights and optimizer
+    state: a saved model that loads with Keras alone, whatever computed it."""
+    plain = build_model(config, fused=False)
+    plain.set_weights(model.get_weights())
+    if model.optimizer.built:  # and the optimizer's state (its moments, step count) too
+        plain.optimizer.build(plain.trainable_variables)
+        for target, source in zip(
+            plain.optimizer.variables, model.optimizer.variables, strict=True
+        ):
+            target.assign(source)
+    return plain
+
+
 @lru_cache(maxsize=128)
 def parameter_count(config: TrainConfig) -> int:
     """How many trainable parameters the model of `config` has (the seed preset: 203,393).
@@ -110,7 +156,8 @@ def parameter_count(config: TrainConfig) -> int:
         The number of trainable weights' entries. The model is built once per config and the
         answer cached, so a UI may ask on every change.
     """
-    return sum(math.prod(weight.shape) for weight in build_model(config).trainable_weights)
+    weights = build_model(config, fused=False).trainable_weights
+    return sum(math.prod(weight.shape) for weight in weights)
 
 
 @lru_cache(maxsize=128)
@@ -124,5 +171,5 @@ def model_summary(config: TrainConfig) -> str:
         The table of layers, output shapes and parameter counts, with the totals.
     """
     lines: list[str] = []
-    build_model(config).summary(line_length=80, print_fn=lines.append)
+    build_model(config, fused=False).summary(line_length=80, print_fn=lines.append)
     return "\n".join(lines).rstrip()

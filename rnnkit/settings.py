@@ -15,6 +15,8 @@
   `RNNKIT_MAX_LENGTH`, `RNNKIT_MAX_NUM_WORDS`, `RNNKIT_MAX_JOBS` (trained at once),
   `RNNKIT_MAX_QUEUE` (waiting), `RNNKIT_MAX_TRAINING_MINUTES` (a job running longer is
   cancelled; it stays resumable).
+- `RNNKIT_FUSED_RNN`: 1 (default) computes SimpleRNN layers with the fused CPU loop of
+  `rnnkit.fused` (same results, faster); 0 uses Keras' own loop.
 
 Settings are read when asked for, not at import, so a test or a notebook can change the
 environment and see the change.
@@ -100,6 +102,18 @@ def _flag(name: str, default: bool) -> bool:
     if value in _TRUE | _FALSE:
         return value in _TRUE
     raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
+FUSED_VARIABLE = "RNNKIT_FUSED_RNN"
+
+
+def fused_rnn_enabled() -> bool:
+    """Whether SimpleRNN layers use `rnnkit.fused` (`RNNKIT_FUSED_RNN`, default on).
+
+    Raises:
+        ValueError: the variable is set to something other than a yes or a no.
+    """
+    return _flag(FUSED_VARIABLE, True)
 
 
 def get_limits() -> TrainingLimits:

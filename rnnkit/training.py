@@ -394,6 +394,8 @@ def _fit_and_store(
 ) -> None:
     import keras
 
+    from rnnkit.model import has_fused_layers, plain_copy
+
     started = time.perf_counter()
     setup = setup_training(config, data, strategy)
     model, prepared, training = setup.model, setup.prepared, config.training
@@ -423,12 +425,13 @@ def _fit_and_store(
     store.write_array(run_id, "predictions.npy", probabilities.astype(np.float32))
     test_metrics = test_metrics_of(probabilities, prepared.y_test)
     store.write_json(run_id, "metrics.json", test_metrics)
-    _save_model(model, store.model_path(run_id))
+    _save_model(plain_copy(model, config), store.model_path(run_id))
     history = progress.history
     timings = {
         "seconds": time.perf_counter() - started,
         "fit_seconds": fit_seconds,
         "epoch_seconds": [record["seconds"] for record in history],
+        "fused_rnn": has_fused_layers(model),  # which speed it calibrates (the estimate)
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     store.write_json(run_id, "timings.json", timings)
@@ -467,8 +470,11 @@ def _save_model(model: keras.Model, path: Path) -> None:
 
 
 # Keras' RNN training on this project's 2-core CPU runs at about 40 GFLOP/s (issue #4's
-# measurement); completed runs in the store replace this guess with what this machine did.
+# measurement), rnnkit.fused's SimpleRNN at about 80 (the seed preset: 11.5 s per epoch where
+# the count gives 0.93 TFLOP); completed runs in the store replace these guesses with what this
+# machine did, each from runs computed the same way.
 DEFAULT_FLOPS_PER_SECOND = 40e9
+FUSED_FLOPS_PER_SECOND = 80e9
 _GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
 
 
@@ -543,8 +549,8 @@ def estimate_epoch_seconds(
     config: TrainConfig, lengths: np.ndarray, store: RunStore | None = None
 ) -> float:
     """Estimate seconds per epoch before training, from the operation count of the steps an
-    epoch computes and the speed this machine showed in the store's completed runs (or a
-    default of 40 GFLOP/s).
+    epoch computes and the speed this machine showed in the store's completed runs computed
+    the same way, fused or by Keras (or a default: 80 GFLOP/s fused, 40 by Keras).
 
     Args:
         config: the configuration.
@@ -564,18 +570,23 @@ def estimate_epoch_seconds(
             counted[key] = (rows, training_steps_per_epoch(of, lengths))
         return training_flops_per_epoch(of, *counted[key])
 
+    from rnnkit.model import uses_fused_rnn
+
+    fused = uses_fused_rnn(config)
     speeds = []
     for summary in store.list_runs() if store is not None else []:
         if summary.status != "complete" or not summary.config:
             continue
         try:
             past = TrainConfig.from_dict(summary.config)
-            epoch_seconds = store.read_json(summary.run_id, "timings.json")["epoch_seconds"]
-            if epoch_seconds:
+            timings = store.read_json(summary.run_id, "timings.json")
+            epoch_seconds = timings["epoch_seconds"]
+            if epoch_seconds and bool(timings.get("fused_rnn", False)) == fused:
                 speeds.append(epoch_flops(past) / float(np.median(epoch_seconds)))
         except (ValueError, KeyError, TypeError, OSError):
             continue  # a damaged run, or a split these lengths cannot make: not a measurement
-    speed = float(np.median(speeds)) if speeds else DEFAULT_FLOPS_PER_SECOND
+    default = FUSED_FLOPS_PER_SECOND if fused else DEFAULT_FLOPS_PER_SECOND
+    speed = float(np.median(speeds)) if speeds else default
     return epoch_flops(config) / speed
 
 

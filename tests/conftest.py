@@ -60,6 +60,7 @@ def isolated_environment(tmp_path, monkeypatch):
     """Send every cache to tmp_path and forget the environment's data source."""
     monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("RNNKIT_DATA", raising=False)
+    monkeypatch.delenv("RNNKIT_FUSED_RNN", raising=False)
 
 
 @pytest.fixture

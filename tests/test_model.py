@@ -27,7 +27,9 @@ def test_notebook_and_seed_models_are_the_notebooks_to_the_parameter(name):
     # Dense(1) on 64: 65.
     assert model.count_params() == 203_393
     assert parameter_count(config) == 203_393
-    assert [type(layer).__name__ for layer in model.layers] == [
+    # The default build computes with rnnkit.fused's subclasses of these Keras layers.
+    plain = build_model(config, fused=False)
+    assert [type(layer).__name__ for layer in plain.layers] == [
         "InputLayer",
         "Embedding",
         "Bidirectional",
@@ -35,6 +37,8 @@ def test_notebook_and_seed_models_are_the_notebooks_to_the_parameter(name):
         "Dense",
         "Dense",
     ]
+    for fused_layer, plain_layer in zip(model.layers, plain.layers, strict=True):
+        assert isinstance(fused_layer, type(plain_layer))
     first_rnn, second_rnn = model.layers[2], model.layers[3]
     assert isinstance(first_rnn.forward_layer, keras.layers.SimpleRNN)
     assert (

@@ -358,9 +358,10 @@ def test_the_step_count_is_what_an_epoch_trains(data, masked):
     assert (steps < padded) if masked else (steps == padded)
 
 
-def test_the_estimate_calibrates_on_completed_runs(data, store):
+def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
     from rnnkit.training import (
         DEFAULT_FLOPS_PER_SECOND,
+        FUSED_FLOPS_PER_SECOND,
         estimate_epoch_seconds,
         training_flops_per_epoch,
         training_steps_per_epoch,
@@ -370,9 +371,10 @@ def test_the_estimate_calibrates_on_completed_runs(data, store):
     lengths = data.train.lengths
     steps = training_steps_per_epoch(config, lengths)
     assert estimate_epoch_seconds(config, lengths) == pytest.approx(
-        training_flops_per_epoch(config, 64, steps) / DEFAULT_FLOPS_PER_SECOND
-    )
+        training_flops_per_epoch(config, 64, steps) / FUSED_FLOPS_PER_SECOND
+    )  # a SimpleRNN: computed by rnnkit.fused
     run = train(config, data, store)
+    assert run.timings["fused_rnn"] is True
     measured = float(np.median(run.timings["epoch_seconds"]))
     assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(measured)
     # The unmasked config computes every padded step, and the calibrated speed says so.
@@ -381,4 +383,9 @@ def test_the_estimate_calibrates_on_completed_runs(data, store):
         measured
         * training_flops_per_epoch(unmasked, 64)
         / training_flops_per_epoch(config, 64, steps)
+    )
+    # A config Keras computes is not timed by the fused run: it keeps Keras' default speed.
+    monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
+    assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(
+        training_flops_per_epoch(config, 64, steps) / DEFAULT_FLOPS_PER_SECOND
     )

@@ -1,0 +1,411 @@
+"""A faster SimpleRNN for CPUs: the same layers, weights and results as Keras' SimpleRNN.
+
+Keras runs a SimpleRNN as a TensorFlow while loop of small operations: every time step of
+every direction, forward and backward, pays for the input projection, the mask's selects and
+the loop's bookkeeping, and a bidirectional layer then reverses, masks and concatenates its
+outputs in passes over the whole sequence. The fused layers compute the same function another
+way:
+
+- the input projection of all time steps and both directions is one matmul
+  (`inputs @ [kernel_forward, kernel_backward] + bias`), and so are, in the backward pass, the
+  kernels' and the recurrent kernels' gradients;
+- only the recurrence (`h = tanh(projected[t] + h @ recurrent_kernel)`, a masked step keeping
+  `h`) runs step by step, in a compiled loop (numba) that writes the layer's output directly;
+  the two directions run at once, one per core.
+
+`FusedBidirectional` subclasses `keras.layers.Bidirectional` and `FusedSimpleRNN` subclasses
+`keras.layers.SimpleRNN`: the weights, their order and names, masks (`zero_output_for_mask`)
+and checkpoints are Keras'. They take the fused path only where it computes what Keras does
+(tanh, a bias, no dropout inside the RNN, no initial state, not stateful, float32, outputs
+concatenated, no GPU); elsewhere they are Keras' layers. `tests/test_fused.py` checks outputs
+and gradients against Keras', masked and unmasked, padded before and after.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+from numba import njit
+
+# error_model="numpy": no Python division check, so the loops vectorize. nogil: the two
+# directions run in two threads at once.
+_COMPILE = {"nogil": True, "fastmath": True, "error_model": "numpy", "cache": True}
+
+# Eigen's float32 tanh (TensorFlow's own): a rational function on [-7.9, 7.9], exact to a few
+# units in the last place, and unlike libm's tanhf it vectorizes.
+_CLAMP = np.float32(7.90531110763549805)
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = (
+    np.float32(-2.76076847742355e-16),
+    np.float32(2.00018790482477e-13),
+    np.float32(-8.60467152213735e-11),
+    np.float32(5.12229709037114e-08),
+    np.float32(1.48572235717979e-05),
+    np.float32(6.37261928875436e-04),
+    np.float32(4.89352455891786e-03),
+)
+_Q0, _Q1, _Q2, _Q3 = (
+    np.float32(1.19825839466702e-06),
+    np.float32(1.18534705686654e-04),
+    np.float32(2.26843463243900e-03),
+    np.float32(4.89352518554385e-03),
+)
+
+
+@njit(inline="always", **_COMPILE)
+def _tanh(x):
+    x = x if x < _CLAMP else _CLAMP
+    x = x if x > -_CLAMP else -_CLAMP
+    x2 = x * x
+    p = ((((((_P0 * x2 + _P1) * x2 + _P2) * x2 + _P3) * x2 + _P4) * x2 + _P5) * x2 + _P6) * x
+    return p / (((_Q0 * x2 + _Q1) * x2 + _Q2) * x2 + _Q3)
+
+
+# The inner loops run over one row's units through 1-D views (`row_of = array[row, ...]`):
+# indexed as array[row, t, offset + unit] instead, numba's loops do not vectorize (3x slower).
+
+
+@njit(**_COMPILE)
+def _forward_direction(
+    projected, offset, recurrent_kernel, mask, go_backwards, zero_masked, states, outputs, last
+):
+    """One direction's recurrence from a zero state.
+
+    Args:
+        projected: (batch, time, directions * units), `inputs @ kernel + bias`; this direction
+            reads columns offset : offset + units.
+        offset: this direction's first column in `projected`, `outputs` and `last`.
+        recurrent_kernel: (units, units).
+        mask: (batch, time) bool, or (0, 0) for none; a masked step keeps the state.
+        go_backwards: run from the last time step to the first.
+        zero_masked: the output at a masked step is zero (else the kept state).
+        states: (time, batch, units), filled: the state after each time step, time order.
+        outputs: (batch, time, directions * units) to fill in time order, or (0, 0, 0).
+        last: (batch, directions * units) to fill with the state after the last step run.
+    """
+    time, batch, units = states.shape
+    masked = mask.shape[0] > 0
+    sequences = outputs.shape[0] > 0
+    mixed = np.empty((batch, units), np.float32)
+    zero_state = np.zeros((batch, units), np.float32)
+    for step in range(time):
+        t = time - 1 - step if go_backwards else step
+        if step == 0:
+            previous = zero_state
+        elif go_backwards:
+            previous = states[t + 1]
+        else:
+            previous = states[t - 1]
+        np.dot(previous, recurrent_kernel, mixed)  # (batch, units)
+        current = states[t]
+        for row in range(batch):
+            state = current[row]
+            if masked and not mask[row, t]:
+                previous_row = previous[row]
+                for unit in range(units):
+                    state[unit] = previous_row[unit]
+            else:
+                mixed_row = mixed[row]
+                projected_row = projected[row, t, offset : offset + units]
+                for unit in range(units):
+                    state[unit] = _tanh(mixed_row[unit] + projected_row[unit])
+            if sequences:
+                output = outputs[row, t, offset : offset + units]
+                keep = not (masked and zero_masked and not mask[row, t])
+                for unit in range(units):
+                    output[unit] = state[unit] if keep else np.float32(0)
+    final = states[0] if go_backwards else states[time - 1]
+    for row in range(batch):
+        last_row = last[row, offset : offset + units]
+        final_row = final[row]
+        for unit in range(units):
+            last_row[unit] = final_row[unit]
+
+
+@njit(**_COMPILE)
+def _backward_direction(
+    states,
+    output_gradients,
+    last_gradients,
+    offset,
+    recurrent_kernel,
+    mask,
+    go_backwards,
+    zero_masked,
+    projected_gradients,
+    recurrent_gradient,
+):
+    """Back-propagation through time of `_forward_direction`.
+
+    Args:
+        states: (time, batch, units), as `_forward_direction` filled them.
+        output_gradients: (batch, time, directions * units), the loss's gradient with respect
+            to the outputs, or (0, 0, 0) when only the last state is an output.
+        last_gradients: (batch, directions * units), with respect to the last state.
+        offset, recurrent_kernel, mask, go_backwards, zero_masked: as in the forward pass.
+        projected_gradients: (batch, time, directions * units); this direction's columns are
+            filled with the gradient with respect to `projected` (zero at masked steps).
+        recurrent_gradient: (units, units), filled with the recurrent kernel's gradient.
+    """
+    time, batch, units = states.shape
+    masked = mask.shape[0] > 0
+    sequences = output_gradients.shape[0] > 0
+    transposed_kernel = np.ascontiguousarray(recurrent_kernel.T)
+    carried = np.empty((batch, units), np.float32)  # reaching the state from later steps
+    for row in range(batch):
+        carried_row = carried[row]
+        last_row = last_gradients[row, offset : offset + units]
+        for unit in range(units):
+            carried_row[unit] = last_row[unit]
+    before = np.empty((batch, units), np.float32)  # d loss / d tanh argument, this step
+    propagated = np.empty((batch, units), np.float32)
+    step_gradient = np.empty((units, units), np.float32)
+    recurrent_gradient[:, :] = 0
+    for step in range(time - 1, -1, -1):
+        t = time - 1 - step if go_backwards else step
+        current = states[t]
+        kept_rows = 0
+        for row in range(batch):
+            active = not masked or mask[row, t]
+            kept_rows += 0 if active else 1
+            carried_row = carried[row]
+            if sequences and (active or not zero_masked):
+                gradient_row = output_gradients[row, t, offset : offset + units]
+                for unit in range(units):
+                    carried_row[unit] += gradient_row[unit]  # now the state's whole gradient
+            before_row = before[row]
+            state_row = current[row]
+            scale = np.float32(1) if active else np.float32(0)
+            target = projected_gradients[row, t, offset : offset + units]
+            for unit in range(units):
+                state = state_row[unit]
+                value = scale * carried_row[unit] * (np.float32(1) - state * state)
+                before_row[unit] = value
+                target[unit] = value
+        if step > 0:  # the state before the first step run is zero: it adds nothing
+            previous = states[t + 1] if go_backwards else states[t - 1]
+            np.dot(previous.T, before, step_gradient)
+            recurrent_gradient += step_gradient
+        np.dot(before, transposed_kernel, propagated)  # to the previous state
+        if kept_rows == 0:
+            carried, propagated = propagated, carried
+        else:  # a kept (masked) state passes its whole gradient back unchanged
+            for row in range(batch):
+                if not masked or mask[row, t]:
+                    carried_row = carried[row]
+                    propagated_row = propagated[row]
+                    for unit in range(units):
+                        carried_row[unit] = propagated_row[unit]
+
+
+# The second direction's thread; the first runs in TensorFlow's calling thread.
+_DIRECTIONS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-fused")
+
+
+def _one_blas_thread_for_numba() -> None:
+    """Keep the BLAS that numba calls (SciPy's OpenBLAS) to one thread per call: the two
+    directions already take the two cores, and OpenBLAS' own threads, waiting busily for
+    work, made the backward pass twice as slow. NumPy's BLAS is left as it is."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba's np.dot uses)
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    for library in controller.info():
+        if "scipy.libs" in library["filepath"] or "scipy/" in library["filepath"]:
+            controller.select(filepath=library["filepath"]).limit(limits=1)
+
+
+_one_blas_thread_for_numba()
+
+
+def _in_parallel(calls: list) -> None:
+    """Run the calls (function, arguments) at once: the first here, the others in threads."""
+    pending = [_DIRECTIONS.submit(function, *arguments) for function, arguments in calls[1:]]
+    function, arguments = calls[0]
+    function(*arguments)
+    for future in pending:
+        future.result()
+
+
+_NO_SEQUENCE = np.zeros((0, 0, 0), np.float32)
+_NO_MASK = np.zeros((0, 0), bool)
+
+
+def _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zero_masked):
+    """The directions' recurrences as a TensorFlow operation with its gradient.
+
+    Args:
+        projected: (batch, time, directions * units) float32 tensor.
+        recurrent_kernels: (directions, units, units) float32 tensor.
+        mask: (batch, time) tensor, or None.
+        go_backwards: per direction, whether it runs backwards.
+        sequences: return every step's outputs (batch, time, directions * units), else the
+            last states (batch, directions * units).
+        zero_masked: outputs at masked steps are zero.
+    """
+    directions = len(go_backwards)
+    mask_argument = tf.zeros((0, 0), tf.bool) if mask is None else tf.cast(mask, tf.bool)
+
+    def forward(projected, recurrent_kernels, mask):
+        mask = mask if mask.size else _NO_MASK
+        batch, time, width = projected.shape
+        units = width // directions
+        states = np.empty((directions, time, batch, units), np.float32)
+        outputs = np.empty((batch, time, width), np.float32) if sequences else _NO_SEQUENCE
+        last = np.empty((batch, width), np.float32)
+        _in_parallel(
+            [
+                (
+                    _forward_direction,
+                    (
+                        projected,
+                        direction * units,
+                        recurrent_kernels[direction],
+                        mask,
+                        go_backwards[direction],
+                        zero_masked,
+                        states[direction],
+                        outputs,
+                        last,
+                    ),
+                )
+                for direction in range(directions)
+            ]
+        )
+        return (outputs if sequences else last), states
+
+    def backward(states, output_gradients, recurrent_kernels, mask):
+        mask = mask if mask.size else _NO_MASK
+        directions, time, batch, units = states.shape
+        if sequences:
+            last_gradients = np.zeros((batch, directions * units), np.float32)
+        else:
+            last_gradients, output_gradients = output_gradients, _NO_SEQUENCE
+        projected_gradients = np.empty((batch, time, directions * units), np.float32)
+        recurrent_gradients = np.zeros((directions, units, units), np.float32)
+        _in_parallel(
+            [
+                (
+                    _backward_direction,
+                    (
+                        states[direction],
+                        output_gradients,
+                        last_gradients,
+                        direction * units,
+                        recurrent_kernels[direction],
+                        mask,
+                        go_backwards[direction],
+                        zero_masked,
+                        projected_gradients,
+                        recurrent_gradients[direction],
+                    ),
+                )
+                for direction in range(directions)
+            ]
+        )
+        return projected_gradients, recurrent_gradients
+
+    @tf.custom_gradient
+    def run(projected, recurrent_kernels):
+        outputs, states = tf.numpy_function(
+            forward,
+            [projected, recurrent_kernels, mask_argument],
+            [tf.float32, tf.float32],
+            stateful=False,
+            name="fused_rnn_forward",
+        )
+        outputs = tf.ensure_shape(
+            outputs, projected.shape if sequences else projected.shape[:1] + projected.shape[2:]
+        )
+
+        def gradient(output_gradients):
+            projected_gradients, recurrent_gradients = tf.numpy_function(
+                backward,
+                [states, output_gradients, recurrent_kernels, mask_argument],
+                [tf.float32, tf.float32],
+                stateful=False,
+                name="fused_rnn_backward",
+            )
+            projected_gradients = tf.ensure_shape(projected_gradients, projected.shape)
+            recurrent_gradients = tf.ensure_shape(recurrent_gradients, recurrent_kernels.shape)
+            return projected_gradients, recurrent_gradients
+
+        return outputs, gradient
+
+    return run(projected, recurrent_kernels)
+
+
+def fused_available() -> bool:
+    """Whether this process computes on CPUs only (the fused loop is a CPU kernel)."""
+    return not tf.config.list_logical_devices("GPU")
+
+
+def _fusable_rnn(layer, inputs, initial_state) -> bool:
+    cell = getattr(layer, "cell", None)
+    return (
+        type(layer) in (layers.SimpleRNN, FusedSimpleRNN)
+        and initial_state is None
+        and not layer.stateful
+        and not layer.return_state
+        and cell.use_bias
+        and cell.activation is keras.activations.tanh
+        and cell.dropout == 0
+        and cell.recurrent_dropout == 0
+        and layer.compute_dtype == "float32"
+        and inputs.dtype == "float32"
+        and fused_available()
+    )
+
+
+def _fused_call(rnns: list, inputs, mask, sequences: bool, zero_masked: bool):
+    """The outputs of SimpleRNN layers `rnns` over `inputs`, concatenated, computed fused."""
+    cells = [rnn.cell for rnn in rnns]
+    kernel = tf.concat([tf.convert_to_tensor(cell.kernel) for cell in cells], axis=1)
+    bias = tf.concat([tf.convert_to_tensor(cell.bias) for cell in cells], axis=0)
+    shape = tf.shape(inputs)
+    features = inputs.shape[-1]
+    projected = tf.reshape(
+        tf.matmul(tf.reshape(inputs, (-1, features)), kernel) + bias,
+        tf.concat([shape[:2], [kernel.shape[1]]], axis=0),
+    )  # (batch, time, directions * units): all steps' input projections in one matmul
+    projected = tf.ensure_shape(projected, (*inputs.shape[:2], kernel.shape[1]))
+    recurrent_kernels = tf.stack([tf.convert_to_tensor(cell.recurrent_kernel) for cell in cells])
+    go_backwards = tuple(bool(rnn.go_backwards) for rnn in rnns)
+    return _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zero_masked)
+
+
+@keras.saving.register_keras_serializable(package="rnnkit")
+class FusedSimpleRNN(layers.SimpleRNN):
+    """`keras.layers.SimpleRNN`, computed by the fused loop on CPUs (see the module doc)."""
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if not _fusable_rnn(self, sequences, initial_state):
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
+        outputs = _fused_call(
+            [self], sequences, mask, self.return_sequences, self.zero_output_for_mask
+        )
+        # Keras gives a backwards layer's outputs in the order it ran.
+        if self.return_sequences and self.go_backwards:
+            return tf.reverse(outputs, axis=[1])
+        return outputs
+
+
+@keras.saving.register_keras_serializable(package="rnnkit")
+class FusedBidirectional(layers.Bidirectional):
+    """`keras.layers.Bidirectional` over a SimpleRNN, both directions in one fused call."""
+
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        rnns = [self.forward_layer, self.backward_layer]
+        if self.merge_mode != "concat" or not all(
+            _fusable_rnn(rnn, sequences, initial_state) for rnn in rnns
+        ):
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
+        # Bidirectional zeroes masked outputs of sequences (see its `force_zero_output_for_mask`).
+        return _fused_call(rnns, sequences, mask, self.return_sequences, self.return_sequences)

@@ -1,0 +1,189 @@
+"""The fused SimpleRNN layers compute what Keras' SimpleRNN computes, and rnnkit uses them."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from rnnkit import RunStore, fused, train
+from rnnkit.fused import FusedBidirectional, FusedSimpleRNN
+from rnnkit.model import build_model, parameter_count, uses_fused_rnn
+from rnnkit.training import prepare_data
+from tests.test_training import corpus, data, tiny_config  # noqa: F401  (fixtures)
+
+TIME = 12
+LENGTHS = [12, 3, 7, 0, 9, 12, 5]  # one row is all padding
+
+
+def two_layer_model(fused: bool, mask_zero: bool, variant: str, seed: int = 1) -> keras.Model:
+    """Embedding -> RNN (sequences) -> RNN (last state) -> Dense, with fused or Keras layers."""
+    keras.utils.set_random_seed(seed)
+    tokens = keras.Input((None,), dtype="int32")
+    hidden = layers.Embedding(50, 8, mask_zero=mask_zero)(tokens)
+    if variant == "bidirectional":
+        bidirectional = FusedBidirectional if fused else layers.Bidirectional
+        hidden = bidirectional(layers.SimpleRNN(6, return_sequences=True))(hidden)
+        hidden = bidirectional(layers.SimpleRNN(5))(hidden)
+    else:
+        rnn = FusedSimpleRNN if fused else layers.SimpleRNN
+        hidden = rnn(6, return_sequences=True, go_backwards=True)(hidden)
+        hidden = rnn(5, go_backwards=variant == "backwards")(hidden)
+    return keras.Model(tokens, layers.Dense(1, activation="sigmoid")(hidden))
+
+
+def padded_tokens(time: int, padding: str) -> np.ndarray:
+    tokens = np.random.default_rng(0).integers(1, 50, size=(len(LENGTHS), time)).astype("int32")
+    for row, length in enumerate(LENGTHS):
+        length = min(length, time)
+        if padding == "post":
+            tokens[row, length:] = 0
+        else:
+            tokens[row, : time - length] = 0
+    return tokens
+
+
+def outputs_and_gradients(model: keras.Model, tokens: np.ndarray) -> list[np.ndarray]:
+    labels = (np.arange(len(tokens)) % 2).astype("float32")[:, None]
+    with tf.GradientTape() as tape:
+        probabilities = model(tokens)
+        loss = keras.losses.binary_crossentropy(labels, probabilities)
+    gradients = tape.gradient(loss, model.trainable_weights)
+    return [probabilities.numpy()] + [tf.convert_to_tensor(g).numpy() for g in gradients]
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Equal up to float32 rounding of sums taken in another order: 1e-5 of the largest
+    entry (a gradient's entries span several orders of magnitude)."""
+    scale = max(1e-3, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.fixture
+def fused_loops(monkeypatch) -> list[str]:
+    """The names of the compiled loops the fused layers run, as they run them."""
+    calls: list[str] = []
+    run = fused._in_parallel
+
+    def spy(jobs):
+        calls.extend(function.__name__ for function, _ in jobs)
+        run(jobs)
+
+    monkeypatch.setattr(fused, "_in_parallel", spy)
+    return calls
+
+
+@pytest.mark.parametrize("variant", ["bidirectional", "forwards", "backwards"])
+@pytest.mark.parametrize("padding", ["post", "pre"])
+@pytest.mark.parametrize("mask_zero", [True, False])
+@pytest.mark.parametrize("time", [TIME, 1])
+def test_fused_layers_give_keras_outputs_and_gradients(
+    variant, padding, mask_zero, time, fused_loops
+):
+    keras_model = two_layer_model(False, mask_zero, variant)
+    fused_model = two_layer_model(True, mask_zero, variant)
+    keras_weights, fused_weights = keras_model.get_weights(), fused_model.get_weights()
+    assert len(keras_weights) == len(fused_weights)  # the same weights, in the same order
+    for expected, actual in zip(keras_weights, fused_weights, strict=True):
+        np.testing.assert_array_equal(actual, expected)
+    tokens = padded_tokens(time, padding)
+    expected = outputs_and_gradients(keras_model, tokens)
+    assert fused_loops == []
+    actual = outputs_and_gradients(fused_model, tokens)
+    # Two layers, forward and backward passes: each direction ran in the compiled loops.
+    directions = 2 if variant == "bidirectional" else 1
+    assert fused_loops.count("_forward_direction") == 2 * directions
+    assert fused_loops.count("_backward_direction") == 2 * directions
+    # The probability, then the gradient of every weight (embedding, kernels, biases, dense).
+    for keras_value, fused_value in zip(expected, actual, strict=True):
+        assert_close(fused_value, keras_value)
+
+
+def test_a_batch_of_the_seed_models_size_matches_keras(fused_loops):
+    """The real sizes: 64 units, 128 reviews, and a mask that ends rows at different steps."""
+    config = tiny_config(
+        **{"model.rnn_units": "64,64", "model.dense_units": "64", "model.embedding_dim": "16"}
+    )
+    keras.utils.set_random_seed(3)
+    keras_model = build_model(config, fused=False)
+    fused_model = build_model(config, fused=True)
+    fused_model.set_weights(keras_model.get_weights())
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(1, 100, size=(128, 40)).astype("int32")
+    for row, length in enumerate(rng.integers(1, 41, size=128)):
+        tokens[row, length:] = 0
+    for keras_value, fused_value in zip(
+        outputs_and_gradients(keras_model, tokens),
+        outputs_and_gradients(fused_model, tokens),
+        strict=True,
+    ):
+        assert_close(fused_value, keras_value)
+    assert fused_loops.count("_backward_direction") == 4  # 2 layers x 2 directions
+
+
+def test_layers_the_fused_loop_cannot_compute_are_keras_own(fused_loops):
+    """Recurrent dropout and merge modes other than concat fall back to Keras' computation."""
+    tokens = padded_tokens(TIME, "post")
+    for make in (
+        lambda fast: (FusedSimpleRNN if fast else layers.SimpleRNN)(
+            4, recurrent_dropout=0.3, seed=0
+        ),
+        lambda fast: (FusedBidirectional if fast else layers.Bidirectional)(
+            layers.SimpleRNN(4), merge_mode="sum"
+        ),
+    ):
+        results = []
+        for fast in (False, True):
+            keras.utils.set_random_seed(2)
+            inputs = keras.Input((None,), dtype="int32")
+            hidden = layers.Embedding(50, 8, mask_zero=True)(inputs)
+            results.append(keras.Model(inputs, make(fast)(hidden))(tokens).numpy())
+        np.testing.assert_allclose(results[1], results[0], atol=1e-6)
+    assert fused_loops == []
+
+
+def rnn_layer_types(model: keras.Model) -> set[type]:
+    return {type(layer) for layer in model.layers if "rnn" in layer.name or "lstm" in layer.name}
+
+
+def test_build_model_uses_the_fused_layers_where_they_apply(monkeypatch):
+    seed = tiny_config(**{"model.rnn_units": "8,8"})
+    assert uses_fused_rnn(seed)
+    assert rnn_layer_types(build_model(seed)) == {FusedBidirectional}
+    assert rnn_layer_types(build_model(seed, fused=False)) == {layers.Bidirectional}
+    # The count and the summary describe Keras' layers, whichever computes.
+    assert parameter_count(seed) == sum(w.size for w in build_model(seed).get_weights())
+    lstm = tiny_config(**{"model.cell": "lstm"})
+    dropout = tiny_config(**{"model.recurrent_dropout_rate": "0.2"})
+    assert not uses_fused_rnn(lstm) and not uses_fused_rnn(dropout)
+    assert FusedBidirectional not in rnn_layer_types(build_model(lstm))
+    monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
+    assert not uses_fused_rnn(seed)
+    assert rnn_layer_types(build_model(seed)) == {layers.Bidirectional}
+    monkeypatch.setenv("RNNKIT_FUSED_RNN", "sometimes")
+    with pytest.raises(ValueError, match="RNNKIT_FUSED_RNN must be"):
+        build_model(seed)
+
+
+def test_fused_and_keras_training_agree_and_the_saved_model_is_keras_own(
+    data,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    config = tiny_config(**{"training.epochs": "2"})
+    fused_run = train(config, data, RunStore(tmp_path / "fused"))
+    monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
+    keras_run = train(config, data, RunStore(tmp_path / "keras"))
+    for fused_epoch, keras_epoch in zip(fused_run.history, keras_run.history, strict=True):
+        for key in ("loss", "val_loss"):
+            assert fused_epoch[key] == pytest.approx(keras_epoch[key], rel=1e-4)
+    np.testing.assert_allclose(fused_run.predictions, keras_run.predictions, atol=1e-4)
+    # The stored model is made of Keras' own layers, and gives the stored predictions.
+    model = fused_run.model()
+    assert rnn_layer_types(model) == {layers.Bidirectional}
+    tokens = prepare_data(config, data).x_test
+    np.testing.assert_allclose(
+        model.predict(tokens, verbose=0)[:, 0], fused_run.predictions, atol=1e-5
+    )
