@@ -5,7 +5,8 @@ seeded split; the other 5,000 validate), taking turns so that a noisy machine sl
 
 - notebook: the notebook's code as written: `pad_sequences(maxlen=500, padding='post')`, the
   Sequential model, plain `model.fit` on the arrays with batch 128;
-- rnnkit: `rnnkit.training.setup_training` for the preset (what `rnnkit.train` fits).
+- rnnkit: `rnnkit.training.setup_training` for the preset (what `rnnkit.train` fits), its
+  SimpleRNN layers computed by `rnnkit.fused` unless `RNNKIT_FUSED_RNN=0`.
 
 Full mode trains `--epochs` epochs each and reports validation accuracy after each; `--short`
 times `--batches` batches each (a few minutes in all) and extrapolates to an epoch. The TF-IDF +
@@ -89,6 +90,7 @@ def worker(kind: str, preset_name: str) -> None:
     """Answer commands on stdin: "batches N" or "epoch"; print one JSON line per command."""
 
     import rnnkit
+    from rnnkit.model import has_fused_layers
     from rnnkit.training import setup_training
 
     config = rnnkit.preset(preset_name)
@@ -107,6 +109,7 @@ def worker(kind: str, preset_name: str) -> None:
                 "ready": True,
                 "parameters": model.count_params(),
                 "batches_per_epoch": batches_per_epoch,
+                "fused": has_fused_layers(model),
             }
         ),
         flush=True,
@@ -198,9 +201,10 @@ def main() -> None:
 
     workers = [Worker("notebook", arguments.preset), Worker("rnnkit", arguments.preset)]
     for item in workers:
+        computed = "rnnkit.fused's loop" if item.info["fused"] else "Keras' loop"
         print(
             f"{item.kind}: {item.info['parameters']:,} parameters, "
-            f"{item.info['batches_per_epoch']} batches per epoch"
+            f"{item.info['batches_per_epoch']} batches per epoch, RNN computed by {computed}"
         )
     seconds = {item.kind: [] for item in workers}
     accuracy = {item.kind: [] for item in workers}
