@@ -7,11 +7,11 @@ outputs in passes over the whole sequence. The fused layers compute the same fun
 way:
 
 - the input projection of all time steps and both directions is one matmul
-  (`inputs @ [kernel_forward, kernel_backward] + bias`), and so are, in the backward pass, the
-  kernels' and the recurrent kernels' gradients;
+  (`inputs @ [kernel_forward, kernel_backward] + bias`), and so, in the backward pass, are the
+  kernels' gradients and the inputs';
 - only the recurrence (`h = tanh(projected[t] + h @ recurrent_kernel)`, a masked step keeping
-  `h`) runs step by step, in a compiled loop (numba) that writes the layer's output directly;
-  the two directions run at once, one per core.
+  `h`) and its back-propagation run step by step, in loops compiled by numba that write the
+  layer's outputs (and gradients) directly; the two directions run at once, one per core.
 
 `FusedBidirectional` subclasses `keras.layers.Bidirectional` and `FusedSimpleRNN` subclasses
 `keras.layers.SimpleRNN`: the weights, their order and names, masks (`zero_output_for_mask`)
