@@ -31,6 +31,8 @@ import tensorflow as tf
 from keras import layers
 from numba import njit
 
+from rnnkit.model import cpu_only
+
 # error_model="numpy": no Python division check, so the loops vectorize. nogil: the two
 # directions run in two threads at once.
 _COMPILE = {"nogil": True, "fastmath": True, "error_model": "numpy", "cache": True}
@@ -231,7 +233,6 @@ def _in_parallel(calls: list) -> None:
 
 
 _NO_SEQUENCE = np.zeros((0, 0, 0), np.float32)
-_NO_MASK = np.zeros((0, 0), bool)
 
 
 def _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zero_masked):
@@ -250,7 +251,6 @@ def _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zer
     mask_argument = tf.zeros((0, 0), tf.bool) if mask is None else tf.cast(mask, tf.bool)
 
     def forward(projected, recurrent_kernels, mask):
-        mask = mask if mask.size else _NO_MASK
         batch, time, width = projected.shape
         units = width // directions
         states = np.empty((directions, time, batch, units), np.float32)
@@ -278,7 +278,6 @@ def _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zer
         return (outputs if sequences else last), states
 
     def backward(states, output_gradients, recurrent_kernels, mask):
-        mask = mask if mask.size else _NO_MASK
         directions, time, batch, units = states.shape
         if sequences:
             last_gradients = np.zeros((batch, directions * units), np.float32)
@@ -338,11 +337,6 @@ def _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zer
     return run(projected, recurrent_kernels)
 
 
-def fused_available() -> bool:
-    """Whether this process computes on CPUs only (the fused loop is a CPU kernel)."""
-    return not tf.config.list_logical_devices("GPU")
-
-
 def _fusable_rnn(layer, inputs, initial_state) -> bool:
     cell = getattr(layer, "cell", None)
     return (
@@ -356,7 +350,7 @@ def _fusable_rnn(layer, inputs, initial_state) -> bool:
         and cell.recurrent_dropout == 0
         and layer.compute_dtype == "float32"
         and inputs.dtype == "float32"
-        and fused_available()
+        and cpu_only()  # the fused loop is a CPU kernel
     )
 
 

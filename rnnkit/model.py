@@ -44,8 +44,11 @@ def uses_fused_rnn(config: TrainConfig) -> bool:
     (answered without importing `rnnkit.fused` and numba, which an app server never needs)."""
     if config.model.cell != "simple_rnn" or config.model.recurrent_dropout_rate > 0:
         return False
-    if not fused_rnn_enabled():
-        return False
+    return fused_rnn_enabled() and cpu_only()
+
+
+def cpu_only() -> bool:
+    """Whether this process computes on CPUs only: TensorFlow sees no GPU."""
     import tensorflow as tf
 
     return not tf.config.list_logical_devices("GPU")
