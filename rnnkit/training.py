@@ -30,6 +30,7 @@ from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.runs import Run, RunStore
 from rnnkit.sequences import length_grouped_batches, pad
+from rnnkit.settings import fused_rnn_enabled
 
 if TYPE_CHECKING:
     import keras
@@ -618,8 +619,10 @@ def train(
 
     Raises:
         TrainingCancelled: `cancel` was set; the run stays resumable.
+        ValueError: `RNNKIT_FUSED_RNN` is neither a yes nor a no (no run is created).
     """
     store = store or RunStore()
+    fused_rnn_enabled()  # a bad RNNKIT_FUSED_RNN is named before any run folder is made
     run_id = config.run_id(data.fingerprint)
     with store.lock(run_id):
         if store.status(run_id) == "complete":

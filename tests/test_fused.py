@@ -174,6 +174,10 @@ def test_fused_and_keras_training_agree_and_the_saved_model_is_keras_own(
 ):
     config = tiny_config(**{"training.epochs": "2"})
     fused_run = train(config, data, RunStore(tmp_path / "fused"))
+    monkeypatch.setenv("RNNKIT_FUSED_RNN", "sometimes")
+    with pytest.raises(ValueError, match="RNNKIT_FUSED_RNN must be"):
+        train(config, data, RunStore(tmp_path / "refused"))
+    assert RunStore(tmp_path / "refused").list_runs() == []  # no failed run left behind
     monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
     keras_run = train(config, data, RunStore(tmp_path / "keras"))
     for fused_epoch, keras_epoch in zip(fused_run.history, keras_run.history, strict=True):
