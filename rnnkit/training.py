@@ -233,6 +233,11 @@ def _length_grouped(
     signature = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32))
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(first)))
+    # No autotuning: a generator has nothing to tune, and destroying an iterator (Keras makes
+    # one per epoch and per validation pass) waited for the tuning thread to wake, up to 8 s.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = dataset.with_options(options)
     return dataset, np.concatenate(first)
 
 
