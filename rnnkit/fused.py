@@ -7,12 +7,11 @@ outputs in passes over the whole sequence. The fused layers compute the same fun
 way:
 
 - the input projection of all time steps and both directions is one matmul
-  (`inputs @ [kernel_forward, kernel_backward]`), and so, in the backward pass, are the
+  (`inputs @ [kernel_forward, kernel_backward] + bias`), and so, in the backward pass, are the
   kernels' gradients and the inputs';
-- only the recurrence (`h = tanh(projected[t] + bias + h @ recurrent_kernel)`, a masked step
-  keeping `h`) and its back-propagation run step by step, in loops compiled by numba that write
-  the layer's outputs and gradients (the bias' too) directly; the two directions run at once,
-  one per core.
+- only the recurrence (`h = tanh(projected[t] + h @ recurrent_kernel)`, a masked step keeping
+  `h`) and its back-propagation run step by step, in loops compiled by numba that write the
+  layer's outputs (and gradients) directly; the two directions run at once, one per core.
 
 `FusedBidirectional` subclasses `keras.layers.Bidirectional` and `FusedSimpleRNN` subclasses
 `keras.layers.SimpleRNN`: the weights, their order and names, masks (`zero_output_for_mask`)
@@ -73,25 +72,15 @@ def _tanh(x):
 
 @njit(**_COMPILE)
 def _forward_direction(
-    projected,
-    offset,
-    recurrent_kernel,
-    bias,
-    mask,
-    go_backwards,
-    zero_masked,
-    states,
-    outputs,
-    last,
+    projected, offset, recurrent_kernel, mask, go_backwards, zero_masked, states, outputs, last
 ):
     """One direction's recurrence from a zero state.
 
     Args:
-        projected: (batch, time, directions * units), `inputs @ kernel`; this direction reads
-            columns offset : offset + units.
+        projected: (batch, time, directions * units), `inputs @ kernel + bias`; this direction
+            reads columns offset : offset + units.
         offset: this direction's first column in `projected`, `outputs` and `last`.
         recurrent_kernel: (units, units).
-        bias: (units,), added to each step's projection.
         mask: (batch, time) bool, or (0, 0) for none; a masked step keeps the state.
         go_backwards: run from the last time step to the first.
         zero_masked: the output at a masked step is zero (else the kept state).
@@ -124,7 +113,7 @@ def _forward_direction(
                 mixed_row = mixed[row]
                 projected_row = projected[row, t, offset : offset + units]
                 for unit in range(units):
-                    state[unit] = _tanh(mixed_row[unit] + projected_row[unit] + bias[unit])
+                    state[unit] = _tanh(mixed_row[unit] + projected_row[unit])
             if sequences:
                 output = outputs[row, t, offset : offset + units]
                 keep = not (masked and zero_masked and not mask[row, t])
@@ -150,7 +139,6 @@ def _backward_direction(
     zero_masked,
     projected_gradients,
     recurrent_gradient,
-    bias_gradient,
 ):
     """Back-propagation through time of `_forward_direction`.
 
@@ -163,7 +151,6 @@ def _backward_direction(
         projected_gradients: (batch, time, directions * units); this direction's columns are
             filled with the gradient with respect to `projected` (zero at masked steps).
         recurrent_gradient: (units, units), filled with the recurrent kernel's gradient.
-        bias_gradient: (units,), filled with the bias' gradient.
     """
     time, batch, units = states.shape
     masked = mask.shape[0] > 0
@@ -179,7 +166,6 @@ def _backward_direction(
     propagated = np.empty((batch, units), np.float32)
     step_gradient = np.empty((units, units), np.float32)
     recurrent_gradient[:, :] = 0
-    bias_gradient[:] = 0
     for step in range(time - 1, -1, -1):
         t = time - 1 - step if go_backwards else step
         current = states[t]
@@ -201,7 +187,6 @@ def _backward_direction(
                 value = scale * carried_row[unit] * (np.float32(1) - state * state)
                 before_row[unit] = value
                 target[unit] = value
-                bias_gradient[unit] += value
         if step > 0:  # the state before the first step run is zero: it adds nothing
             previous = states[t + 1] if go_backwards else states[t - 1]
             np.dot(previous.T, before, step_gradient)
@@ -251,21 +236,21 @@ _NO_SEQUENCE = np.zeros((0, 0, 0), np.float32)
 
 
 def _empty(shape) -> np.ndarray:
-    """np.empty, float32, starting on a 64-byte boundary: TensorFlow takes such an array as a
-    tensor as it is, and copies any other."""
+    """np.empty, float32, starting on a 64-byte boundary. In a graph (as Keras trains),
+    TensorFlow takes such an array returned by `tf.numpy_function` as the tensor itself, and
+    copies any other: 15 MB per layer and batch for the seed model."""
     size = int(np.prod(shape))
     buffer = np.empty(size + 16, np.float32)
     start = (-buffer.ctypes.data % 64) // 4
     return buffer[start : start + size].reshape(shape)
 
 
-def _recurrence(projected, recurrent_kernels, biases, mask, go_backwards, sequences, zero_masked):
+def _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zero_masked):
     """The directions' recurrences as a TensorFlow operation with its gradient.
 
     Args:
-        projected: (batch, time, directions * units) float32 tensor, `inputs @ kernels`.
+        projected: (batch, time, directions * units) float32 tensor.
         recurrent_kernels: (directions, units, units) float32 tensor.
-        biases: (directions, units) float32 tensor.
         mask: (batch, time) tensor, or None.
         go_backwards: per direction, whether it runs backwards.
         sequences: return every step's outputs (batch, time, directions * units), else the
@@ -275,7 +260,7 @@ def _recurrence(projected, recurrent_kernels, biases, mask, go_backwards, sequen
     directions = len(go_backwards)
     mask_argument = tf.zeros((0, 0), tf.bool) if mask is None else tf.cast(mask, tf.bool)
 
-    def forward(projected, recurrent_kernels, biases, mask):
+    def forward(projected, recurrent_kernels, mask):
         batch, time, width = projected.shape
         units = width // directions
         states = _empty((directions, time, batch, units))
@@ -289,7 +274,6 @@ def _recurrence(projected, recurrent_kernels, biases, mask, go_backwards, sequen
                         projected,
                         direction * units,
                         recurrent_kernels[direction],
-                        biases[direction],
                         mask,
                         go_backwards[direction],
                         zero_masked,
@@ -310,8 +294,7 @@ def _recurrence(projected, recurrent_kernels, biases, mask, go_backwards, sequen
         else:
             last_gradients, output_gradients = output_gradients, _NO_SEQUENCE
         projected_gradients = _empty((batch, time, directions * units))
-        recurrent_gradients = np.empty((directions, units, units), np.float32)
-        bias_gradients = np.empty((directions, units), np.float32)
+        recurrent_gradients = np.zeros((directions, units, units), np.float32)
         _in_parallel(
             [
                 (
@@ -327,19 +310,18 @@ def _recurrence(projected, recurrent_kernels, biases, mask, go_backwards, sequen
                         zero_masked,
                         projected_gradients,
                         recurrent_gradients[direction],
-                        bias_gradients[direction],
                     ),
                 )
                 for direction in range(directions)
             ]
         )
-        return projected_gradients, recurrent_gradients, bias_gradients
+        return projected_gradients, recurrent_gradients
 
     @tf.custom_gradient
-    def run(projected, recurrent_kernels, biases):
+    def run(projected, recurrent_kernels):
         outputs, states = tf.numpy_function(
             forward,
-            [projected, recurrent_kernels, biases, mask_argument],
+            [projected, recurrent_kernels, mask_argument],
             [tf.float32, tf.float32],
             stateful=False,
             name="fused_rnn_forward",
@@ -349,23 +331,20 @@ def _recurrence(projected, recurrent_kernels, biases, mask, go_backwards, sequen
         )
 
         def gradient(output_gradients):
-            gradients = tf.numpy_function(
+            projected_gradients, recurrent_gradients = tf.numpy_function(
                 backward,
                 [states, output_gradients, recurrent_kernels, mask_argument],
-                [tf.float32, tf.float32, tf.float32],
+                [tf.float32, tf.float32],
                 stateful=False,
                 name="fused_rnn_backward",
             )
-            return [
-                tf.ensure_shape(gradient, tensor.shape)
-                for gradient, tensor in zip(
-                    gradients, (projected, recurrent_kernels, biases), strict=True
-                )
-            ]
+            projected_gradients = tf.ensure_shape(projected_gradients, projected.shape)
+            recurrent_gradients = tf.ensure_shape(recurrent_gradients, recurrent_kernels.shape)
+            return projected_gradients, recurrent_gradients
 
         return outputs, gradient
 
-    return run(projected, recurrent_kernels, biases)
+    return run(projected, recurrent_kernels)
 
 
 def _fusable_rnn(layer, inputs, initial_state) -> bool:
@@ -389,19 +368,17 @@ def _fused_call(rnns: list, inputs, mask, sequences: bool, zero_masked: bool):
     """The outputs of SimpleRNN layers `rnns` over `inputs`, concatenated, computed fused."""
     cells = [rnn.cell for rnn in rnns]
     kernel = tf.concat([tf.convert_to_tensor(cell.kernel) for cell in cells], axis=1)
+    bias = tf.concat([tf.convert_to_tensor(cell.bias) for cell in cells], axis=0)
     shape = tf.shape(inputs)
     features = inputs.shape[-1]
     projected = tf.reshape(
-        tf.matmul(tf.reshape(inputs, (-1, features)), kernel),
+        tf.matmul(tf.reshape(inputs, (-1, features)), kernel) + bias,
         tf.concat([shape[:2], [kernel.shape[1]]], axis=0),
     )  # (batch, time, directions * units): all steps' input projections in one matmul
     projected = tf.ensure_shape(projected, (*inputs.shape[:2], kernel.shape[1]))
     recurrent_kernels = tf.stack([tf.convert_to_tensor(cell.recurrent_kernel) for cell in cells])
-    biases = tf.stack([tf.convert_to_tensor(cell.bias) for cell in cells])
     go_backwards = tuple(bool(rnn.go_backwards) for rnn in rnns)
-    return _recurrence(
-        projected, recurrent_kernels, biases, mask, go_backwards, sequences, zero_masked
-    )
+    return _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zero_masked)
 
 
 @keras.saving.register_keras_serializable(package="rnnkit")

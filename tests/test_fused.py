@@ -137,14 +137,14 @@ def test_the_loops_outputs_reach_tensorflow_without_a_copy(monkeypatch):
 
     monkeypatch.setattr(fused, "_empty", spy)
     projected = tf.random.normal((64, 50, 32))
-    recurrent_kernels, biases = tf.random.normal((2, 16, 16)) / 4, tf.random.normal((2, 16))
+    recurrent_kernels = tf.random.normal((2, 16, 16)) / 4
 
     @tf.function
     def outputs_and_gradient():
         with tf.GradientTape() as tape:
             tape.watch(projected)
             outputs = fused._recurrence(
-                projected, recurrent_kernels, biases, None, (False, True), True, True
+                projected, recurrent_kernels, None, (False, True), True, True
             )
         return outputs, tape.gradient(outputs, projected)
 
