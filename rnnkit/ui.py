@@ -52,7 +52,11 @@ from rnnkit.jobs import ACTIVE_STATES, JobBoard, LimitError, limit_problems
 from rnnkit.runs import MODEL_FILE, Run, RunError, RunStore, RunSummary, is_run_id
 from rnnkit.sequences import SIDES
 from rnnkit.settings import DATA_VARIABLE, TrainingLimits, get_limits, get_settings
-from rnnkit.training import estimate_epoch_seconds
+from rnnkit.training import (
+    DEFAULT_FLOPS_PER_SECOND,
+    FUSED_FLOPS_PER_SECOND,
+    estimate_epoch_seconds,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -592,9 +596,9 @@ def _freeze_heap() -> None:
 
 def model_overview(config: TrainConfig, data: ImdbData) -> None:
     """The model's size and the time an epoch should take, before any training."""
-    parameters, summary = _model_facts(config.canonical_json())
     from rnnkit.model import uses_fused_rnn
 
+    parameters, summary = _model_facts(config.canonical_json())
     seconds = estimate_epoch_seconds(config, data.train.lengths, job_board().store)
     columns = st.columns(3)
     columns[0].metric("Parameters", f"{parameters:,}")
@@ -609,11 +613,11 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
         if config.model.mask_padding
         else f"reviews padded to {config.data.max_length} steps"
     )
-    computed = (
-        "rnnkit's fused SimpleRNN loop (80 GFLOP/s until there is one)"
-        if uses_fused_rnn(config)
-        else "Keras' RNN loop (40 GFLOP/s until there is one)"
-    )
+    if uses_fused_rnn(config):
+        loop, default = "rnnkit's fused SimpleRNN loop", FUSED_FLOPS_PER_SECOND
+    else:
+        loop, default = "Keras' RNN loop", DEFAULT_FLOPS_PER_SECOND
+    computed = f"{loop} ({default / 1e9:.0f} GFLOP/s until there is one)"
     st.caption(
         f"{config.summary()}. The estimate counts the operations of an epoch over {steps}, at "
         f"the speed this server showed on its completed runs computed by {computed}."
