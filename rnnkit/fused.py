@@ -11,7 +11,9 @@ way:
   kernels' gradients and the inputs';
 - only the recurrence (`h = tanh(projected[t] + h @ recurrent_kernel)`, a masked step keeping
   `h`) and its back-propagation run step by step, in loops compiled by numba that write the
-  layer's outputs (and gradients) directly; the two directions run at once, one per core.
+  layer's outputs (and gradients) directly; the two directions run at once, one per core;
+- the arrays the loops fill are handed to TensorFlow without a copy, and their memory is
+  reused from batch to batch (`_Buffers`): fresh memory costs page faults at first touch.
 
 `FusedBidirectional` subclasses `keras.layers.Bidirectional` and `FusedSimpleRNN` subclasses
 `keras.layers.SimpleRNN`: the weights, their order and names, masks (`zero_output_for_mask`)
@@ -23,6 +25,8 @@ and gradients against Keras', masked and unmasked, padded before and after.
 
 from __future__ import annotations
 
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
@@ -235,14 +239,85 @@ def _in_parallel(calls: list) -> None:
 _NO_SEQUENCE = np.zeros((0, 0, 0), np.float32)
 
 
-def _empty(shape) -> np.ndarray:
-    """np.empty, float32, starting on a 64-byte boundary. In a graph (as Keras trains),
-    TensorFlow takes such an array returned by `tf.numpy_function` as the tensor itself, and
-    copies any other: 15 MB per layer and batch for the seed model."""
-    size = int(np.prod(shape))
-    buffer = np.empty(size + 16, np.float32)
-    start = (-buffer.ctypes.data % 64) // 4
-    return buffer[start : start + size].reshape(shape)
+class _Buffers:
+    """Float32 buffers for the loops' outputs and gradients, reused from batch to batch.
+
+    A fresh 15 MB array is memory the kernel has never mapped: touching it first costs page
+    faults, about 2,600 per batch of the seed model here, a sixth of the batch's time. (glibc
+    gives such arrays back to the kernel when they are freed, from TensorFlow's threads whatever
+    `M_MMAP_THRESHOLD` says.) So the arrays handed to TensorFlow come from buffers kept here,
+    and a buffer is handed out again only when nothing else holds it: TensorFlow's tensor of an
+    array that `tf.numpy_function` returned holds the array, and the array its buffer, until
+    TensorFlow frees the tensor.
+    """
+
+    # At most this many buffers are kept, and at most this many bytes in buffers nothing holds
+    # (the seed model's longest batches hold 5 of 33 MB at once); beyond, arrays are allocated
+    # as usual. `release` lets go of them all.
+    MAX_BUFFERS = 16
+    MAX_IDLE_BYTES = 256 * 2**20
+
+    def __init__(self) -> None:
+        self._buffers: list[np.ndarray] = []
+        self._lock = threading.Lock()
+        # What `_references` counts for a buffer nothing else holds (CPython versions differ).
+        self._unheld = self._references([np.empty(1, np.float32)], 0)
+
+    @staticmethod
+    def _references(buffers: list[np.ndarray], index: int) -> int:
+        return sys.getrefcount(buffers[index])
+
+    def _idle(self) -> list[int]:
+        """Indices of the buffers nothing else holds, smallest first."""
+        idle = [
+            index
+            for index in range(len(self._buffers))
+            if self._references(self._buffers, index) <= self._unheld
+        ]
+        return sorted(idle, key=lambda index: len(self._buffers[index]))
+
+    def empty(self, shape) -> np.ndarray:
+        """np.empty, float32, starting on a 64-byte boundary. In a graph (as Keras trains),
+        TensorFlow takes such an array returned by `tf.numpy_function` as the tensor itself,
+        and copies any other: 15 MB per layer and batch for the seed model."""
+        size = int(np.prod(shape))
+        with self._lock:
+            idle = self._idle()
+            fitting = [index for index in idle if len(self._buffers[index]) >= size + 16]
+            if fitting:  # the smallest that fits
+                buffer = self._buffers[fitting[0]]
+            else:  # a new one, in place of the largest idle one (too small) if any
+                buffer = np.empty(size + 16, np.float32)
+                if idle:
+                    del self._buffers[idle[-1]]
+                if len(self._buffers) < self.MAX_BUFFERS:
+                    self._buffers.append(buffer)
+            self._trim()
+        start = (-buffer.ctypes.data % 64) // 4
+        return buffer[start : start + size].reshape(shape)
+
+    def _trim(self) -> None:
+        """Let go of the largest idle buffers while they hold more than MAX_IDLE_BYTES."""
+        idle = self._idle()
+        idle_bytes = sum(self._buffers[index].nbytes for index in idle)
+        dropped = set()
+        for index in reversed(idle):
+            if idle_bytes <= self.MAX_IDLE_BYTES:
+                break
+            idle_bytes -= self._buffers[index].nbytes
+            dropped.add(index)
+        self._buffers = [b for index, b in enumerate(self._buffers) if index not in dropped]
+
+    def release(self) -> None:
+        """Let go of every buffer (training is over): their memory goes back to the system
+        once nothing else holds them."""
+        with self._lock:
+            self._buffers = []
+
+
+_BUFFERS = _Buffers()
+_empty = _BUFFERS.empty
+release_buffers = _BUFFERS.release
 
 
 def _recurrence(projected, recurrent_kernels, mask, go_backwards, sequences, zero_masked):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import tempfile
 import threading
 import time
@@ -640,7 +641,16 @@ def train(
         except Exception as error:
             store.mark_failed(run_id, f"{type(error).__name__}: {error}")
             raise
+        finally:
+            _release_fused_buffers()
     return store.load(run_id)
+
+
+def _release_fused_buffers() -> None:
+    """Give back the memory `rnnkit.fused` keeps for the next batch (if it was used)."""
+    fused = sys.modules.get("rnnkit.fused")
+    if fused is not None:
+        fused.release_buffers()
 
 
 get_or_train = train

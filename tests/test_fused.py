@@ -152,6 +152,61 @@ def test_the_loops_outputs_reach_tensorflow_without_a_copy(monkeypatch):
         assert np.asarray(memoryview(tensor)).ctypes.data in addresses
 
 
+def test_the_loops_reuse_buffers_but_never_one_still_held(monkeypatch):
+    """Fresh arrays cost page faults at first touch (a sixth of a batch's time), so the loops
+    reuse buffers, but only those no tensor holds: a result kept stays as it was."""
+    buffers = fused._Buffers()
+    monkeypatch.setattr(fused, "_empty", buffers.empty)
+    recurrent_kernels = tf.random.normal((2, 16, 16)) / 4
+
+    @tf.function
+    def outputs_and_gradient(projected):
+        with tf.GradientTape() as tape:
+            tape.watch(projected)
+            outputs = fused._recurrence(
+                projected, recurrent_kernels, None, (False, True), True, True
+            )
+        return outputs, tape.gradient(outputs, projected)
+
+    def address(tensor) -> int:
+        return np.asarray(memoryview(tensor)).ctypes.data
+
+    kept, kept_gradient = outputs_and_gradient(tf.random.normal((64, 50, 32)))
+    kept_values = kept.numpy()
+    held = {address(kept), address(kept_gradient)}
+    for _ in range(3):
+        outputs, gradient = outputs_and_gradient(tf.random.normal((64, 50, 32)))
+        assert {address(outputs), address(gradient)}.isdisjoint(held)
+        np.testing.assert_array_equal(kept.numpy(), kept_values)
+    del outputs, gradient  # nothing holds their buffers any more
+    # Later calls, with as many steps or fewer, take buffers kept, and no more are kept.
+    kept_buffers = len(buffers._buffers)
+    assert kept_buffers <= 8  # forward: states, outputs, last; backward: one; twice at most
+    starts = {buffer.ctypes.data + (-buffer.ctypes.data % 64) for buffer in buffers._buffers}
+    for time in (50, 20):
+        outputs, gradient = outputs_and_gradient(tf.random.normal((64, time, 32)))
+        assert {address(outputs), address(gradient)} <= starts - held
+        del outputs, gradient
+    assert len(buffers._buffers) == kept_buffers
+    np.testing.assert_array_equal(kept.numpy(), kept_values)
+
+
+def test_the_buffers_kept_are_bounded_and_released():
+    buffers = fused._Buffers()
+    buffers.MAX_BUFFERS, buffers.MAX_IDLE_BYTES = 3, 10 * 4096
+    held = [buffers.empty((1024,)) for _ in range(5)]  # 4 KB each, all held
+    assert len(buffers._buffers) == 3  # the other two were allocated as usual
+    del held
+    buffers.empty((4 * 1024,))  # a larger one replaces the largest idle one
+    sizes = sorted(len(buffer) for buffer in buffers._buffers)
+    assert sizes == [1024 + 16, 1024 + 16, 4 * 1024 + 16]
+    buffers.empty((12 * 1024,))  # 48 KB: more than may stay idle, let go at the next call
+    buffers.empty((16,))
+    assert sum(buffer.nbytes for buffer in buffers._buffers) <= 10 * 4096
+    buffers.release()
+    assert buffers._buffers == []
+
+
 def test_layers_the_fused_loop_cannot_compute_are_keras_own(fused_loops):
     """Recurrent dropout and merge modes other than concat fall back to Keras' computation."""
     tokens = padded_tokens(TIME, "post")
@@ -203,6 +258,7 @@ def test_fused_and_keras_training_agree_and_the_saved_model_is_keras_own(
 ):
     config = tiny_config(**{"training.epochs": "2"})
     fused_run = train(config, data, RunStore(tmp_path / "fused"))
+    assert fused._BUFFERS._buffers == []  # training over, the loops' buffers were let go
     monkeypatch.setenv("RNNKIT_FUSED_RNN", "sometimes")
     with pytest.raises(ValueError, match="RNNKIT_FUSED_RNN must be"):
         train(config, data, RunStore(tmp_path / "refused"))
