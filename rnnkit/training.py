@@ -477,11 +477,11 @@ def _save_model(model: keras.Model, path: Path) -> None:
 
 
 # Keras' RNN training on this project's 2-core CPU runs at about 40 GFLOP/s (issue #4's
-# measurement), rnnkit.fused's SimpleRNN at about 80 (the seed preset: 11.5 s per epoch where
-# the count gives 0.93 TFLOP); completed runs in the store replace these guesses with what this
-# machine did, each from runs computed the same way.
+# measurement), rnnkit.fused's SimpleRNN at about 100 (the seed preset: 8.6-9.6 s per epoch
+# where the count gives 0.93 TFLOP); completed runs in the store replace these guesses with
+# what this machine did, each from runs computed the same way.
 DEFAULT_FLOPS_PER_SECOND = 40e9
-FUSED_FLOPS_PER_SECOND = 80e9
+FUSED_FLOPS_PER_SECOND = 100e9
 _GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
 
 
@@ -557,7 +557,7 @@ def estimate_epoch_seconds(
 ) -> float:
     """Estimate seconds per epoch before training, from the operation count of the steps an
     epoch computes and the speed this machine showed in the store's completed runs computed
-    the same way, fused or by Keras (or a default: 80 GFLOP/s fused, 40 by Keras).
+    the same way, fused or by Keras (or a default: 100 GFLOP/s fused, 40 by Keras).
 
     Args:
         config: the configuration.

@@ -123,6 +123,29 @@ def test_a_batch_of_the_seed_models_size_matches_keras(fused_loops):
     assert fused_loops.count("_backward_direction") == 4  # 2 layers x 2 directions
 
 
+def recurrence_in_a_graph():
+    """A tf.function, as Keras trains: the outputs of the loops over `inputs` (batch, time, 8),
+    two directions of 16 units, and the gradient they give for the projection, as the loops
+    return them to TensorFlow."""
+    kernel, bias = tf.random.normal((8, 32)), tf.random.normal((32,))
+    recurrent_kernels = tf.random.normal((2, 16, 16)) / 4
+
+    @tf.function
+    def outputs_and_gradient(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(kernel)
+            outputs = fused._recurrence(
+                inputs, kernel, bias, recurrent_kernels, None, (False, True), True, True
+            )
+        tape.gradient(outputs, kernel)
+        operations = outputs.graph.get_operations()
+        [forward] = [op for op in operations if op.name.endswith("fused_rnn_forward")]
+        [backward] = [op for op in operations if op.name.endswith("fused_rnn_backward")]
+        return forward.outputs[0], backward.outputs[0]
+
+    return outputs_and_gradient
+
+
 def test_the_loops_outputs_reach_tensorflow_without_a_copy(monkeypatch):
     """In a tf.function (as Keras trains), TensorFlow copies an array that does not start on a
     64-byte boundary: 15 MB per layer and batch for the seed model. The loops' outputs and
@@ -136,19 +159,7 @@ def test_the_loops_outputs_reach_tensorflow_without_a_copy(monkeypatch):
         return array
 
     monkeypatch.setattr(fused, "_empty", spy)
-    projected = tf.random.normal((64, 50, 32))
-    recurrent_kernels = tf.random.normal((2, 16, 16)) / 4
-
-    @tf.function
-    def outputs_and_gradient():
-        with tf.GradientTape() as tape:
-            tape.watch(projected)
-            outputs = fused._recurrence(
-                projected, recurrent_kernels, None, (False, True), True, True
-            )
-        return outputs, tape.gradient(outputs, projected)
-
-    for tensor in outputs_and_gradient():
+    for tensor in recurrence_in_a_graph()(tf.random.normal((64, 50, 8))):
         assert np.asarray(memoryview(tensor)).ctypes.data in addresses
 
 
@@ -157,25 +168,16 @@ def test_the_loops_reuse_buffers_but_never_one_still_held(monkeypatch):
     reuse buffers, but only those no tensor holds: a result kept stays as it was."""
     buffers = fused._Buffers()
     monkeypatch.setattr(fused, "_empty", buffers.empty)
-    recurrent_kernels = tf.random.normal((2, 16, 16)) / 4
-
-    @tf.function
-    def outputs_and_gradient(projected):
-        with tf.GradientTape() as tape:
-            tape.watch(projected)
-            outputs = fused._recurrence(
-                projected, recurrent_kernels, None, (False, True), True, True
-            )
-        return outputs, tape.gradient(outputs, projected)
+    outputs_and_gradient = recurrence_in_a_graph()
 
     def address(tensor) -> int:
         return np.asarray(memoryview(tensor)).ctypes.data
 
-    kept, kept_gradient = outputs_and_gradient(tf.random.normal((64, 50, 32)))
+    kept, kept_gradient = outputs_and_gradient(tf.random.normal((64, 50, 8)))
     kept_values = kept.numpy()
     held = {address(kept), address(kept_gradient)}
     for _ in range(3):
-        outputs, gradient = outputs_and_gradient(tf.random.normal((64, 50, 32)))
+        outputs, gradient = outputs_and_gradient(tf.random.normal((64, 50, 8)))
         assert {address(outputs), address(gradient)}.isdisjoint(held)
         np.testing.assert_array_equal(kept.numpy(), kept_values)
     del outputs, gradient  # nothing holds their buffers any more
@@ -184,7 +186,7 @@ def test_the_loops_reuse_buffers_but_never_one_still_held(monkeypatch):
     assert kept_buffers <= 8  # forward: states, outputs, last; backward: one; twice at most
     starts = {buffer.ctypes.data + (-buffer.ctypes.data % 64) for buffer in buffers._buffers}
     for time in (50, 20):
-        outputs, gradient = outputs_and_gradient(tf.random.normal((64, time, 32)))
+        outputs, gradient = outputs_and_gradient(tf.random.normal((64, time, 8)))
         assert {address(outputs), address(gradient)} <= starts - held
         del outputs, gradient
     assert len(buffers._buffers) == kept_buffers
