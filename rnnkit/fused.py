@@ -14,6 +14,7 @@ way:
   layer's outputs (and gradients) directly; the two directions run at once, one per core;
 - the arrays the loops fill are handed to TensorFlow without a copy, and their memory is
   reused from batch to batch (`_Buffers`): fresh memory costs page faults at first touch.
+  `release_buffers()` gives it back; `rnnkit.train` calls it when it ends.
 
 `FusedBidirectional` subclasses `keras.layers.Bidirectional` and `FusedSimpleRNN` subclasses
 `keras.layers.SimpleRNN`: the weights, their order and names, masks (`zero_output_for_mask`)
