@@ -138,7 +138,7 @@ def _forward_direction(
                     )
     final_flat = (states[0] if go_backwards else states[time - 1]).reshape(-1)
     for row in range(batch):
-        here, there = np.uint64(row * units), np.uint64(row * last.shape[1] + offset)
+        here, there = np.uint64(row * units), np.uint64(row * width + offset)
         for unit in range(row_units):
             last_flat[there + unit] = final_flat[here + unit]
 
@@ -183,7 +183,7 @@ def _backward_direction(
     carried_flat = carried.reshape(-1)
     for row in range(batch):
         here = np.uint64(row * units)
-        there = np.uint64(row * last_gradients.shape[1] + offset)
+        there = np.uint64(row * width + offset)
         for unit in range(row_units):
             carried_flat[here + unit] = last_flat[there + unit]
     before = np.empty((batch, units), np.float32)  # d loss / d tanh argument, this step
