@@ -22,9 +22,9 @@ CONFIGS = {
     # name: (preset, overrides)
     "notebook": ("notebook", {}),
     "seed": ("seed", {}),
-    "recommended": ("recommended", {}),
-    "lstm-post": ("recommended", {"data.padding": "post"}),
-    "gru-post": ("recommended", {"data.padding": "post", "model.cell": "gru"}),
+    "best_rnn": ("best_rnn", {}),
+    "lstm-post": ("best_rnn", {"data.padding": "post"}),
+    "gru-post": ("best_rnn", {"data.padding": "post", "model.cell": "gru"}),
 }
 
 

@@ -155,7 +155,7 @@ def _is_whole(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-_UNITS = Limit("int_tuple", low=1, high=1024, min_items=1, max_items=4)
+_UNITS = Limit("int_tuple", low=1, high=1024, min_items=0, max_items=4)
 # Every setting's allowed values, by dotted field name; the config checks against it and a UI
 # reads it for its widgets.
 LIMITS: dict[str, Limit] = {
@@ -167,7 +167,7 @@ LIMITS: dict[str, Limit] = {
     "model.bidirectional": Limit("bool"),
     "model.rnn_units": _UNITS,
     "model.embedding_dim": Limit("int", low=1, high=1024),
-    "model.dense_units": dataclasses.replace(_UNITS, min_items=0),
+    "model.dense_units": _UNITS,
     "model.dropout_rate": Limit("float", low=0, high=1, high_open=True),
     "model.recurrent_dropout_rate": Limit("float", low=0, high=1, high_open=True),
     "model.l2": Limit("float", low=0, high=1),
@@ -210,10 +210,13 @@ class ModelConfig(_Section):
     """The network: embedding, stacked RNN layers, dense layers and a sigmoid output.
 
     `rnn_units` has one entry per RNN layer; every layer but the last returns its whole sequence
-    to the next. `dense_units` has one entry per hidden relu Dense layer (none is fine).
-    Dropout (`dropout_rate` > 0) follows every RNN layer and every hidden Dense layer, not the
-    embedding; `l2` penalizes every kernel (RNN input and recurrent kernels, Dense kernels
-    including the output's), not biases or the embedding.
+    to the next. With none, `()`, the model has no RNN: it averages the word vectors of each
+    review (of its words only, under `mask_padding`), the bag-of-words baseline that shows what
+    an RNN adds; `cell`, `bidirectional` and `recurrent_dropout_rate` then change nothing.
+    `dense_units` has one entry per hidden relu Dense layer (none is fine).
+    Dropout (`dropout_rate` > 0) follows every RNN layer (or the average) and every hidden
+    Dense layer, not the embedding; `l2` penalizes every kernel (RNN input and recurrent
+    kernels, Dense kernels including the output's), not biases or the embedding.
     """
 
     section: ClassVar[str] = "model"
@@ -401,9 +404,11 @@ class TrainConfig:
         """One short line: "BiSimpleRNN 64-64 · emb 16 · dense 64 · len 500 post · 30 epochs"."""
         model, data, training = self.model, self.data, self.training
         cell_name = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[model.cell]
+        rnn = f"{'Bi' if model.bidirectional else ''}{cell_name} " + "-".join(
+            map(str, model.rnn_units)
+        )
         parts = [
-            f"{'Bi' if model.bidirectional else ''}{cell_name} "
-            + "-".join(map(str, model.rnn_units)),
+            rnn if model.rnn_units else "no RNN (mean of word vectors)",
             f"emb {model.embedding_dim}",
             "dense " + "-".join(map(str, model.dense_units)) if model.dense_units else "no dense",
         ]
@@ -440,10 +445,18 @@ def _resolve_key(key: str) -> str:
 PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(model=ModelConfig(mask_padding=True)),
     "notebook": TrainConfig(),
-    # The best validation accuracy among the configurations tried within 5 minutes of training
-    # on the 2-core CPU (README, Performance): a small bidirectional LSTM that skips the padding,
-    # strong dropout against its fast overfitting, stopped early on the validation loss.
+    # The best test accuracy found within 5 minutes of training on the 2-core CPU (README,
+    # Performance), within a hosted server's limits: no RNN at all. The mean of each review's
+    # word vectors generalizes to the test reviews (other films) better than every RNN tried,
+    # which fit the training films' words within 2-3 epochs; chosen on validation accuracy.
     "recommended": TrainConfig(
+        data=DataConfig(num_words=20000),
+        model=ModelConfig(rnn_units=(), embedding_dim=50, dense_units=(), mask_padding=True),
+        training=TrainingConfig(epochs=10, learning_rate=0.002, early_stopping_patience=2),
+    ),
+    # The best RNN found in the same search: a small bidirectional LSTM that skips the padding,
+    # strong dropout against its fast overfitting, stopped early on the validation loss.
+    "best_rnn": TrainConfig(
         data=DataConfig(num_words=20000, max_length=400, padding="pre"),
         model=ModelConfig(
             cell="lstm",
@@ -463,7 +476,7 @@ def preset(name: str) -> TrainConfig:
 
     Args:
         name: "seed" (the course notebook's model, padding masked), "notebook" (the notebook
-            exactly) or "recommended".
+            exactly), "recommended" (the best test accuracy found: no RNN) or "best_rnn".
 
     Returns:
         The config (frozen, so sharing it is safe).

@@ -7,6 +7,8 @@
     -> RNN layer 1 ... n, each optionally Bidirectional and followed by Dropout
                                           (batch, time, directions * units); the last layer
                                           gives (batch, directions * units)
+       or, with no RNN layer, the mean of the word vectors (batch, embedding_dim), over each
+       review's words only under the mask, followed by Dropout
     -> Dense(relu) layers, each followed by Dropout
     -> Dense(1, sigmoid)                  (batch, 1): the probability that a review is positive
 
@@ -42,7 +44,8 @@ def uses_fused_rnn(config: TrainConfig) -> bool:
     """Whether `build_model(config)` computes its RNN layers with `rnnkit.fused`: SimpleRNN
     cells without recurrent dropout, with `RNNKIT_FUSED_RNN` on and no GPU in this process
     (answered without importing `rnnkit.fused` and numba, which an app server never needs)."""
-    if config.model.cell != "simple_rnn" or config.model.recurrent_dropout_rate > 0:
+    model = config.model
+    if model.cell != "simple_rnn" or model.recurrent_dropout_rate > 0 or not model.rnn_units:
         return False
     return fused_rnn_enabled() and cpu_only()
 
@@ -89,6 +92,11 @@ def build_model(config: TrainConfig, fused: bool | None = None) -> keras.Model:
         mask_zero=model_config.mask_padding,
         name="embedding",
     )(tokens)  # (batch, time, embedding_dim)
+    if not model_config.rnn_units:  # no RNN: the bag-of-words baseline
+        # (batch, embedding_dim); Keras averages over the unmasked steps when there is a mask
+        hidden = layers.GlobalAveragePooling1D(name="mean_of_word_vectors")(hidden)
+        if model_config.dropout_rate > 0:
+            hidden = layers.Dropout(model_config.dropout_rate, name="dropout_mean")(hidden)
     for number, units in enumerate(model_config.rnn_units, start=1):
         rnn = rnn_layer(
             units,
@@ -118,7 +126,8 @@ def build_model(config: TrainConfig, fused: bool | None = None) -> keras.Model:
         1, activation="sigmoid", kernel_regularizer=regularizer, name="probability"
     )(hidden)  # (batch, 1)
 
-    model = keras.Model(tokens, probability, name=f"{prefix}{model_config.cell}")
+    name = f"{prefix}{model_config.cell}" if model_config.rnn_units else "mean_of_word_vectors"
+    model = keras.Model(tokens, probability, name=name)
     model.compile(
         optimizer=_OPTIMIZERS[config.training.optimizer](
             learning_rate=config.training.learning_rate

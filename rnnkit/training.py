@@ -478,10 +478,20 @@ def _save_model(model: keras.Model, path: Path) -> None:
 
 # Keras' RNN training on this project's 2-core CPU runs at about 40 GFLOP/s (issue #4's
 # measurement), rnnkit.fused's SimpleRNN at about 100 (the seed preset: 8.6-9.6 s per epoch
-# where the count gives 0.93 TFLOP); completed runs in the store replace these guesses with
-# what this machine did, each from runs computed the same way.
+# where the count gives 0.93 TFLOP); a model without an RNN, whose few operations leave
+# TensorFlow's per-batch work to dominate, at about 0.85 (the recommended preset: 1.5-1.7 s per
+# epoch where the count gives 1.35 GFLOP).
+# Completed runs in the store replace these guesses with what this machine did, each from runs
+# computed the same way.
 DEFAULT_FLOPS_PER_SECOND = 40e9
 FUSED_FLOPS_PER_SECOND = 100e9
+NO_RNN_FLOPS_PER_SECOND = 0.85e9
+# How a config's epochs are computed -> (in words, the default speed).
+COMPUTATIONS = {
+    "fused": ("rnnkit's fused SimpleRNN loop", FUSED_FLOPS_PER_SECOND),
+    "keras": ("Keras' RNN loop", DEFAULT_FLOPS_PER_SECOND),
+    "no_rnn": ("the mean of word vectors, no RNN", NO_RNN_FLOPS_PER_SECOND),
+}
 _GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
 
 
@@ -538,7 +548,8 @@ def training_flops_per_epoch(
     """
     model = config.model
     directions = 2 if model.bidirectional else 1
-    inputs, step_macs = model.embedding_dim, 0
+    # Without an RNN each step adds its word vector to the review's mean.
+    inputs, step_macs = model.embedding_dim, 0 if model.rnn_units else model.embedding_dim
     for units in model.rnn_units:
         step_macs += directions * _GATES[model.cell] * (inputs * units + units * units)
         inputs = directions * units
@@ -557,7 +568,7 @@ def estimate_epoch_seconds(
 ) -> float:
     """Estimate seconds per epoch before training, from the operation count of the steps an
     epoch computes and the speed this machine showed in the store's completed runs computed
-    the same way, fused or by Keras (or a default: 100 GFLOP/s fused, 40 by Keras).
+    the same way (`computation`), or else that way's default speed (`COMPUTATIONS`).
 
     Args:
         config: the configuration.
@@ -577,9 +588,7 @@ def estimate_epoch_seconds(
             counted[key] = (rows, training_steps_per_epoch(of, lengths))
         return training_flops_per_epoch(of, *counted[key])
 
-    from rnnkit.model import uses_fused_rnn
-
-    fused = uses_fused_rnn(config)
+    kind = computation(config)
     speeds = []
     for summary in store.list_runs() if store is not None else []:
         if summary.status != "complete" or not summary.config:
@@ -588,13 +597,30 @@ def estimate_epoch_seconds(
             past = TrainConfig.from_dict(summary.config)
             timings = store.read_json(summary.run_id, "timings.json")
             epoch_seconds = timings["epoch_seconds"]
-            if epoch_seconds and bool(timings.get("fused_rnn", False)) == fused:
+            if epoch_seconds and computation(past, timings.get("fused_rnn", False)) == kind:
                 speeds.append(epoch_flops(past) / float(np.median(epoch_seconds)))
         except (ValueError, KeyError, TypeError, OSError):
             continue  # a damaged run, or a split these lengths cannot make: not a measurement
-    default = FUSED_FLOPS_PER_SECOND if fused else DEFAULT_FLOPS_PER_SECOND
-    speed = float(np.median(speeds)) if speeds else default
+    speed = float(np.median(speeds)) if speeds else COMPUTATIONS[kind][1]
     return epoch_flops(config) / speed
+
+
+def computation(config: TrainConfig, fused: bool | None = None) -> str:
+    """How the epochs of `config` are computed, a key of `COMPUTATIONS`: "no_rnn" (no RNN
+    layer), "fused" (rnnkit.fused's loops) or "keras" (Keras' RNN layers).
+
+    Args:
+        config: the configuration.
+        fused: whether its RNN layers were fused (a completed run's `timings.json` says);
+            None: whether they would be in this process (`model.uses_fused_rnn`).
+    """
+    from rnnkit.model import uses_fused_rnn
+
+    if not config.model.rnn_units:
+        return "no_rnn"
+    if fused is None:
+        fused = uses_fused_rnn(config)
+    return "fused" if fused else "keras"
 
 
 def train(

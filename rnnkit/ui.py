@@ -52,11 +52,7 @@ from rnnkit.jobs import ACTIVE_STATES, JobBoard, LimitError, limit_problems
 from rnnkit.runs import MODEL_FILE, Run, RunError, RunStore, RunSummary, is_run_id
 from rnnkit.sequences import SIDES
 from rnnkit.settings import DATA_VARIABLE, TrainingLimits, get_limits, get_settings
-from rnnkit.training import (
-    DEFAULT_FLOPS_PER_SECOND,
-    FUSED_FLOPS_PER_SECOND,
-    estimate_epoch_seconds,
-)
+from rnnkit.training import COMPUTATIONS, computation, estimate_epoch_seconds
 
 if TYPE_CHECKING:
     import keras
@@ -471,7 +467,9 @@ def config_form() -> TrainConfig | None:
         on_change=_reset_fields,
         help="seed: the course notebook's model and training, each direction reading only the "
         "review's words (padding masked). notebook: the notebook exactly, padding read like "
-        "words. recommended: the best test accuracy found within 5 minutes of CPU training. "
+        "words. recommended: the best test accuracy found within 5 minutes of CPU training, by a "
+        "model without an RNN (the mean of each review's word vectors). best_rnn: the best RNN "
+        "found in the same search, a small bidirectional LSTM. "
         "Every setting below can be changed.",
     )
     # The form comes back as it was left: page switches drop widget state, not this.
@@ -596,8 +594,6 @@ def _freeze_heap() -> None:
 
 def model_overview(config: TrainConfig, data: ImdbData) -> None:
     """The model's size and the time an epoch should take, before any training."""
-    from rnnkit.model import uses_fused_rnn
-
     parameters, summary = _model_facts(config.canonical_json())
     seconds = estimate_epoch_seconds(config, data.train.lengths, job_board().store)
     columns = st.columns(3)
@@ -613,10 +609,7 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
         if config.model.mask_padding
         else f"reviews padded to {config.data.max_length} steps"
     )
-    if uses_fused_rnn(config):
-        loop, default = "rnnkit's fused SimpleRNN loop", FUSED_FLOPS_PER_SECOND
-    else:
-        loop, default = "Keras' RNN loop", DEFAULT_FLOPS_PER_SECOND
+    loop, default = COMPUTATIONS[computation(config)]
     computed = f"{loop} ({default / 1e9:.0f} GFLOP/s until there is one)"
     st.caption(
         f"{config.summary()}. The estimate counts the operations of an epoch over {steps}, at "

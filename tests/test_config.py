@@ -87,8 +87,29 @@ def test_seed_preset_is_the_notebook_reading_only_words():
     )
 
 
-def test_recommended_preset():
+def test_recommended_preset_has_no_rnn():
     config = preset("recommended")
+    assert (config.data.num_words, config.data.max_length, config.data.padding) == (
+        20000,
+        500,
+        "post",
+    )
+    assert (config.model.rnn_units, config.model.embedding_dim, config.model.dense_units) == (
+        (),
+        50,
+        (),
+    )
+    assert config.model.dropout_rate == 0 and config.model.mask_padding
+    assert (config.training.epochs, config.training.early_stopping_patience) == (10, 2)
+    assert config.training.learning_rate == 0.002
+    assert config.summary() == (
+        "no RNN (mean of word vectors) · emb 50 · no dense · len 500 post, masked · "
+        "≤10 epochs (patience 2)"
+    )
+
+
+def test_best_rnn_preset():
+    config = preset("best_rnn")
     assert (config.data.num_words, config.data.max_length, config.data.padding) == (
         20000,
         400,
@@ -105,11 +126,20 @@ def test_recommended_preset():
     assert config.summary() == (
         "BiLSTM 32 · emb 32 · no dense · dropout 0.5 · len 400 pre, masked · ≤6 epochs (patience 2)"
     )
-    assert sorted(PRESETS) == ["notebook", "recommended", "seed"]
+    assert sorted(PRESETS) == ["best_rnn", "notebook", "recommended", "seed"]
     with pytest.raises(
-        ValueError, match="unknown preset 'best'; the presets are seed, notebook, recommended"
+        ValueError,
+        match="unknown preset 'best'; the presets are seed, notebook, recommended, best_rnn",
     ):
         preset("best")
+
+
+def test_presets_fit_a_hosted_servers_limits():
+    from rnnkit.jobs import limit_problems
+    from rnnkit.settings import HOSTED_LIMITS
+
+    for name in ("recommended", "best_rnn"):
+        assert limit_problems(preset(name), HOSTED_LIMITS) == []
 
 
 @pytest.mark.parametrize(
@@ -124,10 +154,9 @@ def test_recommended_preset():
         ("data.truncating", None, "one of 'pre', 'post'"),
         ("model.cell", "rnn", "one of 'simple_rnn', 'lstm', 'gru'"),
         ("model.bidirectional", 1, "True or False"),
-        ("model.rnn_units", (), "a list of 1 to 4 whole numbers, each from 1 to 1024"),
-        ("model.rnn_units", (64, 0), "a list of 1 to 4 whole numbers, each from 1 to 1024"),
-        ("model.rnn_units", [8] * 5, "a list of 1 to 4 whole numbers, each from 1 to 1024"),
-        ("model.rnn_units", 64, "a list of 1 to 4 whole numbers, each from 1 to 1024"),
+        ("model.rnn_units", (64, 0), "a list of 0 to 4 whole numbers, each from 1 to 1024"),
+        ("model.rnn_units", [8] * 5, "a list of 0 to 4 whole numbers, each from 1 to 1024"),
+        ("model.rnn_units", 64, "a list of 0 to 4 whole numbers, each from 1 to 1024"),
         ("model.embedding_dim", 1025, "a whole number from 1 to 1024"),
         ("model.dense_units", (2048,), "a list of 0 to 4 whole numbers, each from 1 to 1024"),
         ("model.dropout_rate", 1.0, BELOW_ONE),
@@ -183,7 +212,7 @@ def test_values_are_stored_in_one_form():
 
 
 def test_dict_and_json_round_trip():
-    config = preset("recommended")
+    config = preset("best_rnn")
     plain = config.to_dict()
     assert plain["model"]["rnn_units"] == [32]  # plain JSON values: lists, not tuples
     assert plain == json.loads(config.canonical_json())
@@ -219,6 +248,15 @@ def test_run_id_is_stable_and_changes_with_every_setting_and_the_data():
         assert changed != config, name
         ids.add(changed.run_id(FINGERPRINT))
     assert len(ids) == 1 + len(OTHER_VALUES)  # each single change gives an id of its own
+
+
+def test_no_rnn_layer_is_a_valid_model():
+    for text in ("none", "", "[]"):
+        config = TrainConfig().with_overrides({"rnn_units": text})
+        assert config.model.rnn_units == ()
+    assert config.summary().startswith("no RNN (mean of word vectors) · emb 16 · dense 64")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config.run_id("data") != TrainConfig().run_id("data")
 
 
 def test_with_overrides_reads_command_line_strings():

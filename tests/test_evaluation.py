@@ -325,6 +325,25 @@ def test_gradient_contributions_respect_the_padding_mask(trained):
     assert table["step"].tolist() == [14, 15]
 
 
+def test_gradient_contributions_of_the_mean_of_word_vectors(trained):
+    from rnnkit.model import build_model
+
+    # Without an RNN, p = sigmoid(mean(vectors) . kernel + bias), so a word's gradient x input
+    # is p (1 - p) (vector . kernel) / n over the n real tokens, the padding left out.
+    config = tiny_config(**{"model.rnn_units": "none", "model.dense_units": "none"})
+    model = build_model(config)
+    vocab = trained.data.vocab
+    table = token_contributions(model, vocab, config, "great fun", "gradient")
+    ids = encode_for_model("great fun", vocab, config).ids
+    real = ids[ids != 0]  # <START>, great, fun
+    probability = model_probabilities(model, [ids])[0]
+    vectors = model.get_layer("embedding").get_weights()[0]
+    kernel = model.get_layer("probability").get_weights()[0][:, 0]
+    expected = probability * (1 - probability) * (vectors[real[1:]] @ kernel) / len(real)
+    assert table["word"].tolist() == ["great", "fun"]
+    np.testing.assert_allclose(table["contribution"], expected, rtol=1e-4, atol=1e-7)
+
+
 def test_prefix_predictions_end_with_the_whole_text(trained):
     text = "the acting was dull but the story great fun"
     vocab, config = trained.data.vocab, trained.config

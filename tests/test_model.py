@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnnkit.config import TrainConfig, preset
-from rnnkit.model import build_model, model_summary, parameter_count
+from rnnkit.model import build_model, has_fused_layers, model_summary, parameter_count
 
 # A small model whose parameters are easy to count: 100 words, 8-dim embedding, one RNN layer of
 # 4 units, one Dense layer of 3 units.
@@ -53,10 +53,10 @@ def test_notebook_and_seed_models_are_the_notebooks_to_the_parameter(name):
     assert "Total params: 203,393" in model_summary(config)
 
 
-def test_recommended_model_predicts_one_probability_per_review():
-    config = preset("recommended")
+def test_best_rnn_model_predicts_one_probability_per_review():
+    config = preset("best_rnn")
     # Embedding 20000*32 = 640,000; BiLSTM(32) on 32: 2*4*(32*32 + 32*32 + 32) = 16,640;
-    # Dense(1) on 64: 65.
+    # Dense(1) on 32+32: 65.
     assert parameter_count(config) == 656_705
     model = build_model(config)
     short = np.array([[1, 14, 22, 16, 0, 0], [1, 43, 530, 973, 1622, 1385]], dtype="int32")
@@ -68,6 +68,42 @@ def test_recommended_model_predicts_one_probability_per_review():
     assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
         "dropout_lstm_1"
     ]
+
+
+def test_recommended_model_is_the_mean_of_word_vectors():
+    config = preset("recommended")
+    # Embedding 20000*50 = 1,000,000; Dense(1) on the 50-dim mean: 51. No RNN.
+    assert parameter_count(config) == 1_000_051
+    model = build_model(config)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer",
+        "Embedding",
+        "GlobalAveragePooling1D",
+        "Dense",
+    ]
+    vectors = model.get_layer("embedding").get_weights()[0]  # (20000, 50)
+    kernel, bias = model.get_layer("probability").get_weights()
+    review = [1, 14, 22, 16, 14, 19999]
+    expected_mean = vectors[review].mean(axis=0)  # the review's words only, repeats counted
+    expected = 1 / (1 + np.exp(-(expected_mean @ kernel + bias)))
+    for padding in (0, 7):  # the padding ("post") changes nothing under the mask
+        tokens = np.array([review + [0] * padding], dtype="int32")
+        assert np.allclose(model.predict(tokens, verbose=0), expected, rtol=0, atol=1e-5)
+    assert config.model.cell == "simple_rnn" and not has_fused_layers(model)
+
+
+def test_without_a_mask_the_mean_counts_the_padding():
+    config = small_config(rnn_units=(), dense_units=(), dropout_rate=0.5)
+    model = build_model(config)
+    assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
+        "dropout_mean"
+    ]
+    vectors = model.get_layer("embedding").get_weights()[0]
+    kernel, bias = model.get_layer("probability").get_weights()
+    tokens = np.array([[1, 5, 9, 0, 0]], dtype="int32")
+    expected_mean = vectors[[1, 5, 9, 0, 0]].mean(axis=0)  # padding's row 0 counted twice
+    expected = 1 / (1 + np.exp(-(expected_mean @ kernel + bias)))
+    assert np.allclose(model.predict(tokens, verbose=0), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,17 @@ def test_the_form_shows_the_model_before_training(corpus):
     assert button(app, "train_start").label == "Train"
 
 
+def test_the_form_offers_a_model_without_an_rnn(corpus):
+    (preset_box,) = [box for box in open_train_page().selectbox if box.key == "cfg_preset"]
+    assert preset_box.options == ["seed", "notebook", "recommended", "best_rnn"]
+    app = open_train_page(**{"model.rnn_units": ""})
+    values = {metric.label: metric.value for metric in app.metric}
+    # Embedding 100 x 8, then the mean of the word vectors: Dense 8->8 + Dense 8->1.
+    assert values["Parameters"] == f"{800 + (8 * 8 + 8) + 9:,}"
+    assert "no RNN (mean of word vectors)" in texts(app)
+    assert "computed by the mean of word vectors, no RNN" in texts(app)
+
+
 def test_a_tiny_config_trains_from_the_page_and_shows_its_curves(corpus):
     app = open_train_page()
     button(app, "train_start").click().run()

@@ -161,6 +161,22 @@ def test_tiny_config_trains_and_stores_everything(data, store):
     assert last_batch.fraction == 1.0 and last_batch.eta == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_model_without_an_rnn_trains_stores_and_reloads(data, store):
+    config = tiny_config(**{"model.rnn_units": "none", "model.dense_units": "none"})
+    run = train(config, data, store)
+    assert store.status(run.run_id) == "complete" and len(run.history) == 3
+    assert run.timings["fused_rnn"] is False
+    model = run.model()  # saved and loaded by Keras alone
+    assert [type(layer).__name__ for layer in model.layers][1:] == [
+        "Embedding",
+        "GlobalAveragePooling1D",
+        "Dense",
+    ]
+    prepared = prepare_data(config, data)
+    reloaded = model.predict(prepared.x_test, verbose=0)[:, 0]
+    np.testing.assert_allclose(reloaded, run.predictions, atol=1e-5)
+
+
 def test_a_trained_config_is_never_trained_again(data, store):
     first = train(tiny_config(), data, store)
     events = []
@@ -347,6 +363,10 @@ def test_training_flops_by_hand():
     assert training_flops_per_epoch(tiny_config(), 64) == 3 * 2 * 64 * (16 * 256 + 136)
     assert training_flops_per_epoch(tiny_config(), 64, steps=500) == 3 * 2 * (500 * 256 + 64 * 136)
     assert training_flops_per_epoch(preset("seed"), 20000) == pytest.approx(2.08995072e12)
+    # Without an RNN each step adds its 8-dim vector to the mean; per review, Dense(8) on 8 and
+    # Dense(1) on 8: 64 + 8 = 72.
+    no_rnn = tiny_config(**{"model.rnn_units": "none"})
+    assert training_flops_per_epoch(no_rnn, 64, steps=500) == 3 * 2 * (500 * 8 + 64 * 72)
 
 
 def trained_steps(setup) -> int:
@@ -372,6 +392,7 @@ def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
     from rnnkit.training import (
         DEFAULT_FLOPS_PER_SECOND,
         FUSED_FLOPS_PER_SECOND,
+        NO_RNN_FLOPS_PER_SECOND,
         estimate_epoch_seconds,
         training_flops_per_epoch,
         training_steps_per_epoch,
@@ -394,6 +415,16 @@ def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
         * training_flops_per_epoch(unmasked, 64)
         / training_flops_per_epoch(config, 64, steps)
     )
+    # A model without an RNN is not timed by RNN runs, nor they by it: each keeps its speed.
+    no_rnn = tiny_config(**{"model.rnn_units": "none"})
+    no_rnn_flops = training_flops_per_epoch(no_rnn, 64, steps)
+    assert estimate_epoch_seconds(no_rnn, lengths, store) == pytest.approx(
+        no_rnn_flops / NO_RNN_FLOPS_PER_SECOND
+    )
+    no_rnn_run = train(no_rnn, data, store)
+    no_rnn_measured = float(np.median(no_rnn_run.timings["epoch_seconds"]))
+    assert estimate_epoch_seconds(no_rnn, lengths, store) == pytest.approx(no_rnn_measured)
+    assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(measured)
     # A config Keras computes is not timed by the fused run: it keeps Keras' default speed.
     monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
     assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(
