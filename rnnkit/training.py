@@ -597,7 +597,8 @@ def estimate_epoch_seconds(
             past = TrainConfig.from_dict(summary.config)
             timings = store.read_json(summary.run_id, "timings.json")
             epoch_seconds = timings["epoch_seconds"]
-            if epoch_seconds and computation(past, timings.get("fused_rnn", False)) == kind:
+            fused = bool(timings.get("fused_rnn", False))
+            if epoch_seconds and computation(past, fused) == kind:
                 speeds.append(epoch_flops(past) / float(np.median(epoch_seconds)))
         except (ValueError, KeyError, TypeError, OSError):
             continue  # a damaged run, or a split these lengths cannot make: not a measurement
@@ -613,6 +614,9 @@ def computation(config: TrainConfig, fused: bool | None = None) -> str:
         config: the configuration.
         fused: whether its RNN layers were fused (a completed run's `timings.json` says);
             None: whether they would be in this process (`model.uses_fused_rnn`).
+
+    Returns:
+        The key.
     """
     from rnnkit.model import uses_fused_rnn
 
