@@ -77,8 +77,10 @@ class Server:
 
 
 def _running_in_group(group: int) -> bool:
-    """Whether a process of process group `group` is still running (not yet a zombie)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    """Whether a process of process group `group` is still running: a thread of it is not yet
+    a zombie. A killed process's main thread turns zombie before its other threads have exited,
+    and its files (a run's lock) stay open until the last one has."""
+    for stat in Path("/proc").glob("[0-9]*/task/[0-9]*/stat"):
         with contextlib.suppress(OSError):
             # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")".
             fields = stat.read_text().rpartition(")")[2].split()
