@@ -610,7 +610,7 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
         else f"reviews padded to {config.data.max_length} steps"
     )
     loop, default = COMPUTATIONS[computation(config)]
-    computed = f"{loop} ({default / 1e9:.0f} GFLOP/s until there is one)"
+    computed = f"{loop} ({default / 1e9:g} GFLOP/s until there is one)"
     st.caption(
         f"{config.summary()}. The estimate counts the operations of an epoch over {steps}, at "
         f"the speed this server showed on its completed runs computed by {computed}."

@@ -73,7 +73,7 @@ def test_the_form_offers_a_model_without_an_rnn(corpus):
     # Embedding 100 x 8, then the mean of the word vectors: Dense 8->8 + Dense 8->1.
     assert values["Parameters"] == f"{800 + (8 * 8 + 8) + 9:,}"
     assert "no RNN (mean of word vectors)" in texts(app)
-    assert "computed by the mean of word vectors, no RNN" in texts(app)
+    assert "computed by the mean of word vectors, no RNN (0.85 GFLOP/s until" in texts(app)
 
 
 def test_a_tiny_config_trains_from_the_page_and_shows_its_curves(corpus):
