@@ -430,7 +430,13 @@ def _field_widget(name: str, value: Any, server_limit: int | None) -> Any:
             label, limit.choices, index=limit.choices.index(shown), key=key, help=help_text
         )
     if limit.kind == "int_tuple":
-        help_text += " Comma-separated, one number per layer."
+        help_text += " Comma-separated, one number per layer; empty: no such layer."
+        if name == "model.rnn_units":
+            help_text += (
+                " With no RNN layer the model averages each review's word vectors (the "
+                "bag-of-words baseline), and cell, bidirectional and recurrent dropout rate "
+                "change nothing."
+            )
         return st.text_input(label, shown, key=key, help=help_text)
     if limit.optional:
         help_text += " 'none' turns it off."

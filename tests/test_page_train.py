@@ -69,6 +69,8 @@ def test_the_form_offers_a_model_without_an_rnn(corpus):
     (preset_box,) = [box for box in open_train_page().selectbox if box.key == "cfg_preset"]
     assert preset_box.options == ["seed", "notebook", "recommended", "best_rnn"]
     app = open_train_page(**{"model.rnn_units": ""})
+    (units,) = [field for field in app.text_input if field.key == "cfg_field_model.rnn_units"]
+    assert "With no RNN layer the model averages each review's word vectors" in units.help
     values = {metric.label: metric.value for metric in app.metric}
     # Embedding 100 x 8, then the mean of the word vectors: Dense 8->8 + Dense 8->1.
     assert values["Parameters"] == f"{800 + (8 * 8 + 8) + 9:,}"
