@@ -192,13 +192,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--worker",
-        choices=("notebook", "rnnkit", "recommended", "best_rnn"),
+        choices=("notebook", "rnnkit", *PRESETS_TRAINED),
         help=argparse.SUPPRESS,
     )
     arguments = parser.parse_args()
     if arguments.batches < 1 or arguments.epochs < 1:
         parser.error("--batches and --epochs must be at least 1")
-    if arguments.worker in ("recommended", "best_rnn"):
+    if arguments.worker in PRESETS_TRAINED:
         train_preset(arguments.worker)
         return
     if arguments.worker:
