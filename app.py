@@ -9,7 +9,7 @@ first visit parses them, every later view (of any session) takes them from `st.c
 
 import streamlit as st
 
-from rnnkit import ui
+from rnnkit.ui.loading import data_sidebar
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
             st.Page("views/predictions.py", title="Predictions", icon="🔮"),
         ]
     )
-    ui.data_sidebar()
+    data_sidebar()
     page.run()
 
 

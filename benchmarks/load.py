@@ -65,7 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the browser tests' helpers start the app and name Chromium
 
-from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS, PAGES, start_server  # noqa: E402
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, PAGES, start_server  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 1000}  # wide enough for the sidebar to stay open
 
@@ -79,8 +79,8 @@ COMPLETE_RUN_SETTINGS = {
     "model.dense_units": "8",
     "training.epochs": "1",
 }
-# The job that trains during the load: the notebook's model (about 80 s an epoch of 20,000
-# reviews on 2 cores alone, far slower under load), stopped when the measurement ends.
+# The job that trains during the load: the notebook's model, which computes every padded step,
+# so that it is still training when the load ends; it is stopped then.
 JOB_EPOCHS = "5"
 
 # True once the page asked for has run to its end: its title shown and the app's script state
@@ -474,13 +474,13 @@ def measure_apptest(environment: dict[str, str], arguments: argparse.Namespace) 
 
     os.environ.update(environment)
     import rnnkit
-    from rnnkit import ui
+    from rnnkit.ui.board import job_board
 
     apptest_tour(0, 1, 0, arguments.timeout)  # warm-up: caches filled, TensorFlow loaded
     alone = apptest_tour(0, arguments.rounds, 0, arguments.timeout)
     data = rnnkit.load_imdb(num_words=10000)
     config = rnnkit.preset("notebook").with_overrides({"training.epochs": int(JOB_EPOCHS)})
-    board = ui.job_board()
+    board = job_board()
     job = board.submit(config, data)
     started = time.perf_counter()
     with ThreadPoolExecutor(arguments.sessions) as pool:

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))  # the browser tests' helpers start the app and na
 
 from load import train_complete_run  # noqa: E402
 
-from tests.browser_helpers import CHROMIUM, CHROMIUM_FLAGS, start_server  # noqa: E402
-from tests.browser_helpers import settle as wait_until_quiet  # noqa: E402
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, start_server  # noqa: E402
+from tests.helpers import settle as wait_until_quiet  # noqa: E402
 
 TARGET_MIB = 1.5 * 1024  # 1.5 GiB: room to spare on a 2.7 GB hosted instance
 REVIEW = "A brilliant film, superb acting and great fun, though the ending drags a little."

@@ -264,7 +264,7 @@ def main() -> None:
         )
     try:
         import rnnkit
-        from rnnkit.evaluation import tfidf_baseline
+        from rnnkit.baseline import tfidf_baseline
 
         baseline = tfidf_baseline(rnnkit.load_imdb(num_words=10000))
         print(

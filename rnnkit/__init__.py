@@ -5,18 +5,13 @@ functions that need it.
 """
 
 from rnnkit.config import PRESETS, TrainConfig, preset
-from rnnkit.data import (
-    DataError,
-    DataWarning,
-    ImdbData,
-    Split,
-    Vocabulary,
-    load_imdb,
-    tokenize,
-)
+from rnnkit.data import ImdbData, Split, load_imdb
 from rnnkit.runs import Run, RunError, RunStore
 from rnnkit.sequences import PaddingReport, TokenSequences, pad, padding_report
-from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled, get_or_train, train
+from rnnkit.sources import DataError, DataWarning
+from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled, train
+from rnnkit.version import VERSION
+from rnnkit.vocabulary import Vocabulary, tokenize
 
 __all__ = [
     "PRESETS",
@@ -35,7 +30,6 @@ __all__ = [
     "TrainingCancelled",
     "Vocabulary",
     "build_model",
-    "get_or_train",
     "load_imdb",
     "pad",
     "padding_report",
@@ -43,7 +37,7 @@ __all__ = [
     "tokenize",
     "train",
 ]
-__version__ = "0.1.0"
+__version__ = VERSION
 
 
 def __getattr__(name: str):

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from rnnkit.config import PRESETS, TrainConfig, preset
-from rnnkit.data import DataError, load_imdb
+from rnnkit.data import load_imdb
 from rnnkit.runs import RunError, RunStore
+from rnnkit.sources import DataError
 from rnnkit.training import ProgressEvent, TrainingCancelled, train
 
 BAR_WIDTH = 30

@@ -315,6 +315,15 @@ class TrainConfig:
             for section in SECTIONS
         }
 
+    def flat_settings(self) -> dict[str, Any]:
+        """Every setting by its dotted name, in declaration order: {"data.num_words": 10000,
+        ..., "model.rnn_units": (64, 64), ...}."""
+        return {
+            f"{section}.{name}": value
+            for section in SECTIONS
+            for name, value in dataclasses.asdict(getattr(self, section)).items()
+        }
+
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> TrainConfig:
         """Make a config from a nested dict such as `to_dict()` gives.
@@ -445,18 +454,16 @@ def _resolve_key(key: str) -> str:
 PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(model=ModelConfig(mask_padding=True)),
     "notebook": TrainConfig(),
-    # The best test accuracy found within 5 minutes of training on the 2-core CPU (README,
-    # Performance), within a hosted server's limits: no RNN at all. The mean of each review's
-    # word vectors generalizes to the test reviews (other films) better than every RNN tried,
-    # which fit the training films' words within 2-3 epochs (seen on the test set); its
-    # settings were then chosen among such models on validation accuracy.
+    # No RNN at all: the mean of each review's word vectors, within a hosted server's limits.
+    # It generalizes to the test reviews (other films) better than the RNNs, which fit the
+    # training films' words within 2-3 epochs, and trains in seconds (docs/performance.md).
     "recommended": TrainConfig(
         data=DataConfig(num_words=20000),
         model=ModelConfig(rnn_units=(), embedding_dim=50, dense_units=(), mask_padding=True),
         training=TrainingConfig(epochs=10, learning_rate=0.002, early_stopping_patience=2),
     ),
-    # The best RNN found in the same search: a small bidirectional LSTM that skips the padding,
-    # strong dropout against its fast overfitting, stopped early on the validation loss.
+    # The best RNN found: a small bidirectional LSTM that skips the padding, strong dropout
+    # against its fast overfitting, stopped early on the validation loss.
     "best_rnn": TrainConfig(
         data=DataConfig(num_words=20000, max_length=400, padding="pre"),
         model=ModelConfig(

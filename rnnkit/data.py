@@ -1,4 +1,4 @@
-"""The IMDB reviews: sources, tokenizing, vocabulary, encoding and the on-disk cache.
+"""The IMDB reviews, loaded: parsing, encoding, the loaded dataset and the on-disk cache.
 
 `load_imdb()` gives the reviews encoded the way `keras.datasets.imdb.load_data` encodes them, so
 the course notebook's code and numbers carry over:
@@ -12,292 +12,94 @@ the course notebook's code and numbers carry over:
   takes a random fifth and not one label.
 
 Sources: the Large Movie Review Dataset ("aclImdb": the official `aclImdb_v1.tar.gz`, a copy of
-its labeled part, or the unpacked folder) or Keras' own download ("keras"). Parsing aclImdb takes
-seconds; the parsed result is cached on disk for every later process and every `num_words`.
+its labeled part, or the unpacked folder; `rnnkit.sources` reads and downloads it) or Keras' own
+download ("keras"). Parsing aclImdb takes seconds; the parsed result is cached on disk for every
+later process and every `num_words`. Tokenizing and the vocabulary live in `rnnkit.vocabulary`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import pickle
-import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 import warnings
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import count
 from pathlib import Path
-from types import EllipsisType
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from filelock import FileLock
 
 from rnnkit.sequences import TokenSequences
-from rnnkit.settings import DATA_VARIABLE, get_settings
+from rnnkit.settings import DATA_VARIABLE, child_environment, get_settings
+from rnnkit.sources import (
+    LABEL_NAMES,
+    OFFICIAL_URL,
+    SPLITS,
+    DataError,
+    DataWarning,
+    RawReview,
+    download_imdb,
+    download_path,
+    read_archive,
+    read_folder,
+    resolve_source,
+    source_fingerprint,
+)
+from rnnkit.vocabulary import (
+    DOCUMENT_SEPARATOR,
+    OOV_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    START_ID,
+    TOKENIZER_VERSION,
+    UNUSED_ID,
+    Vocabulary,
+    check_encoding,
+    tokenize,
+    tokenize_documents,
+)
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
-PAD_ID, START_ID, OOV_ID, UNUSED_ID = 0, 1, 2, 3
-SPECIAL_TOKENS = {PAD_ID: "<PAD>", START_ID: "<START>", OOV_ID: "<UNK>", UNUSED_ID: "<UNUSED>"}
-LABEL_NAMES = ("neg", "pos")  # label 0 is a negative review, 1 a positive one
-SPLITS = ("train", "test")
+# What `rnnkit.data` offers: its own loader and dataset, and (from their modules) the errors,
+# the encoding's ids, the tokenizer, the vocabulary and the download, as it always has.
+__all__ = [
+    "LABEL_NAMES",
+    "OFFICIAL_URL",
+    "OOV_ID",
+    "PAD_ID",
+    "SPECIAL_TOKENS",
+    "SPLITS",
+    "START_ID",
+    "UNUSED_ID",
+    "DataError",
+    "DataWarning",
+    "ImdbData",
+    "ReviewTexts",
+    "SourceInfo",
+    "Split",
+    "Vocabulary",
+    "download_imdb",
+    "download_path",
+    "load_imdb",
+    "tokenize",
+]
 
-OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
-
-# Bump when the tokens a text gives change: cached corpora made by another version are rebuilt.
-TOKENIZER_VERSION = 1
+# Bump when the layout of the cached corpus changes: caches of another format are rebuilt.
 CACHE_FORMAT = 1
 
 Source = Literal["aclImdb", "keras"]
-
-
-class DataError(Exception):
-    """The data could not be loaded; the message names the file and the fix."""
-
-
-class DataWarning(UserWarning):
-    """The data loaded, but something in it was repaired or skipped."""
-
-
-# --- tokenizing -------------------------------------------------------------------------------
-
-_BREAK_BYTES = re.compile(rb"<br\s*/?>")
-_BREAK_TEXT = re.compile(r"<br\s*/?>")
-# An apostrophe is part of a word only between two letters or digits ("don't", "cameraman's").
-_LONE_APOSTROPHE_BYTES = re.compile(rb"'(?:(?<![a-z0-9]')|(?![a-z0-9]))")
-_WORD_TEXT = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-_CURLY_APOSTROPHES = re.compile("[\u2019\u2018\u02bc]")
-# ASCII reviews (about 90% of IMDB) take a byte-level path that gives the same tokens as
-# _WORD_TEXT, several times faster: every byte but letters, digits, "'" and the document
-# separator becomes a space.
-_ASCII_WORD_BYTES = (
-    bytes(byte if chr(byte).isalnum() or byte in b"'\x00" else ord(" ") for byte in range(128))
-    + b" " * 128
-)
-_DOCUMENT_SEPARATOR = b"\x00"
-
-
-def _unicode_tokens(text: str) -> list[str]:
-    text = _CURLY_APOSTROPHES.sub("'", _BREAK_TEXT.sub(" ", text.lower()))
-    return _WORD_TEXT.findall(text)
-
-
-def _tokenize_documents(documents: Sequence[bytes]) -> tuple[list[bytes], list[int]]:
-    """Tokens of many UTF-8 documents in one list, each document led by the separator.
-
-    Returns:
-        The tokens (bytes), and the documents' indices in the order their tokens appear there.
-    """
-    ascii_order = [index for index, document in enumerate(documents) if document.isascii()]
-    other_order = [index for index, document in enumerate(documents) if not document.isascii()]
-    blob = b"".join(
-        b" \x00 " + documents[index].replace(_DOCUMENT_SEPARATOR, b" ") for index in ascii_order
-    ).lower()
-    blob = _BREAK_BYTES.sub(b" ", blob).translate(_ASCII_WORD_BYTES)
-    tokens = _LONE_APOSTROPHE_BYTES.sub(b" ", blob).split()
-    for index in other_order:
-        tokens.append(_DOCUMENT_SEPARATOR)
-        tokens.extend(" ".join(_unicode_tokens(documents[index].decode())).encode().split())
-    return tokens, ascii_order + other_order
-
-
-def tokenize(text: str) -> list[str]:
-    """Split a review into words, as every rnnkit encoding does.
-
-    Lower case; HTML line breaks (`<br />`) removed; a word is a run of letters or digits of any
-    script, with apostrophes kept inside it ("don't", "cameraman's"; a curly ’ counts as ');
-    everything else (punctuation, symbols, spaces) separates words.
-
-    Args:
-        text: the review.
-
-    Returns:
-        Its words, in order.
-    """
-    tokens, _ = _tokenize_documents([text.encode()])
-    return [token.decode() for token in tokens[1:]]
-
-
-# --- vocabulary -------------------------------------------------------------------------------
-
-
-class Vocabulary:
-    """The training split's words with their ids, counts and coverage.
-
-    A word of rank r (1 = most frequent in the training split) has id r + `index_from`; with
-    `num_words` set, encoding maps ids of `num_words` or more to `<UNK>` (2).
-    """
-
-    def __init__(
-        self,
-        words: Sequence[str],
-        word_counts: np.ndarray,
-        document_counts: np.ndarray,
-        num_words: int | None = 10000,
-        index_from: int = 3,
-    ) -> None:
-        _check_encoding(num_words, index_from)
-        if not len(words) == len(word_counts) == len(document_counts):
-            raise ValueError("words, word_counts and document_counts must have one entry each")
-        self.words = list(words)  # words[r - 1] has rank r
-        self.word_counts = np.asarray(word_counts, dtype=np.int64)  # occurrences in training
-        self.document_counts = np.asarray(document_counts, dtype=np.int64)  # training reviews
-        self.num_words = num_words
-        self.index_from = index_from
-
-    @cached_property
-    def word_index(self) -> dict[str, int]:
-        """Every training word to its id (before the `num_words` cut)."""
-        return {word: rank + self.index_from for rank, word in enumerate(self.words, start=1)}
-
-    @property
-    def size(self) -> int:
-        """How many ids encoded reviews use (0 to size - 1): an Embedding's `input_dim`."""
-        full = len(self.words) + self.index_from + 1
-        return full if self.num_words is None else min(full, self.num_words)
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def __repr__(self) -> str:
-        return (
-            f"Vocabulary({len(self.words)} training words, num_words={self.num_words}, "
-            f"index_from={self.index_from})"
-        )
-
-    def word_to_id(self, word: str) -> int:
-        """The id that encoding gives `word` (lower-cased): its own, or 2 if out of vocabulary."""
-        word_id = self.word_index.get(word.strip().lower(), OOV_ID)
-        return OOV_ID if word_id >= self.size else word_id
-
-    def id_to_word(self, word_id: int) -> str:
-        """The word for an id; special ids give `<PAD>`, `<START>`, `<UNK>` or `<UNUSED>`."""
-        word_id = int(word_id)
-        if word_id < 0 or word_id >= len(self.words) + self.index_from + 1:
-            raise ValueError(
-                f"id {word_id} is outside this vocabulary (0 to "
-                f"{len(self.words) + self.index_from})"
-            )
-        if word_id <= self.index_from:
-            return SPECIAL_TOKENS.get(word_id, SPECIAL_TOKENS[UNUSED_ID])
-        return self.words[word_id - self.index_from - 1]
-
-    def _rank(self, word: str) -> int | None:
-        word_id = self.word_index.get(word.strip().lower())
-        return None if word_id is None else word_id - self.index_from
-
-    def count(self, word: str) -> int:
-        """How often `word` occurs in the training split (0 if never)."""
-        rank = self._rank(word)
-        return 0 if rank is None else int(self.word_counts[rank - 1])
-
-    def documents(self, word: str) -> int:
-        """In how many training reviews `word` occurs."""
-        rank = self._rank(word)
-        return 0 if rank is None else int(self.document_counts[rank - 1])
-
-    def encode(self, text: str, add_start: bool = True) -> np.ndarray:
-        """Encode a text the way the dataset's reviews are encoded.
-
-        Args:
-            text: any text; see `tokenize` for how it is split into words.
-            add_start: begin with the `<START>` id (1), as every review in the dataset does.
-
-        Returns:
-            An int32 array of ids.
-        """
-        ids = [self.word_to_id(word) for word in tokenize(text)]
-        return np.array([START_ID, *ids] if add_start else ids, dtype=np.int32)
-
-    def decode(self, ids: Sequence[int] | np.ndarray, skip_padding: bool = False) -> str:
-        """The words of `ids`, separated by spaces, special ids shown as `<PAD>`, `<UNK>` ...
-
-        Args:
-            ids: token ids (a review, padded or not).
-            skip_padding: leave out the `<PAD>` (0) ids.
-
-        Returns:
-            The decoded text.
-        """
-        return " ".join(
-            self.id_to_word(word_id) for word_id in ids if not (skip_padding and word_id == PAD_ID)
-        )
-
-    @cached_property
-    def _cumulative_counts(self) -> np.ndarray:
-        return np.cumsum(self.word_counts)
-
-    def coverage_curve(self) -> np.ndarray:
-        """(len(vocab),) share of training-token occurrences covered by the top 1, 2, ... words."""
-        total = self._cumulative_counts[-1] if len(self.words) else 0
-        return self._cumulative_counts / total if total else np.zeros(len(self.words))
-
-    def coverage(self, top_n: int) -> float:
-        """Share of training-token occurrences that are one of the `top_n` most frequent words."""
-        if top_n < 0:
-            raise ValueError(f"top_n must be 0 or more, not {top_n}")
-        if top_n == 0 or not len(self.words):
-            return 0.0
-        return float(self.coverage_curve()[min(top_n, len(self.words)) - 1])
-
-    def words_kept(self, num_words: int | EllipsisType | None = ...) -> int:
-        """How many words keep their own id under `num_words` (None: every word; default:
-        this vocabulary's)."""
-        num_words = self.num_words if num_words is ... else num_words
-        if num_words is None:
-            return len(self.words)
-        return max(0, min(len(self.words), num_words - self.index_from - 1))
-
-    def oov_rate(self, num_words: int | EllipsisType | None = ...) -> float:
-        """Share of training-token occurrences that become `<UNK>` under `num_words` (None:
-        every word; default: this vocabulary's)."""
-        return 1.0 - self.coverage(self.words_kept(num_words))
-
-    def table(self) -> pd.DataFrame:
-        """One row per training word: id, word, count, documents, kept (id < num_words)."""
-        import pandas as pd
-
-        ids = np.arange(len(self.words)) + self.index_from + 1
-        return pd.DataFrame(
-            {
-                "id": ids,
-                "word": self.words,
-                "count": self.word_counts,
-                "documents": self.document_counts,
-                "kept": ids < self.size,
-            }
-        )
-
-
-def _check_encoding(num_words: int | None, index_from: int) -> None:
-    if isinstance(index_from, bool) or not isinstance(index_from, int) or index_from < 2:
-        raise ValueError(
-            f"index_from must be a whole number of at least 2 (ids 0-2 are <PAD>, <START> and "
-            f"<UNK>), not {index_from!r}"
-        )
-    if num_words is not None and (
-        isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < index_from + 2
-    ):
-        raise ValueError(
-            f"num_words must be None (every word) or a whole number of at least index_from + 2 "
-            f"= {index_from + 2} (room for one word), not {num_words!r}"
-        )
 
 
 # --- the loaded dataset -----------------------------------------------------------------------
@@ -546,7 +348,7 @@ def _encode_documents(documents: Sequence[bytes]) -> tuple[list[bytes], np.ndarr
         The distinct tokens (first seen first), each token's number among them (the
         tokens of each document led by the separator), and the documents in token order.
     """
-    tokens, order = _tokenize_documents(documents)
+    tokens, order = tokenize_documents(documents)
     # dict.setdefault gives each new token its first position, in one C-level pass.
     first_positions: dict[bytes, int] = {}
     positions = np.fromiter(
@@ -572,20 +374,13 @@ def _encode_in_parallel(documents: Sequence[bytes]) -> tuple[list[bytes], np.nda
     if (cores or 1) < 2 or len(documents) < 2000:
         return _encode_documents(documents)
     half = len(documents) // 2
-    package_root = str(Path(__file__).resolve().parents[1])
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
-        ),
-    }
     try:
         worker = subprocess.Popen(
             [sys.executable, "-c", "from rnnkit.data import _encode_worker; _encode_worker()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=environment,
+            env=child_environment(),
         )
     except OSError:
         return _encode_documents(documents)
@@ -625,12 +420,12 @@ def _encode_worker() -> None:
     pickle.dump(_encode_documents(documents), sys.stdout.buffer, protocol=5)
 
 
-def _build_corpus(reviews: list[_RawReview]) -> _Corpus:
+def _build_corpus(reviews: list[RawReview]) -> _Corpus:
     """Tokenize, count and rank `reviews` (already in file order)."""
     vocabulary_bytes, token_ids, token_order = _encode_in_parallel(
         [review.data for review in reviews]
     )  # token_ids: (tokens,) provisional word ids
-    separator_id = vocabulary_bytes.index(_DOCUMENT_SEPARATOR)
+    separator_id = vocabulary_bytes.index(DOCUMENT_SEPARATOR)
 
     review_starts_in_order = np.flatnonzero(token_ids == separator_id)  # (reviews,)
     lengths_in_order = np.diff(np.append(review_starts_in_order, len(token_ids)))
@@ -723,282 +518,7 @@ def _assemble(
     )
 
 
-# --- reading aclImdb --------------------------------------------------------------------------
-
-_REVIEW_PATH = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+)$")
-_REVIEW_NAME = re.compile(r"(\d+)_(\d+)\.txt")
-_LAYOUT_HINT = (
-    "expected the aclImdb layout: aclImdb/{train,test}/{pos,neg}/ID_RATING.txt, as in the "
-    f"official aclImdb_v1.tar.gz ({OFFICIAL_URL})"
-)
-
-
-@dataclass
-class _RawReview:
-    split: str
-    label: int
-    review_id: int
-    rating: int
-    data: bytes  # valid UTF-8
-    replaced: bool  # held bytes that were not UTF-8, now U+FFFD
-
-
-class _ReviewCollector:
-    """Turns (path inside the source, bytes) pairs into reviews, noting what it skips."""
-
-    def __init__(self, source: Path) -> None:
-        self.source = source
-        self.reviews: list[_RawReview] = []
-        self.misnamed: list[str] = []
-        self.first_replaced: str | None = None
-
-    def add(self, name: str, read: Callable[[], bytes]) -> None:
-        match = _REVIEW_PATH.search(name)
-        if not match:
-            return  # urls_*.txt, the unlabeled "unsup" reviews, .feat files, folders
-        split, label_name, file_name = match.groups()
-        name_match = _REVIEW_NAME.fullmatch(file_name)
-        if not name_match:
-            self.misnamed.append(name)
-            return
-        data = read()
-        replaced = False
-        if not data.isascii():
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                data = data.decode(errors="replace").encode()
-                replaced = True
-                self.first_replaced = self.first_replaced or name
-        self.reviews.append(
-            _RawReview(
-                split=split,
-                label=LABEL_NAMES.index(label_name),
-                review_id=int(name_match.group(1)),
-                rating=int(name_match.group(2)),
-                data=data,
-                replaced=replaced,
-            )
-        )
-
-    def finish(self) -> list[_RawReview]:
-        """The reviews in file order; raises DataError if a split or label has none."""
-        if not self.reviews:
-            raise DataError(f"No reviews found in {self.source}: {_LAYOUT_HINT}.")
-        found = {(split, label): 0 for split in SPLITS for label in range(2)}
-        for review in self.reviews:
-            found[review.split, review.label] += 1
-        empty = [f"{split}/{LABEL_NAMES[label]}" for (split, label), n in found.items() if not n]
-        if empty:
-            counts = ", ".join(f"{s}/{LABEL_NAMES[label]}: {n}" for (s, label), n in found.items())
-            raise DataError(
-                f"{self.source} has no reviews in {', '.join(empty)} ({counts}): the copy is "
-                f"incomplete. Use the full aclImdb_v1.tar.gz or its unpacked folder."
-            )
-        if self.misnamed:
-            warnings.warn(
-                f"Skipped {len(self.misnamed)} file(s) in {self.source} not named ID_RATING.txt "
-                f"(first: {self.misnamed[0]}).",
-                DataWarning,
-                stacklevel=3,
-            )
-        self.reviews.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.review_id))
-        return self.reviews
-
-
-def _read_archive(path: Path) -> list[_RawReview]:
-    collector = _ReviewCollector(path)
-    try:
-        # Streaming mode reads the archive once, front to back, whatever its compression.
-        with tarfile.open(path, mode="r|*") as archive:
-            for member in archive:
-                if member.isfile():
-                    collector.add(member.name, archive.extractfile(member).read)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        raise DataError(
-            f"The archive {path} is damaged or incomplete ({type(error).__name__}: {error}). "
-            f"Download aclImdb_v1.tar.gz again ({OFFICIAL_URL}, sha256 {OFFICIAL_SHA256[:12]}...) "
-            f"or point {DATA_VARIABLE} at an unpacked aclImdb folder."
-        ) from None
-    return collector.finish()
-
-
-def _folder_root(path: Path) -> Path:
-    for root in (path, path / "aclImdb"):
-        if (root / "train").is_dir() and (root / "test").is_dir():
-            return root
-    raise DataError(
-        f"The folder {path} does not have the aclImdb layout: it has no train/ and test/ folders "
-        f"(nor aclImdb/train and aclImdb/test); {_LAYOUT_HINT}."
-    )
-
-
-def _review_files(root: Path) -> Iterator[tuple[str, Path]]:
-    for split in SPLITS:
-        for label_name in LABEL_NAMES:
-            folder = root / split / label_name
-            if folder.is_dir():
-                with os.scandir(folder) as entries:
-                    for entry in entries:
-                        if entry.is_file():
-                            yield f"{split}/{label_name}/{entry.name}", Path(entry.path)
-
-
-def _read_folder(path: Path) -> list[_RawReview]:
-    collector = _ReviewCollector(path)
-    for name, file_path in _review_files(_folder_root(path)):
-        try:
-            collector.add(name, file_path.read_bytes)
-        except OSError as error:
-            raise DataError(f"Could not read {file_path}: {error}.") from None
-    return collector.finish()
-
-
-def _fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    if path.is_dir():
-        # Names, sizes and modification times: a changed or replaced review changes it.
-        for name, file_path in sorted(_review_files(_folder_root(path))):
-            stat = file_path.stat()
-            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# --- finding the source and the cache ---------------------------------------------------------
-
-
-# (bytes received so far, bytes in all, or None where the server does not say)
-DownloadProgress = Callable[[int, int | None], None]
-_DOWNLOAD_BLOCK = 1 << 18  # 256 KiB: about 340 progress reports for the official 84 MB
-_DOWNLOAD_TIMEOUT = 60  # seconds a stalled connection may wait before the download fails
-
-
-def download_path(url: str | None = None) -> Path:
-    """Where the archive downloaded from `url` is kept: `RNNKIT_CACHE_DIR/downloads`.
-
-    Args:
-        url: the archive's address; default `RNNKIT_DATA_URL`, else `OFFICIAL_URL`.
-
-    Returns:
-        The file's path (named after the address, so two addresses never share a file); it
-        exists once a download has finished.
-    """
-    url = url or get_settings().data_url or OFFICIAL_URL
-    name = Path(urllib.parse.urlsplit(url).path).name or "aclImdb.tar.gz"
-    key = hashlib.sha256(url.encode()).hexdigest()[:10]
-    return get_settings().cache_dir / "downloads" / f"{key}-{name}"
-
-
-def _fetch(url: str, destination: Path, on_progress: DownloadProgress | None) -> None:
-    with (
-        urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response,
-        open(destination, "wb") as file,
-    ):
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        done = 0
-        if on_progress:
-            on_progress(done, total)
-        while block := response.read(_DOWNLOAD_BLOCK):
-            file.write(block)
-            done += len(block)
-            if on_progress:
-                on_progress(done, total)
-    if total is not None and done != total:
-        raise ValueError(f"the connection closed after {done:,} of {total:,} bytes")
-
-
-def _check_download(url: str, path: Path) -> None:
-    """Raise ValueError unless `path` is the whole archive: the official file by its sha256,
-    any other (no checksum known) by reading it through as a tar archive."""
-    if url == OFFICIAL_URL:
-        digest = _fingerprint(path)
-        if digest != OFFICIAL_SHA256:
-            raise ValueError(
-                f"its sha256 is {digest[:12]}..., not the official {OFFICIAL_SHA256[:12]}...: "
-                f"the file was damaged on the way"
-            )
-        return
-    try:
-        with tarfile.open(path, mode="r|*") as archive:
-            for _ in archive:  # stream mode reads every member's bytes to reach the next
-                pass
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
-        raise ValueError(
-            f"it is not a complete tar archive ({type(error).__name__}: {error})"
-        ) from None
-
-
-def download_imdb(url: str | None = None, on_progress: DownloadProgress | None = None) -> Path:
-    """Download the aclImdb archive once; later calls, from any process, return the kept copy.
-
-    The bytes go to a hidden partial file beside `download_path(url)`, which is checked and
-    then renamed into place: a failed or interrupted download leaves no archive behind, and a
-    partial file left by a killed process is removed by the next download.
-
-    Args:
-        url: the archive's address; default `RNNKIT_DATA_URL`, else `OFFICIAL_URL`. Only the
-            official file has a known sha256; any other is checked by reading it as a tar.
-        on_progress: called with (bytes received, bytes in all or None) as the bytes arrive,
-            first with 0; not called when the archive is there already.
-
-    Returns:
-        The archive's path in the cache folder.
-
-    Raises:
-        DataError: the download failed or is damaged; the message says why and how to point
-            rnnkit at a local copy instead.
-    """
-    url = url or get_settings().data_url or OFFICIAL_URL
-    target = download_path(url)
-    if target.is_file():
-        return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # One process downloads; the others wait for it and then find the file.
-        with FileLock(f"{target}.lock"):
-            if target.is_file():
-                return target
-            for stale in target.parent.glob(f".partial-{target.name}-*"):
-                stale.unlink(missing_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".partial-{target.name}-", dir=target.parent)
-            os.close(handle)
-            partial = Path(name)
-            try:
-                _fetch(url, partial, on_progress)
-                _check_download(url, partial)
-                os.replace(partial, target)
-            finally:
-                partial.unlink(missing_ok=True)
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        raise DataError(
-            f"No local copy of the IMDB reviews was given and downloading {url} failed "
-            f"({error}). Point rnnkit at a copy you have: set {DATA_VARIABLE}=/path/to/"
-            f"aclImdb_v1.tar.gz (or an unpacked aclImdb folder), or call "
-            f"load_imdb(path=...)."
-        ) from None
-    return target
-
-
-def _resolve_path(path: str | os.PathLike | None) -> Path:
-    given_by = "the path argument"
-    if path is None:
-        path = get_settings().data_path
-        given_by = f"{DATA_VARIABLE}"
-        if path is None:
-            return download_imdb()
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(
-            f"No IMDB data at {path} (given by {given_by}): the path does not exist. Give the "
-            f"aclImdb_v1.tar.gz archive or its unpacked aclImdb folder, e.g. "
-            f"{DATA_VARIABLE}=/data/aclImdb_v1.tar.gz."
-        )
-    return path
+# --- the on-disk cache -------------------------------------------------------------------
 
 
 def _cache_folder(fingerprint: str) -> Path:
@@ -1036,7 +556,7 @@ def _write_cache(corpus: _Corpus, folder: Path, meta: dict) -> None:
 def _load_aclimdb_corpus(path: Path) -> tuple[_Corpus, SourceInfo]:
     started = time.perf_counter()
     kind = "aclImdb folder" if path.is_dir() else "aclImdb archive"
-    fingerprint = _fingerprint(path)
+    fingerprint = source_fingerprint(path)
     folder = _cache_folder(fingerprint)
     folder.parent.mkdir(parents=True, exist_ok=True)
     # One process parses; others wait for it and then read its cache.
@@ -1054,7 +574,7 @@ def _load_aclimdb_corpus(path: Path) -> tuple[_Corpus, SourceInfo]:
                 shutil.rmtree(folder, ignore_errors=True)
         from_cache = corpus is not None
         if corpus is None:
-            reader = _read_folder if path.is_dir() else _read_archive
+            reader = read_folder if path.is_dir() else read_archive
             corpus = _build_corpus(reader(path))
             _write_cache(
                 corpus,
@@ -1168,11 +688,11 @@ def load_imdb(
             message says which file and how to fix it.
         ValueError: an argument is out of range.
     """
-    _check_encoding(num_words, index_from)
+    check_encoding(num_words, index_from)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be None or a whole number of 0 or more, not {seed!r}")
     if source == "aclImdb":
-        corpus, source_info = _load_aclimdb_corpus(_resolve_path(path))
+        corpus, source_info = _load_aclimdb_corpus(resolve_source(path))
     elif source == "keras":
         if path is not None:
             raise ValueError('path is for source="aclImdb"; source="keras" downloads its own')

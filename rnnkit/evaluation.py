@@ -7,8 +7,10 @@
   reviews, `predict_texts` scores texts, `token_contributions` says which words pushed the
   prediction which way, `prefix_predictions` shows the prediction word by word, and
   `nearest_words` looks up neighbours in the trained embedding.
-- `tfidf_baseline`: TF-IDF + logistic regression on the same training rows, the score an RNN
-  has to beat, cached on disk.
+- What a page shows of a run: `run_report` (its test-set results) and `read_text` (what it
+  makes of a typed text).
+
+The TF-IDF + logistic regression baseline lives in `rnnkit.baseline`.
 
 No Streamlit here; Keras, TensorFlow and scikit-learn are imported by the functions that need
 them, so importing this module is quick.
@@ -17,41 +19,28 @@ them, so importing this module is quick.
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from rnnkit.config import TrainConfig, TrainingConfig
-from rnnkit.data import (
-    LABEL_NAMES,
-    OOV_ID,
-    PAD_ID,
-    SPECIAL_TOKENS,
-    START_ID,
-    ImdbData,
-    Vocabulary,
-    tokenize,
-)
-from rnnkit.settings import get_settings
+from rnnkit.config import TrainConfig
+from rnnkit.sources import LABEL_NAMES
+from rnnkit.vocabulary import OOV_ID, PAD_ID, SPECIAL_TOKENS, START_ID, Vocabulary, tokenize
 
 if TYPE_CHECKING:
     import keras
+
+    from rnnkit.data import ImdbData
+    from rnnkit.runs import Run
 
 MAX_TEXT_CHARACTERS = 1_000_000  # a longer text is cut to this many characters before encoding
 CURVE_POINTS = 500  # most points a ROC or precision-recall curve keeps for a chart
 PREDICT_BATCH = 256  # padded rows per call of the model
 # Review-length bucket edges (tokens, <START> included); 0, max_length and infinity are added.
 DEFAULT_LENGTH_EDGES = (0, 100, 200, 300, 500, 1000)
-BASELINE_VERSION = 1  # bump when the baseline's recipe changes: cached results are recomputed
-BASELINE_FOLDER = "baselines"
 
 Method = Literal["occlusion", "gradient"]
 
@@ -653,126 +642,93 @@ def nearest_words(
     )
 
 
-# --- a non-neural baseline --------------------------------------------------------------------
+# --- what a page shows of a run ---------------------------------------------------------------
 
 
-def _baseline_path(data: ImdbData, validation_split: float, seed: int, texts: bool) -> Path:
-    # Token ids depend on num_words (the fingerprint leaves it out); texts do not.
-    ids_part = "" if texts else f"-ids{data.num_words}"
-    name = f"{data.fingerprint[:20]}-{validation_split}-{seed}{ids_part}.json"
-    return get_settings().cache_dir / BASELINE_FOLDER / name
+@dataclass(frozen=True)
+class RunReport:
+    """A run's test-set results that do not depend on the threshold: `run_report`'s."""
+
+    histogram: pd.DataFrame  # probability_histogram
+    roc: pd.DataFrame | None  # the ROC curve; None when the test set has one label only
+    roc_auc: float
+    precision_recall: pd.DataFrame | None
+    average_precision: float
+    by_length: pd.DataFrame  # accuracy_by_length
+    mistakes: pd.DataFrame  # the most confident mistakes, with their text
 
 
-def _read_baseline(path: Path) -> dict | None:
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(result, dict) or result.get("version") != BASELINE_VERSION:
-        return None
-    return result
-
-
-def _write_json_atomically(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(content, file, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _fit_baseline(data: ImdbData, training: TrainingConfig) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    from rnnkit.training import split_rows
-
-    started = time.perf_counter()
-    validation_rows, training_rows = split_rows(TrainConfig(training=training), len(data.train))
-    if data.train.texts is not None and data.test.texts is not None:
-        train_documents: Sequence[str] = data.train.texts
-        test_documents: Sequence[str] = data.test.texts
-        tokenizer = tokenize
-    else:  # the keras source has no texts: its token ids stand in for the words
-        train_documents = [" ".join(map(str, ids.tolist())) for ids in data.train.sequences]
-        test_documents = [" ".join(map(str, ids.tolist())) for ids in data.test.sequences]
-        tokenizer = str.split
-    vectorizer = TfidfVectorizer(
-        tokenizer=tokenizer,
-        lowercase=False,
-        token_pattern=None,
-        ngram_range=(1, 2),
-        min_df=2,
-        max_features=100_000,
-        sublinear_tf=True,
-        dtype=np.float32,
-    )
-    features = vectorizer.fit_transform([train_documents[int(row)] for row in training_rows])
-    classifier = LogisticRegression(C=4.0, solver="liblinear", random_state=training.seed)
-    classifier.fit(features, data.train.labels[training_rows])
-
-    def accuracy(documents: Sequence[str], labels: np.ndarray) -> float:
-        predicted = classifier.predict(vectorizer.transform(documents))
-        return float(np.mean(predicted == labels))
-
-    validation_documents = [train_documents[int(row)] for row in validation_rows]
-    return {
-        "version": BASELINE_VERSION,
-        "val_accuracy": accuracy(validation_documents, data.train.labels[validation_rows]),
-        "test_accuracy": accuracy(test_documents, data.test.labels),
-        "seconds": time.perf_counter() - started,
-        "features": len(vectorizer.vocabulary_),
-        "training_reviews": len(training_rows),
-        "validation_reviews": len(validation_rows),
-        "test_reviews": len(data.test),
-        "input": "texts" if tokenizer is tokenize else "token ids",
-    }
-
-
-def tfidf_baseline(
-    data: ImdbData, validation_split: float = 0.2, seed: int = 0, cache: bool = True
-) -> dict[str, float | int | str | bool]:
-    """TF-IDF + logistic regression on the training rows an RNN of these settings trains on.
-
-    Unigrams and bigrams of rnnkit's own tokens (`tokenize`), seen in at least 2 training
-    reviews, the 100,000 most frequent, sublinear term frequency; a logistic regression with
-    C = 4 (liblinear). Trained on the same rows as `rnnkit.training.prepare_data` with this
-    validation_split and seed, scored on its validation rows and the whole test split. A
-    source without texts (keras) uses the token ids as words.
+def run_report(run: Run, data: ImdbData) -> RunReport:
+    """The run's test-set histogram, curves, accuracy by length and confident mistakes.
 
     Args:
-        data: the loaded reviews.
-        validation_split: the share of training reviews held out (training.validation_split).
-        seed: the seed of the held-out rows (training.seed).
-        cache: read and write the result in the cache folder
-            (`RNNKIT_CACHE_DIR/baselines/`), so a later call is instant.
+        run: a complete run of `data` (its predictions are in `data.test`'s order).
+        data: its reviews, loaded with the run's num_words.
 
     Returns:
-        {"val_accuracy", "test_accuracy", "seconds" (to fit and score, when computed),
-        "features", "training_reviews", "validation_reviews", "test_reviews", "input"
-        ("texts" or "token ids"), "version", "from_cache"}.
+        The `RunReport`; its mistakes carry the test review's number, true label, length
+        (tokens, <START> included) and text.
     """
-    if not isinstance(data, ImdbData):
-        raise ValueError(f"data must be an ImdbData (load_imdb()), not {data!r}")
-    training = TrainingConfig(validation_split=validation_split, seed=seed)  # checks both
-    has_texts = data.train.texts is not None and data.test.texts is not None
-    path = _baseline_path(data, training.validation_split, training.seed, has_texts)
-    if not cache:
-        return {**_fit_baseline(data, training), "from_cache": False}
-    cached = _read_baseline(path)
-    if cached is not None:
-        return {**cached, "from_cache": True}
-    from filelock import FileLock
+    probabilities, labels, test = run.predictions, data.test.labels, data.test
+    max_length = TrainConfig.from_dict(run.config).data.max_length
+    both_labels = 0 < int(labels.sum()) < len(labels)
+    roc, roc_auc = roc_curve(probabilities, labels) if both_labels else (None, 0.0)
+    precision_recall, average_precision = (
+        precision_recall_curve(probabilities, labels) if both_labels else (None, 0.0)
+    )
+    mistakes = confident_mistakes(probabilities, labels)
+    indices = mistakes["index"].tolist()
+    mistakes["label"] = [LABEL_NAMES[label] for label in mistakes["label"]]
+    mistakes["length"] = test.lengths[indices]
+    mistakes["text"] = [
+        test.texts[index]
+        if test.texts is not None
+        else data.vocab.decode(test.sequences[index], skip_padding=True)
+        for index in indices
+    ]
+    mistakes = mistakes.rename(columns={"index": "test review", "label": "true label"})
+    return RunReport(
+        histogram=probability_histogram(probabilities, labels),
+        roc=roc,
+        roc_auc=roc_auc,
+        precision_recall=precision_recall,
+        average_precision=average_precision,
+        by_length=accuracy_by_length(probabilities, labels, test.lengths, max_length),
+        mistakes=mistakes,
+    )
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):  # one process computes; the others wait and read
-        cached = _read_baseline(path)
-        if cached is not None:
-            return {**cached, "from_cache": True}
-        result = _fit_baseline(data, training)
-        _write_json_atomically(path, result)
-    return {**result, "from_cache": False}
+
+@dataclass(frozen=True)
+class TextReading:
+    """What a model makes of one text: `read_text`'s result."""
+
+    encoded: EncodedText  # the text as the model reads it (its note says what was cut)
+    probability: float  # of "pos"
+    contributions: pd.DataFrame  # token_contributions
+    prefixes: pd.DataFrame  # prefix_predictions
+
+
+def read_text(
+    model: keras.Model, vocab: Vocabulary, config: TrainConfig, text: str, method: Method
+) -> TextReading:
+    """A model's prediction on `text`, each word's contribution and the prediction word by word.
+
+    Args:
+        model: a trained model (`Run.model()`).
+        vocab: the vocabulary of its training data.
+        config: its training configuration (how the text is padded and cut).
+        text: any text; a very long one is cut as `encode_for_model` says.
+        method: "occlusion" or "gradient" (see `token_contributions`).
+
+    Returns:
+        The `TextReading`.
+
+    Raises:
+        ValueError: the text has no words, or the method does not suit the model.
+    """
+    return TextReading(
+        encoded=encode_for_model(text, vocab, config),
+        probability=float(predict_texts(model, vocab, config, [text])[0]),
+        contributions=token_contributions(model, vocab, config, text, method),
+        prefixes=prefix_predictions(model, vocab, config, text),
+    )

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rnnkit.data import (
-    LABEL_NAMES,
+from rnnkit.data import ImdbData, Split
+from rnnkit.sequences import SIDES, Side
+from rnnkit.sources import LABEL_NAMES
+from rnnkit.vocabulary import (
     OOV_ID,
     PAD_ID,
     SPECIAL_TOKENS,
     START_ID,
     UNUSED_ID,
-    ImdbData,
-    Split,
     Vocabulary,
     tokenize,
 )
-from rnnkit.sequences import SIDES, Side
 
 SORT_COLUMNS = ("id", "word", "count", "documents")
 TABLE_ROWS = 1000  # rows of the word table sent to the browser; a search narrows them

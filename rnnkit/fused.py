@@ -36,7 +36,7 @@ import tensorflow as tf
 from keras import layers
 from numba import njit
 
-from rnnkit.model import cpu_only
+from rnnkit.devices import cpu_only
 
 # error_model="numpy": no Python division check, so the loops vectorize. nogil: the two
 # directions run in two threads at once.
@@ -74,7 +74,6 @@ def _tanh(x):
 # The loops index flat views of their arrays with unsigned integers: numba checks a signed
 # index for a negative value (and wraps it), which keeps LLVM from vectorizing the inner loops,
 # and a view per row (`array[row, t, offset:offset + units]`) costs more than the row's work.
-# 13% faster than views per row for the forward loop of the seed model's first layer.
 
 
 @njit(**_COMPILE)
@@ -233,7 +232,7 @@ _DIRECTIONS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-fused
 def _one_blas_thread_for_numba() -> None:
     """Keep the BLAS that numba calls (SciPy's OpenBLAS) to one thread per call: the two
     directions already take the two cores, and OpenBLAS' own threads, waiting busily for
-    work, made the backward pass twice as slow. NumPy's BLAS is left as it is."""
+    work, would take the cores from them. NumPy's BLAS is left as it is."""
     import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba's np.dot uses)
     from threadpoolctl import ThreadpoolController
 
@@ -262,12 +261,11 @@ class _Buffers:
     """Float32 buffers for the loops' outputs and gradients, reused from batch to batch.
 
     A fresh 15 MB array is memory the kernel has never mapped: touching it first costs page
-    faults, about 2,600 per batch of the seed model here, a sixth of the batch's time. (glibc
-    gives such arrays back to the kernel when they are freed, from TensorFlow's threads whatever
-    `M_MMAP_THRESHOLD` says.) So the arrays handed to TensorFlow come from buffers kept here,
-    and a buffer is handed out again only when nothing else holds it: TensorFlow's tensor of an
-    array that `tf.numpy_function` returned holds the array, and the array its buffer, until
-    TensorFlow frees the tensor.
+    faults, thousands per batch of the seed model. (glibc gives such arrays back to the kernel
+    when they are freed, from TensorFlow's threads whatever `M_MMAP_THRESHOLD` says.) So the
+    arrays handed to TensorFlow come from buffers kept here, and a buffer is handed out again
+    only when nothing else holds it: TensorFlow's tensor of an array that `tf.numpy_function`
+    returned holds the array, and the array its buffer, until TensorFlow frees the tensor.
     """
 
     # At most this many buffers are kept, and at most this many bytes in buffers nothing holds

@@ -41,7 +41,7 @@ from typing import IO, Literal
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.runs import RunStore
-from rnnkit.settings import TrainingLimits, get_limits
+from rnnkit.settings import LIMITED_SETTINGS, TrainingLimits, child_environment, get_limits
 from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -69,21 +69,40 @@ def limit_problems(config: TrainConfig, limits: TrainingLimits) -> list[str]:
         limits: the server's limits.
 
     Returns:
-        One sentence per broken limit.
+        One sentence per setting over its limit.
     """
     problems = []
-    checks = [
-        ("training.epochs", config.training.epochs, limits.max_epochs),
-        ("data.max_length", config.data.max_length, limits.max_length),
-        ("data.num_words", config.data.num_words, limits.max_num_words),
-        ("model.embedding_dim", config.model.embedding_dim, limits.max_embedding_dim),
-        *(("model.rnn_units", units, limits.max_units) for units in config.model.rnn_units),
-        *(("model.dense_units", units, limits.max_units) for units in config.model.dense_units),
-    ]
-    for name, value, highest in checks:
-        if value > highest:
-            problems.append(f"{name} = {value} is over this server's limit of {highest}")
-    return list(dict.fromkeys(problems))
+    settings = config.flat_settings()
+    for name in LIMITED_SETTINGS:  # in the order the limits are listed
+        highest = limits.highest(name)
+        values = settings[name] if isinstance(settings[name], tuple) else (settings[name],)
+        for item in values:
+            if item > highest:
+                problems.append(f"{name} = {item} is over this server's limit of {highest}")
+                break
+    return problems
+
+
+def lower_to_limits(config: TrainConfig, limits: TrainingLimits) -> tuple[TrainConfig, dict]:
+    """`config` with every setting over the server's limits lowered to the limit (a preset of
+    30 epochs on a server that trains 10, say).
+
+    Args:
+        config: a configuration, typically a preset.
+        limits: the server's limits.
+
+    Returns:
+        (the lowered config, {dotted name: its new value} for each setting lowered).
+    """
+    lowered: dict[str, object] = {}
+    settings = config.flat_settings()
+    for name in LIMITED_SETTINGS:
+        value, highest = settings[name], limits.highest(name)
+        if isinstance(value, tuple) and any(item > highest for item in value):
+            lowered[name] = [min(item, highest) for item in value]
+        elif isinstance(value, int) and value > highest:
+            lowered[name] = highest
+    return config.with_overrides(lowered), lowered
 
 
 # --- one training in a child process ----------------------------------------------------------
@@ -119,12 +138,6 @@ def child_command(config: TrainConfig, data: ImdbData, store: RunStore) -> list[
     return [sys.executable, "-m", "rnnkit.jobs", json.dumps(order)]
 
 
-def _child_environment() -> dict[str, str]:
-    package_root = str(Path(__file__).resolve().parents[1])
-    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-
-
 def _read_reports(
     stream: IO[str],
     on_progress: Callable[[ProgressEvent], None] | None,
@@ -142,7 +155,7 @@ def _read_reports(
             results.append(report)
 
 
-def train(
+def train_in_child(
     config: TrainConfig,
     data: ImdbData,
     store: RunStore,
@@ -171,7 +184,7 @@ def train(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            env=_child_environment(),
+            env=child_environment(),
             text=True,
         )
         if on_start is not None:
@@ -254,7 +267,7 @@ def _child_main(order_json: str) -> int:
 
     try:
         from rnnkit.data import load_imdb
-        from rnnkit.training import train as train_here
+        from rnnkit.training import train
 
         order = json.loads(order_json)
         config = TrainConfig.from_dict(order["config"])
@@ -272,7 +285,7 @@ def _child_main(order_json: str) -> int:
                 f"the reviews at {source['path']} changed since the server loaded them: they "
                 f"now give run {run_id}, not {order['run_id']}; reload the page"
             )
-        train_here(config, data, RunStore(order["runs_dir"]), on_progress, cancel)
+        train(config, data, RunStore(order["runs_dir"]), on_progress, cancel)
     except TrainingCancelled:
         report({"result": "cancelled"})
         return CANCELLED_EXIT
@@ -485,7 +498,7 @@ class JobBoard:
         timer.start()
         state, error = "done", None
         try:
-            train(
+            train_in_child(
                 job.config,
                 job.data,
                 self.store,

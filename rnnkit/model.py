@@ -30,6 +30,7 @@ import keras
 from keras import layers
 
 from rnnkit.config import TrainConfig
+from rnnkit.devices import cpu_only
 from rnnkit.settings import fused_rnn_enabled
 
 _RNN_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
@@ -48,13 +49,6 @@ def uses_fused_rnn(config: TrainConfig) -> bool:
     if model.cell != "simple_rnn" or model.recurrent_dropout_rate > 0 or not model.rnn_units:
         return False
     return fused_rnn_enabled() and cpu_only()
-
-
-def cpu_only() -> bool:
-    """Whether this process computes on CPUs only: TensorFlow sees no GPU."""
-    import tensorflow as tf
-
-    return not tf.config.list_logical_devices("GPU")
 
 
 def build_model(config: TrainConfig, fused: bool | None = None) -> keras.Model:

@@ -154,6 +154,45 @@ def _number(value: Any, kind: type) -> Any:
     return kind(value)
 
 
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a file so that a reader sees the previous version or the new one, never half.
+
+    `write` fills a temporary file in the same folder, which is flushed to disk and renamed over
+    `path` (`os.replace`); if anything fails, the temporary file goes and `path` is untouched.
+
+    Args:
+        path: the file to write; its folder must exist.
+        write: called with the open binary file.
+
+    Returns:
+        `path`.
+    """
+    descriptor, temporary_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
+    )
+    temporary = Path(temporary_name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomically(path: Path, data: Any) -> Path:
+    """Write `data` as indented JSON with `write_atomically` (NumPy values are converted).
+
+    Raises:
+        TypeError: `data` cannot be written as JSON; the previous file is kept.
+    """
+    text = json.dumps(data, indent=2, default=_json_default)
+    return write_atomically(path, lambda handle: handle.write(text.encode()))
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One run as `RunStore.list_runs()` shows it."""
@@ -381,21 +420,7 @@ class RunStore:
                 f"Run {run_id} has no folder in {self.root} (deleted while it was written?): "
                 f"call create() before writing its files."
             )
-        path = folder / name
-        descriptor, temporary_name = tempfile.mkstemp(
-            dir=folder, prefix=f".{name}.", suffix=".partial"
-        )
-        temporary = Path(temporary_name)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomically(folder / name, write)
 
     def write_json(self, run_id: str, name: str, data: Any) -> Path:
         """Write one JSON file of a run atomically (NumPy scalars and arrays are converted).
@@ -415,6 +440,58 @@ class RunStore:
         """
         text = json.dumps(data, indent=2, default=_json_default)
         return self._write_atomically(run_id, name, lambda handle: handle.write(text.encode()))
+
+    def write_history(self, run_id: str, history: list[dict]) -> Path:
+        """Write the finished epochs (`history.json`), after each epoch.
+
+        Args:
+            run_id: the run id; its folder must exist (`create()`).
+            history: one dict of metrics per finished epoch.
+        """
+        return self.write_json(run_id, HISTORY_FILE, history)
+
+    def write_results(self, run_id: str, probabilities: np.ndarray, metrics: dict) -> None:
+        """Write the test-set results: `predictions.npy` (float32) and `metrics.json`.
+
+        Args:
+            run_id: the run id; its folder must exist (`create()`).
+            probabilities: (test reviews,) the probabilities of "pos".
+            metrics: the test metrics (`test_loss`, `test_accuracy`, ...).
+        """
+        self.write_array(run_id, PREDICTIONS_FILE, np.asarray(probabilities, np.float32))
+        self.write_json(run_id, METRICS_FILE, metrics)
+
+    def save_model(self, run_id: str, model: keras.Model) -> Path:
+        """Save the trained model as `model.keras`, atomically (Keras writes a temporary file
+        beside it, which is then renamed).
+
+        Args:
+            run_id: the run id; its folder must exist (`create()`).
+            model: the model, of Keras' own layers (`rnnkit.model.plain_copy`).
+
+        Returns:
+            The path of `model.keras`.
+        """
+        path = self.model_path(run_id)
+        if not path.parent.is_dir():
+            raise RunError(f"Run {run_id} has no folder in {self.root}: call create() first.")
+        # Keras names the format by the file's ending: the temporary file ends in .keras too.
+        descriptor, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{MODEL_FILE}.", suffix=".keras"
+        )
+        os.close(descriptor)
+        try:
+            model.save(temporary)
+            os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        return path
+
+    def write_run_facts(self, run_id: str, timings: dict, versions: dict) -> None:
+        """Write `timings.json` (how long training took, and how it was computed) and
+        `versions.json` (the library versions that trained it)."""
+        self.write_json(run_id, TIMINGS_FILE, timings)
+        self.write_json(run_id, VERSIONS_FILE, versions)
 
     def write_array(self, run_id: str, name: str, array: np.ndarray) -> Path:
         """Write one `.npy` file of a run atomically (no pickles).
@@ -719,6 +796,10 @@ class RunStore:
                 f"Run {run_id} in {folder} could not be read ({error}): {delete_hint} or train "
                 f"it again."
             ) from error
+
+    def timings(self, run_id: str) -> dict:
+        """A run's `timings.json`: {} when it is missing or unreadable."""
+        return self._optional_json(self.folder(run_id) / TIMINGS_FILE)
 
     # --- inspection -----------------------------------------------------------------------------
 

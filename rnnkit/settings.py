@@ -80,6 +80,28 @@ class TrainingLimits:
     max_queue: int = 10  # jobs waiting; further requests are refused
     max_training_minutes: float = 60.0  # then the job is cancelled, resumable
 
+    def highest(self, setting: str) -> int | None:
+        """The most this server allows for a config setting (each entry of a list), or None
+        when the setting is not limited here.
+
+        Args:
+            setting: a dotted config name, e.g. "training.epochs".
+        """
+        field_name = LIMITED_SETTINGS.get(setting)
+        return None if field_name is None else getattr(self, field_name)
+
+
+# Each config setting a server limits, to the `TrainingLimits` field that caps it (for a list,
+# each of its entries): `rnnkit.jobs` enforces these and the Train form shows them.
+LIMITED_SETTINGS = {
+    "training.epochs": "max_epochs",
+    "data.max_length": "max_length",
+    "data.num_words": "max_num_words",
+    "model.embedding_dim": "max_embedding_dim",
+    "model.rnn_units": "max_units",
+    "model.dense_units": "max_units",
+}
+
 
 # A hosted instance (one small CPU, many visitors) gets tighter defaults.
 HOSTED_LIMITS = TrainingLimits(
@@ -114,6 +136,19 @@ def fused_rnn_enabled() -> bool:
         ValueError: the variable is set to something other than a yes or a no.
     """
     return _flag(FUSED_VARIABLE, True)
+
+
+def child_environment() -> dict[str, str]:
+    """The environment of a Python child process of rnnkit (a training job, a parsing helper):
+    this process's, with this copy of the package first on `PYTHONPATH`, so the child imports
+    the same rnnkit whether or not it is installed.
+
+    Returns:
+        A copy of `os.environ` with `PYTHONPATH` set.
+    """
+    package_root = str(Path(__file__).resolve().parents[1])
+    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def get_limits() -> TrainingLimits:

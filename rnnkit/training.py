@@ -14,15 +14,12 @@ and last the completion marker.
 
 from __future__ import annotations
 
-import os
 import platform
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -32,6 +29,7 @@ from rnnkit.data import ImdbData
 from rnnkit.runs import Run, RunStore
 from rnnkit.sequences import length_grouped_batches, pad
 from rnnkit.settings import fused_rnn_enabled
+from rnnkit.version import VERSION
 
 if TYPE_CHECKING:
     import keras
@@ -235,7 +233,8 @@ def _length_grouped(
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(first)))
     # No autotuning: a generator has nothing to tune, and destroying an iterator (Keras makes
-    # one per epoch and per validation pass) waited for the tuning thread to wake, up to 8 s.
+    # one per epoch and per validation pass) waits for the tuning thread to wake, which can
+    # leave an epoch idle for seconds.
     options = tf.data.Options()
     options.autotune.enabled = False
     dataset = dataset.with_options(options)
@@ -361,7 +360,7 @@ def _progress_callback(
             record = {"epoch": epoch + 1, "seconds": seconds}
             record.update({key: float(value) for key, value in (logs or {}).items()})
             self.history.append(record)
-            store.write_json(run_id, "history.json", self.history)
+            store.write_history(run_id, self.history)
             self.emit("epoch", batches, logs)
 
     return Progress()
@@ -371,10 +370,8 @@ def _versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    import rnnkit
-
     return {
-        "rnnkit": rnnkit.__version__,
+        "rnnkit": VERSION,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "numpy": np.__version__,
@@ -429,10 +426,9 @@ def _fit_and_store(
     model.fit(**setup.fit_arguments, epochs=training.epochs, callbacks=callbacks, verbose=0)
     fit_seconds = time.perf_counter() - started
     probabilities = setup.predict(prepared.x_test)
-    store.write_array(run_id, "predictions.npy", probabilities.astype(np.float32))
     test_metrics = test_metrics_of(probabilities, prepared.y_test)
-    store.write_json(run_id, "metrics.json", test_metrics)
-    _save_model(plain_copy(model, config), store.model_path(run_id))
+    store.write_results(run_id, probabilities, test_metrics)
+    store.save_model(run_id, plain_copy(model, config))
     history = progress.history
     timings = {
         "seconds": time.perf_counter() - started,
@@ -441,8 +437,7 @@ def _fit_and_store(
         "fused_rnn": has_fused_layers(model),  # which speed it calibrates (the estimate)
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    store.write_json(run_id, "timings.json", timings)
-    store.write_json(run_id, "versions.json", _versions())
+    store.write_run_facts(run_id, timings, _versions())
     store.mark_complete(
         run_id,
         {
@@ -464,25 +459,11 @@ def test_metrics_of(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
     return {"test_loss": float(loss), "test_accuracy": float(accuracy)}
 
 
-def _save_model(model: keras.Model, path: Path) -> None:
-    """Save to a temporary file beside `path`, then rename: never a half-written model."""
-    descriptor, temporary = tempfile.mkstemp(suffix=".keras", dir=path.parent)
-    os.close(descriptor)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-# Keras' RNN training on this project's 2-core CPU runs at about 40 GFLOP/s (issue #4's
-# measurement), rnnkit.fused's SimpleRNN at about 100 (the seed preset: 8.6-9.6 s per epoch
-# where the count gives 0.93 TFLOP); a model without an RNN, whose few operations leave
-# TensorFlow's per-batch work to dominate, at about 0.85 (the recommended preset: 1.5-1.7 s per
-# epoch where the count gives 1.35 GFLOP).
-# Completed runs in the store replace these guesses with what this machine did, each from runs
-# computed the same way.
+# Default training speeds (floating-point operations per second) for the epoch estimate, until
+# completed runs in the store give this machine's own, each from runs computed the same way:
+# Keras' RNN loop; rnnkit.fused's SimpleRNN loop; a model without an RNN, whose few operations
+# leave TensorFlow's per-batch work to dominate. docs/performance.md ("The estimate before
+# training") gives the runs behind them.
 DEFAULT_FLOPS_PER_SECOND = 40e9
 FUSED_FLOPS_PER_SECOND = 100e9
 NO_RNN_FLOPS_PER_SECOND = 0.85e9
@@ -595,7 +576,7 @@ def estimate_epoch_seconds(
             continue
         try:
             past = TrainConfig.from_dict(summary.config)
-            timings = store.read_json(summary.run_id, "timings.json")
+            timings = store.timings(summary.run_id)
             epoch_seconds = timings["epoch_seconds"]
             fused = bool(timings.get("fused_rnn", False))
             if epoch_seconds and computation(past, fused) == kind:
@@ -681,6 +662,3 @@ def _release_fused_buffers() -> None:
     fused = sys.modules.get("rnnkit.fused")
     if fused is not None:
         fused.release_buffers()
-
-
-get_or_train = train

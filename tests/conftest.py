@@ -1,58 +1,23 @@
 """Shared fixtures: every test gets its own cache folder and no data source from the environment.
 
-Tiny corpora are written by the tests in the aclImdb layout, in words of their own. Tests marked
-`real_data` read the real archive named by RNNKIT_DATA as the test run started (CI sets it).
+Tiny corpora are written by the tests in the aclImdb layout, in words of their own
+(`tests.helpers`). Tests marked `real_data` read the real archive named by RNNKIT_DATA as the
+test run started (CI sets it).
 """
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
+import threading
 from pathlib import Path
 
 import pytest
 
+from rnnkit import jobs as jobs_module
+from rnnkit import load_imdb
+from tests.helpers import GatedTrain, tiny_reviews, write_archive, write_corpus
+
 REAL_DATA = os.environ.get("RNNKIT_DATA", "").strip()
-
-# (split, label) -> [(review id, rating, text)]: 6 training and 2 test reviews.
-TINY_REVIEWS = {
-    ("train", "pos"): [
-        (0, 9, "A great film, great acting."),
-        (1, 8, "Great story<br /><br />great fun!"),
-        (2, 10, "I don't hate it: loved it."),
-    ],
-    ("train", "neg"): [
-        (0, 2, "A bad film. Bad acting, bad story."),
-        (1, 1, "Boring and bad."),
-        (2, 3, "It's a dull film."),
-    ],
-    ("test", "pos"): [(0, 7, "Great fun, a gem.")],
-    ("test", "neg"): [(0, 4, "Dull, boring, awful.")],
-}
-
-
-def write_corpus(root: Path, reviews: dict = TINY_REVIEWS) -> Path:
-    """Write reviews as root/aclImdb/{split}/{label}/ID_RATING.txt; return root/aclImdb."""
-    for (split, label), items in reviews.items():
-        folder = root / "aclImdb" / split / label
-        folder.mkdir(parents=True, exist_ok=True)
-        for review_id, rating, text in items:
-            data = text if isinstance(text, bytes) else text.encode()
-            (folder / f"{review_id}_{rating}.txt").write_bytes(data)
-    return root / "aclImdb"
-
-
-def write_archive(path: Path, reviews: dict = TINY_REVIEWS) -> Path:
-    """Write reviews as a .tar.gz of the aclImdb layout at `path`."""
-    with tarfile.open(path, "w:gz") as archive:
-        for (split, label), items in reviews.items():
-            for review_id, rating, text in items:
-                data = text if isinstance(text, bytes) else text.encode()
-                member = tarfile.TarInfo(f"aclImdb/{split}/{label}/{review_id}_{rating}.txt")
-                member.size = len(data)
-                archive.addfile(member, io.BytesIO(data))
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -65,12 +30,41 @@ def isolated_environment(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny_folder(tmp_path) -> Path:
+    """TINY_REVIEWS (8 reviews) as an unpacked aclImdb folder."""
     return write_corpus(tmp_path / "data")
 
 
 @pytest.fixture
 def tiny_archive(tmp_path) -> Path:
+    """TINY_REVIEWS (8 reviews) as a .tar.gz."""
     return write_archive(tmp_path / "tiny.tar.gz")
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """tiny_reviews() (100 generated reviews, enough to train on) as a .tar.gz."""
+    return write_archive(tmp_path / "corpus.tar.gz", tiny_reviews())
+
+
+@pytest.fixture
+def data(corpus):
+    """The corpus loaded with num_words=100, the vocabulary of the tiny configs."""
+    return load_imdb(num_words=100, path=corpus)
+
+
+@pytest.fixture
+def gated(monkeypatch) -> GatedTrain:
+    """Jobs of the job board run `GatedTrain` in a thread instead of training in a child
+    process; at the end every gate opens and every job thread is joined."""
+    fake = GatedTrain()
+    monkeypatch.setattr(jobs_module, "train_in_child", fake)
+    yield fake
+    fake.released = True  # let every worker end before the next test
+    for gate in list(fake.gates.values()):
+        gate.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("rnnkit-job-"):
+            thread.join(10)
 
 
 @pytest.fixture(scope="session")

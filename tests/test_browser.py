@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_helpers import (
+from tests.helpers import (
     PAGES,
     chromium,
     main_text,
     metric_value,
     new_tab,
-    open_page,
+    open_in_browser,
     settle,
     start_server,
+    tiny_reviews,
+    write_archive,
 )
-from tests.conftest import write_archive
-from tests.test_training import tiny_reviews
 
 pytestmark = pytest.mark.browser
 
@@ -54,14 +54,14 @@ def page(browser, request):
 
 @pytest.mark.parametrize(("path", "heading"), PAGES)
 def test_every_page_opens_without_an_error(server, page, path, heading):
-    open_page(page, f"{server}/{path}")
+    open_in_browser(page, f"{server}/{path}")
     assert page.locator("h1").first.inner_text().strip() == heading
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
 
 
 def test_vocabulary_search_finds_a_word(server, page):
-    open_page(page, f"{server}/vocabulary")
+    open_in_browser(page, f"{server}/vocabulary")
     search = page.get_by_label("Search words")
     search.fill("brillian")
     search.press("Enter")
@@ -77,14 +77,14 @@ def test_vocabulary_search_finds_a_word(server, page):
 
 
 def test_a_review_is_decoded(server, page):
-    open_page(page, f"{server}/reviews?split=test&index=0")
+    open_in_browser(page, f"{server}/reviews?split=test&index=0")
     page.get_by_text("<START>").first.wait_for(timeout=30_000)
     assert "<START>" in main_text(page)
     assert page.locator("[data-testid='stException']").count() == 0
 
 
 def test_the_max_length_slider_changes_the_truncated_share(server, page):
-    open_page(page, f"{server}/lengths")
+    open_in_browser(page, f"{server}/lengths")
     assert metric_value(page, "Reviews truncated") == "0.0%"  # max_length 500: none is cut
     slider = page.get_by_role("slider").first
     slider.focus()
@@ -106,7 +106,7 @@ TINY_FIELDS = {
 
 
 def test_training_a_tiny_config_then_predicting_a_typed_review(server, page):
-    open_page(page, f"{server}/train")
+    open_in_browser(page, f"{server}/train")
     for label, value in TINY_FIELDS.items():
         field = page.get_by_label(label, exact=True)
         field.fill(value)
@@ -121,7 +121,7 @@ def test_training_a_tiny_config_then_predicting_a_typed_review(server, page):
     assert page.locator("[data-testid='stVegaLiteChart']").count() >= 1
     assert page.locator("[data-testid='stException']").count() == 0
 
-    open_page(page, f"{server}/predictions")
+    open_in_browser(page, f"{server}/predictions")
     review = page.get_by_label("Type or paste a review")
     review.fill("A brilliant film, superb acting and great fun.")
     review.press("Control+Enter")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnnkit import charts, explore
-from rnnkit.data import Vocabulary
+from rnnkit.vocabulary import Vocabulary
 
 
 @pytest.fixture(scope="module")

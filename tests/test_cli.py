@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from rnnkit.cli import main
-from tests.conftest import write_archive
-from tests.test_training import TINY_OVERRIDES, tiny_reviews
+from tests.helpers import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def corpus(tmp_path) -> Path:
-    return write_archive(tmp_path / "corpus.tar.gz", tiny_reviews())
 
 
 def tiny_arguments(corpus: Path, runs: Path) -> list[str]:

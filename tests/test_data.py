@@ -1,4 +1,4 @@
-"""The data layer on tiny corpora written here: tokenizing, encoding, vocabulary, cache, errors."""
+"""The data layer on tiny corpora written here: encoding, vocabulary, cache, errors."""
 
 from __future__ import annotations
 
@@ -11,50 +11,12 @@ import pytest
 
 import rnnkit
 from rnnkit import data as data_module
-from rnnkit.data import DataError, DataWarning, load_imdb, tokenize
-from tests.conftest import TINY_REVIEWS, write_archive, write_corpus
+from rnnkit.data import load_imdb
+from rnnkit.sources import DataError, DataWarning
+from rnnkit.vocabulary import tokenize
+from tests.helpers import TINY_RANKED, TINY_REVIEWS, write_archive, write_corpus
 
-# Ranks of the tiny corpus' training words: count first, then alphabetical order.
-TINY_RANKED = [
-    "bad", "great",  # 4 each
-    "a", "film",  # 3 each
-    "acting", "it", "story",  # 2 each
-    "and", "boring", "don't", "dull", "fun", "hate", "i", "it's", "loved",  # 1 each
-]  # fmt: skip
 TINY_TRAINING_TOKENS = 29
-
-
-def test_tokenize_follows_the_documented_rules():
-    assert tokenize("Don't stop<br />the CAMERAMAN'S work!") == [
-        "don't", "stop", "the", "cameraman's", "work",
-    ]  # fmt: skip
-    assert tokenize("'Quoted' words, it''s odd") == ["quoted", "words", "it", "s", "odd"]
-    assert tokenize("Don’t: curly apostrophes count") == ["don't", "curly", "apostrophes", "count"]
-    assert tokenize("Café Москва 東京 naïve 10/10 snake_case") == [
-        "café", "москва", "東京", "naïve", "10", "10", "snake", "case",
-    ]  # fmt: skip
-    assert tokenize("") == []
-    assert tokenize("... !!! <br/>") == []
-
-
-def test_ascii_fast_path_gives_the_same_tokens_as_the_unicode_path():
-    alphabet = "ab Z9'_-.,!<>/\x00\t\nbr"
-    generator = random.Random(7)
-    documents = [
-        "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 40)))
-        for _ in range(500)
-    ] + ["<br />x", "a'b''c 'd' e'", "<BR/>y<br>z"]
-    tokens, order = data_module._tokenize_documents([text.encode() for text in documents])
-    per_document, current = [], None
-    for token in tokens:
-        if token == b"\x00":
-            current = []
-            per_document.append(current)
-        else:
-            current.append(token.decode())
-    by_index = dict(zip(order, per_document, strict=True))
-    for index, text in enumerate(documents):
-        assert by_index[index] == data_module._unicode_tokens(text), repr(text)
 
 
 def test_tiny_folder_loads_with_keras_conventions(tiny_folder):

@@ -11,11 +11,10 @@ from collections import Counter
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import data as data_module
-from rnnkit.data import DataError, download_imdb, download_path, load_imdb
-from tests.app_helpers import APP, metrics
-from tests.conftest import write_archive
-from tests.test_data import TINY_RANKED
+from rnnkit import sources as sources_module
+from rnnkit.data import load_imdb
+from rnnkit.sources import DataError, download_imdb, download_path
+from tests.helpers import APP, TINY_RANKED, metrics, write_archive
 
 
 class ArchiveServer(http.server.ThreadingHTTPServer):
@@ -95,7 +94,7 @@ def test_the_reviews_load_through_the_download_once(server, monkeypatch):
 
 
 def test_progress_grows_to_the_total(server, monkeypatch):
-    monkeypatch.setattr(data_module, "_DOWNLOAD_BLOCK", 64)  # many reports from a tiny file
+    monkeypatch.setattr(sources_module, "_DOWNLOAD_BLOCK", 64)  # many reports from a tiny file
     url = server.url("aclImdb_v1.tar.gz")
     reports = []
     download_imdb(url, on_progress=lambda received, total: reports.append((received, total)))
@@ -146,14 +145,15 @@ def test_without_a_server_the_error_says_how_to_point_at_a_local_copy(server, mo
 
 def test_the_official_address_is_checked_by_its_sha256(server, monkeypatch):
     url = server.url("aclImdb_v1.tar.gz")
-    monkeypatch.setattr(data_module, "OFFICIAL_URL", url)  # served here, not from Stanford
+    monkeypatch.setattr(sources_module, "OFFICIAL_URL", url)  # served here, not from Stanford
     monkeypatch.delenv("RNNKIT_DATA_URL", raising=False)
-    official = data_module.OFFICIAL_SHA256[:12]
+    official = sources_module.OFFICIAL_SHA256[:12]
     with pytest.raises(DataError, match=rf"its sha256 is \w+\.\.\., not the official {official}"):
         load_imdb()
     assert left_in_cache(url) == []
 
-    monkeypatch.setattr(data_module, "OFFICIAL_SHA256", hashlib.sha256(server.archive).hexdigest())
+    served_sha256 = hashlib.sha256(server.archive).hexdigest()
+    monkeypatch.setattr(sources_module, "OFFICIAL_SHA256", served_sha256)
     assert load_imdb().vocab.words == TINY_RANKED
 
 

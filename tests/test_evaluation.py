@@ -1,9 +1,8 @@
-"""Evaluation: metrics and curves by hand, encoding as training pads, explanations of a tiny
-trained model, and the TF-IDF baseline with its cache."""
+"""Evaluation: metrics and curves by hand, encoding as training pads, and explanations of a tiny
+trained model."""
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnnkit import RunStore, TrainConfig, load_imdb, pad, preset, train
-from rnnkit.data import ImdbData, Vocabulary
+from rnnkit.data import ImdbData
 from rnnkit.evaluation import (
     MAX_TEXT_CHARACTERS,
     accuracy_by_length,
@@ -24,13 +23,11 @@ from rnnkit.evaluation import (
     prefix_predictions,
     probability_histogram,
     roc_curve,
-    tfidf_baseline,
     threshold_metrics,
     token_contributions,
 )
-from rnnkit.training import split_rows
-from tests.conftest import write_archive
-from tests.test_training import tiny_config, tiny_reviews
+from rnnkit.vocabulary import Vocabulary
+from tests.helpers import tiny_masked_config, tiny_reviews, write_archive
 
 # --- scores -----------------------------------------------------------------------------------
 
@@ -180,7 +177,7 @@ def vocab() -> Vocabulary:
     return Vocabulary(words, counts, counts, num_words=None)
 
 
-def small_config(padding: str = "post", truncating: str = "pre") -> TrainConfig:
+def encoding_config(padding: str = "post", truncating: str = "pre") -> TrainConfig:
     return preset("seed").with_overrides(
         {
             "data.num_words": "10",
@@ -194,7 +191,7 @@ def small_config(padding: str = "post", truncating: str = "pre") -> TrainConfig:
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("truncating", ["pre", "post"])
 def test_encoding_pads_and_cuts_exactly_as_training(vocab, padding, truncating):
-    config = small_config(padding, truncating)
+    config = encoding_config(padding, truncating)
     full = [1, 4, 5, 2, 6, 6, 7, 7]  # <START> the film <UNK> great great bad bad
     encoded = encode_for_model("The film was GREAT, great... bad bad!", vocab, config)
     assert encoded.ids.dtype == np.int32
@@ -218,7 +215,7 @@ def test_encoding_pads_and_cuts_exactly_as_training(vocab, padding, truncating):
 
 def test_encoding_gives_ids_past_num_words_the_unknown_id(vocab):
     # "gem" (10) and "awful" (11) have no row in an embedding of num_words=10.
-    encoded = encode_for_model("dull gem awful", vocab, small_config())
+    encoded = encode_for_model("dull gem awful", vocab, encoding_config())
     assert encoded.ids.tolist() == [1, 9, 2, 2, 0]
     assert encoded.tokens == ["<START>", "dull", "<UNK>", "<UNK>"]
 
@@ -226,14 +223,14 @@ def test_encoding_gives_ids_past_num_words_the_unknown_id(vocab):
 @pytest.mark.parametrize("text", ["", "   \n\t", "!!! ... ?"])
 def test_a_text_without_words_is_refused(vocab, text):
     with pytest.raises(ValueError, match="no words"):
-        encode_for_model(text, vocab, small_config())
+        encode_for_model(text, vocab, encoding_config())
 
 
 def test_a_huge_text_is_cut_and_encoded_quickly(vocab):
     text = "bad " * 250_000 + "x"  # 1,000,001 characters; the cut loses the final "x"
     assert len(text) == MAX_TEXT_CHARACTERS + 1
     started = time.perf_counter()
-    encoded = encode_for_model(text, vocab, small_config())
+    encoded = encode_for_model(text, vocab, encoding_config())
     assert time.perf_counter() - started < 3
     assert encoded.words == ["bad"] * 5
     assert encoded.tokens_dropped == 250_001 - 5
@@ -259,8 +256,8 @@ def trained(tmp_path_factory) -> Trained:
         patch.setenv("RNNKIT_CACHE_DIR", str(folder / "cache"))
         corpus = write_archive(folder / "corpus.tar.gz", tiny_reviews())
         data = load_imdb(num_words=100, path=corpus)
-        run = train(tiny_config(), data, RunStore(folder / "runs"))
-    return Trained(data, tiny_config(), run.model(), run.predictions)
+        run = train(tiny_masked_config(), data, RunStore(folder / "runs"))
+    return Trained(data, tiny_masked_config(), run.model(), run.predictions)
 
 
 def model_probabilities(model, rows: np.ndarray) -> np.ndarray:
@@ -317,7 +314,7 @@ def test_gradient_contributions_respect_the_padding_mask(trained):
 
     # Pre padding with a mask: the padding steps the mask hides must stay hidden in the
     # gradient pass, or its probability would differ from the model's (which raises).
-    config = tiny_config(**{"data.padding": "pre", "model.mask_padding": "true"})
+    config = tiny_masked_config(**{"data.padding": "pre", "model.mask_padding": "true"})
     table = token_contributions(
         build_model(config), trained.data.vocab, config, "great fun", "gradient"
     )
@@ -330,7 +327,7 @@ def test_gradient_contributions_of_the_mean_of_word_vectors(trained):
 
     # Without an RNN, p = sigmoid(mean(vectors) . kernel + bias), so a word's gradient x input
     # is p (1 - p) (vector . kernel) / n over the n real tokens, the padding left out.
-    config = tiny_config(**{"model.rnn_units": "none", "model.dense_units": "none"})
+    config = tiny_masked_config(**{"model.rnn_units": "none", "model.dense_units": "none"})
     model = build_model(config)
     vocab = trained.data.vocab
     table = token_contributions(model, vocab, config, "great fun", "gradient")
@@ -372,67 +369,6 @@ def test_nearest_words_in_the_trained_embedding(trained):
         nearest_words(trained.model, vocab, "flibbertigibbet")
     with pytest.raises(ValueError, match="'<UNK>'"):
         nearest_words(trained.model, vocab, "<UNK>")
-
-
-# --- the TF-IDF baseline ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def data(tmp_path) -> ImdbData:
-    return load_imdb(num_words=100, path=write_archive(tmp_path / "corpus.tar.gz", tiny_reviews()))
-
-
-def test_tfidf_baseline_learns_the_tiny_corpus_and_caches_its_result(data, tmp_path, monkeypatch):
-    from sklearn.linear_model import LogisticRegression
-
-    first = tfidf_baseline(data, validation_split=0.2, seed=0)
-    assert first["test_accuracy"] > 0.8  # tiny_reviews' sentiment words are disjoint
-    assert first["training_reviews"] == 64 and first["validation_reviews"] == 16
-    assert first["test_reviews"] == 20 and first["input"] == "texts"
-    assert first["features"] > 0 and not first["from_cache"]
-    path = tmp_path / "cache" / "baselines" / f"{data.fingerprint[:20]}-0.2-0.json"
-    assert json.loads(path.read_text())["test_accuracy"] == first["test_accuracy"]
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the cached result should have been used")
-
-    monkeypatch.setattr(LogisticRegression, "fit", refuse)
-    second = tfidf_baseline(data, validation_split=0.2, seed=0)
-    assert second["from_cache"]
-    assert {key: value for key, value in second.items() if key != "from_cache"} == {
-        key: value for key, value in first.items() if key != "from_cache"
-    }
-    with pytest.raises(AssertionError, match="cached"):  # another split is computed anew
-        tfidf_baseline(data, validation_split=0.25, seed=0)
-
-
-def test_tfidf_baseline_trains_on_the_rows_training_uses(data, tmp_path, monkeypatch):
-    from sklearn.linear_model import LogisticRegression
-
-    seen = {}
-    fit = LogisticRegression.fit
-
-    def recording_fit(self, features, labels):
-        seen["labels"] = np.asarray(labels)
-        return fit(self, features, labels)
-
-    monkeypatch.setattr(LogisticRegression, "fit", recording_fit)
-    tfidf_baseline(data, validation_split=0.25, seed=3, cache=False)
-    config = tiny_config(**{"training.validation_split": "0.25", "training.seed": "3"})
-    _, training_rows = split_rows(config, len(data.train))
-    np.testing.assert_array_equal(seen["labels"], data.train.labels[training_rows])
-    assert not (tmp_path / "cache" / "baselines").exists()  # cache=False writes nothing
-
-
-@pytest.mark.real_data
-def test_tfidf_baseline_on_the_real_reviews(real_data_path, real_cache, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(real_cache))
-    data = load_imdb(num_words=10000, path=real_data_path)
-    result = tfidf_baseline(data)
-    assert result["training_reviews"] == 20000 and result["validation_reviews"] == 5000
-    assert 0.85 < result["val_accuracy"] < 0.93
-    assert 0.85 < result["test_accuracy"] < 0.93
-    assert result["features"] == 100_000
 
 
 def test_nearest_words_from_the_stored_matrix_match_the_model(trained, tmp_path):

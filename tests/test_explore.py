@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from rnnkit import explore, load_imdb
-from rnnkit.data import OOV_ID, Vocabulary
 from rnnkit.sequences import pad
+from rnnkit.vocabulary import OOV_ID, Vocabulary
 
 
 @pytest.fixture

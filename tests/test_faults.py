@@ -19,14 +19,31 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit import RunStore, TrainConfig, load_imdb, train, ui
-from rnnkit.data import DataWarning
+from rnnkit import RunStore, TrainConfig, load_imdb, train
 from rnnkit.runs import RunError
 from rnnkit.settings import get_settings
-from tests import browser_helpers
-from tests.app_helpers import TinyRuns, app_on_a_copy, metrics, open_page, texts, train_tiny_runs
-from tests.conftest import write_archive
-from tests.test_training import tiny_config, tiny_reviews
+from rnnkit.sources import DataWarning
+from rnnkit.ui.loading import clear_loaded_data
+from tests.helpers import (
+    TinyRuns,
+    app_on_a_copy,
+    chromium,
+    exceptions,
+    main_text,
+    metric_value,
+    metrics,
+    new_tab,
+    open_in_browser,
+    open_page,
+    screenshot,
+    settle,
+    start_server,
+    texts,
+    tiny_masked_config,
+    tiny_reviews,
+    train_tiny_runs,
+    write_archive,
+)
 
 PAGES = (
     "views/home.py",
@@ -85,26 +102,26 @@ def test_a_killed_server_leaves_its_run_resumable_and_completed_runs_intact(tmp_
         "RNNKIT_RUNS_DIR": str(store.root),
     }
     data = load_imdb(num_words=100, path=corpus)
-    completed = train(tiny_config(**{"training.epochs": "1"}), data, store)
+    completed = train(tiny_masked_config(**{"training.epochs": "1"}), data, store)
     completed_files = file_hashes(completed.folder)
 
-    with browser_helpers.chromium() as browser, browser_helpers.new_tab(browser, request) as page:
-        server = browser_helpers.start_server(environment)
+    with chromium() as browser, new_tab(browser, request) as page:
+        server = start_server(environment)
         try:
-            browser_helpers.open_page(page, f"{server.url}/train")
+            open_in_browser(page, f"{server.url}/train")
             for label, value in INTERRUPTED_FIELDS.items():
                 field = page.get_by_label(label, exact=True)
                 field.fill(value)
                 field.press("Enter")
-                browser_helpers.settle(page)
-            (run_id,) = re.findall(r"Run id ([0-9a-f]{16})", browser_helpers.main_text(page))
+                settle(page)
+            (run_id,) = re.findall(r"Run id ([0-9a-f]{16})", main_text(page))
             page.get_by_role("button", name="Train", exact=True).click()
             folder = store.folder(run_id)
             deadline = time.monotonic() + 240
             while not saved_epochs(folder):
                 assert store.status(run_id) != "complete", "trained to the end before the kill"
                 if time.monotonic() > deadline:
-                    browser_helpers.screenshot(page, request.node.name)
+                    screenshot(page, request.node.name)
                     pytest.fail(f"no epoch was saved within 240 s: {store.summary(run_id)}")
                 time.sleep(0.05)
         finally:
@@ -120,16 +137,16 @@ def test_a_killed_server_leaves_its_run_resumable_and_completed_runs_intact(tmp_
             pass
         assert file_hashes(completed.folder) == completed_files
 
-        server = browser_helpers.start_server(environment)
+        server = start_server(environment)
         try:
-            browser_helpers.open_page(page, f"{server.url}/train")
-            shown = browser_helpers.main_text(page)
+            open_in_browser(page, f"{server.url}/train")
+            shown = main_text(page)
             assert "Stopped part way (1)" in shown
             assert f"{run_id}" in shown
             assert f"incomplete, {stopped_at} of {EPOCHS} epochs trained" in shown
             page.get_by_role("button", name="Continue").click()
-            browser_helpers.settle(page)
-            shown = browser_helpers.main_text(page)
+            settle(page)
+            shown = main_text(page)
             assert f"Run id {run_id}" in shown
             assert (
                 f"{stopped_at} of {EPOCHS} epochs are trained; training resumes from epoch "
@@ -137,9 +154,9 @@ def test_a_killed_server_leaves_its_run_resumable_and_completed_runs_intact(tmp_
             )
             page.get_by_role("button", name="Resume training").click()
             page.get_by_text("trained already").wait_for(timeout=240_000)
-            browser_helpers.settle(page)
-            assert browser_helpers.exceptions(page) == 0
-            best_epoch = browser_helpers.metric_value(page, "Best epoch")
+            settle(page)
+            assert exceptions(page) == 0
+            best_epoch = metric_value(page, "Best epoch")
             assert best_epoch in {str(epoch) for epoch in range(1, EPOCHS + 1)}
         finally:
             server.stop()
@@ -253,7 +270,7 @@ def unfinished_run(runs: TinyRuns, seed: str) -> tuple[RunStore, TrainConfig, st
     Returns:
         (the store, the config, the run id).
     """
-    config = tiny_config(**{"training.seed": seed})
+    config = tiny_masked_config(**{"training.seed": seed})
     run_id = config.run_id(load_imdb(num_words=100, path=runs.corpus).fingerprint)
     store = RunStore()
     store.create(run_id, config.to_dict())
@@ -319,7 +336,7 @@ def test_a_damaged_data_cache_is_named_and_parsed_again(tiny_archive, monkeypatc
     assert load_imdb(path=tiny_archive).source.from_cache  # the cache is whole again
 
     CACHE_DAMAGES[damage](cache_folder())
-    ui._cached_imdb.clear()  # the server's memory would answer before the disk cache
+    clear_loaded_data()  # the server's memory would answer before the disk cache
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         app = open_page("views/home.py")

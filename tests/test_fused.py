@@ -12,7 +12,7 @@ from rnnkit import RunStore, fused, train
 from rnnkit.fused import FusedBidirectional, FusedSimpleRNN
 from rnnkit.model import build_model, parameter_count, uses_fused_rnn
 from rnnkit.training import prepare_data
-from tests.test_training import corpus, data, tiny_config  # noqa: F401  (fixtures)
+from tests.helpers import tiny_masked_config
 
 TIME = 12
 LENGTHS = [12, 3, 7, 0, 9, 12, 5]  # one row is all padding
@@ -103,7 +103,7 @@ def test_fused_layers_give_keras_outputs_and_gradients(
 
 def test_a_batch_of_the_seed_models_size_matches_keras(fused_loops):
     """The real sizes: 64 units, 128 reviews, and a mask that ends rows at different steps."""
-    config = tiny_config(
+    config = tiny_masked_config(
         **{"model.rnn_units": "64,64", "model.dense_units": "64", "model.embedding_dim": "16"}
     )
     keras.utils.set_random_seed(3)
@@ -235,14 +235,14 @@ def rnn_layer_types(model: keras.Model) -> set[type]:
 
 
 def test_build_model_uses_the_fused_layers_where_they_apply(monkeypatch):
-    seed = tiny_config(**{"model.rnn_units": "8,8"})
+    seed = tiny_masked_config(**{"model.rnn_units": "8,8"})
     assert uses_fused_rnn(seed)
     assert rnn_layer_types(build_model(seed)) == {FusedBidirectional}
     assert rnn_layer_types(build_model(seed, fused=False)) == {layers.Bidirectional}
     # The count and the summary describe Keras' layers, whichever computes.
     assert parameter_count(seed) == sum(w.size for w in build_model(seed).get_weights())
-    lstm = tiny_config(**{"model.cell": "lstm"})
-    dropout = tiny_config(**{"model.recurrent_dropout_rate": "0.2"})
+    lstm = tiny_masked_config(**{"model.cell": "lstm"})
+    dropout = tiny_masked_config(**{"model.recurrent_dropout_rate": "0.2"})
     assert not uses_fused_rnn(lstm) and not uses_fused_rnn(dropout)
     assert FusedBidirectional not in rnn_layer_types(build_model(lstm))
     monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
@@ -254,11 +254,11 @@ def test_build_model_uses_the_fused_layers_where_they_apply(monkeypatch):
 
 
 def test_fused_and_keras_training_agree_and_the_saved_model_is_keras_own(
-    data,  # noqa: F811
+    data,
     tmp_path,
     monkeypatch,
 ):
-    config = tiny_config(**{"training.epochs": "2"})
+    config = tiny_masked_config(**{"training.epochs": "2"})
     fused_run = train(config, data, RunStore(tmp_path / "fused"))
     assert fused._BUFFERS._buffers == []  # training over, the loops' buffers were let go
     monkeypatch.setenv("RNNKIT_FUSED_RNN", "sometimes")

@@ -1,7 +1,8 @@
 """The job board: background training shared by sessions, a queue, cancel, server limits.
 
 The tests that train do it in a real child process on a tiny corpus; the queueing tests use an
-in-process fake (`GatedTrain`) that holds each job until the test lets it go.
+in-process fake (the `gated` fixture's `GatedTrain`) that holds each job until the test lets it
+go.
 """
 
 from __future__ import annotations
@@ -10,72 +11,19 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
 from rnnkit import RunStore, load_imdb
 from rnnkit import jobs as jobs_module
 from rnnkit.jobs import CANCELLED_EXIT, JobBoard, LimitError, child_command, limit_problems
-from rnnkit.settings import TrainingLimits
-from rnnkit.training import ProgressEvent, TrainingCancelled
-from tests.conftest import write_archive
-from tests.test_training import tiny_config, tiny_reviews
-
-
-@pytest.fixture
-def data(tmp_path):
-    return load_imdb(num_words=100, path=write_archive(tmp_path / "c.tar.gz", tiny_reviews()))
-
-
-class GatedTrain:
-    """Stands in for rnnkit.training.train: emits events and waits for a gate per run."""
-
-    def __init__(self):
-        self.gates: dict[str, threading.Event] = {}
-        self.calls: list[str] = []
-        self.released = False  # True: every gate opens, those of jobs still queued too
-
-    def gate(self, run_id: str) -> threading.Event:
-        gate = self.gates.setdefault(run_id, threading.Event())
-        if self.released:
-            gate.set()
-        return gate
-
-    def __call__(self, config, data, store, on_progress, cancel, on_start=None):
-        run_id = config.run_id(data.fingerprint)
-        self.calls.append(run_id)
-        event = ProgressEvent("batch", run_id, epoch=1, epochs=1, batch=1, batches=2)
-        while not self.gate(run_id).wait(0.01):
-            on_progress(event)
-            if cancel.cancelled:
-                raise TrainingCancelled(run_id)
-
-
-@pytest.fixture
-def gated(monkeypatch):
-    fake = GatedTrain()
-    monkeypatch.setattr(jobs_module, "train", fake)
-    yield fake
-    fake.released = True  # let every worker end before the next test
-    for gate in list(fake.gates.values()):
-        gate.set()
-    for thread in threading.enumerate():
-        if thread.name.startswith("rnnkit-job-"):
-            thread.join(10)
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+from rnnkit.settings import TrainingLimits, child_environment
+from tests.helpers import tiny_masked_config, tiny_reviews, wait_for, write_archive
 
 
 def test_a_job_trains_in_a_child_process_and_stores_the_run(data, tmp_path):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
-    job = board.submit(tiny_config(), data)
+    job = board.submit(tiny_masked_config(), data)
     view = board.wait(job.run_id, timeout=120)
     assert view.state == "done" and view.error is None
     assert view.pid is not None and view.pid != os.getpid()
@@ -97,7 +45,7 @@ LONG = {"training.epochs": "50"}
 
 def test_cancel_stops_the_child_and_a_resubmit_resumes_from_the_saved_epoch(data, tmp_path):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
-    config = tiny_config(**LONG)
+    config = tiny_masked_config(**LONG)
     job = board.submit(config, data)
     wait_for(lambda: board.view(job.run_id).epochs, timeout=120)
     assert board.cancel(job.run_id)
@@ -119,7 +67,7 @@ def test_a_child_that_cannot_load_the_data_fails_the_job_with_its_error(tmp_path
     data = load_imdb(num_words=100, path=archive)
     archive.unlink()  # the server has the reviews in memory; the child cannot read them
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
-    job = board.submit(tiny_config(), data)
+    job = board.submit(tiny_masked_config(), data)
     view = board.wait(job.run_id, timeout=120)
     assert view.state == "failed"
     assert view.error.startswith("DataError: No IMDB data at") and "gone.tar.gz" in view.error
@@ -131,19 +79,19 @@ def test_a_child_that_dies_without_a_report_fails_the_job_with_its_stderr(
     crash = [sys.executable, "-c", "import sys; sys.stderr.write('segfault, say'); sys.exit(7)"]
     monkeypatch.setattr(jobs_module, "child_command", lambda *arguments: crash)
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
-    view = board.wait(board.submit(tiny_config(), data).run_id, timeout=30)
+    view = board.wait(board.submit(tiny_masked_config(), data).run_id, timeout=30)
     assert view.state == "failed"
     assert view.error == "the training process ended with exit code 7: segfault, say"
 
 
 def test_the_child_stops_resumable_when_the_server_closes_its_stdin(data, tmp_path):
     store = RunStore(tmp_path / "runs")
-    config = tiny_config(**LONG)
+    config = tiny_masked_config(**LONG)
     child = subprocess.Popen(
         child_command(config, data, store),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        env=jobs_module._child_environment(),
+        env=child_environment(),
         text=True,
     )
     try:
@@ -162,8 +110,8 @@ def test_the_child_stops_resumable_when_the_server_closes_its_stdin(data, tmp_pa
 
 def test_a_second_request_attaches_to_the_running_job(data, tmp_path, gated):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
-    first = board.submit(tiny_config(), data)
-    second = board.submit(tiny_config(), data)
+    first = board.submit(tiny_masked_config(), data)
+    second = board.submit(tiny_masked_config(), data)
     assert second is first
     wait_for(lambda: board.view(first.run_id).state == "running")
     gated.gate(first.run_id).set()
@@ -173,7 +121,7 @@ def test_a_second_request_attaches_to_the_running_job(data, tmp_path, gated):
 
 def test_jobs_queue_beyond_max_jobs_in_order(data, tmp_path, gated):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_jobs=1))
-    configs = [tiny_config(**{"training.seed": str(seed)}) for seed in (1, 2, 3)]
+    configs = [tiny_masked_config(**{"training.seed": str(seed)}) for seed in (1, 2, 3)]
     jobs = [board.submit(config, data) for config in configs]
     wait_for(lambda: board.view(jobs[0].run_id).state == "running")
     assert [board.view(job.run_id).queue_position for job in jobs] == [None, 1, 2]
@@ -190,12 +138,12 @@ def test_jobs_queue_beyond_max_jobs_in_order(data, tmp_path, gated):
 
 def test_cancel_stops_a_running_job(data, tmp_path, gated):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
-    job = board.submit(tiny_config(), data)
+    job = board.submit(tiny_masked_config(), data)
     wait_for(lambda: board.view(job.run_id).state == "running")
     assert board.cancel(job.run_id)
     assert board.wait(job.run_id, 10).state == "cancelled"
     assert not board.cancel(job.run_id)  # nothing active left to stop
-    again = board.submit(tiny_config(), data)  # a cancelled run can be resumed
+    again = board.submit(tiny_masked_config(), data)  # a cancelled run can be resumed
     assert again is not job and board.view(again.run_id).state in ("queued", "running")
     gated.gate(job.run_id).set()
     assert board.wait(job.run_id, 10).state == "done"
@@ -203,7 +151,7 @@ def test_cancel_stops_a_running_job(data, tmp_path, gated):
 
 def test_the_time_limit_cancels_a_job_with_a_reason(data, tmp_path, gated):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_training_minutes=0.001))
-    job = board.submit(tiny_config(), data)
+    job = board.submit(tiny_masked_config(), data)
     view = board.wait(job.run_id, 10)
     assert view.state == "cancelled"
     assert "time limit of 0.001 minutes" in view.error
@@ -224,21 +172,21 @@ def test_the_server_refuses_what_its_limits_do_not_allow(
 ):
     board = JobBoard(RunStore(tmp_path / "runs"), limits)
     with pytest.raises(LimitError, match=message):
-        board.submit(tiny_config(**overrides), data)
+        board.submit(tiny_masked_config(**overrides), data)
     assert gated.calls == [] and board.active() == []
 
 
 def test_a_full_queue_refuses_more(data, tmp_path, gated):
     board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_jobs=1, max_queue=1))
-    running = board.submit(tiny_config(**{"training.seed": "1"}), data)
+    running = board.submit(tiny_masked_config(**{"training.seed": "1"}), data)
     wait_for(lambda: board.view(running.run_id).state == "running")
-    board.submit(tiny_config(**{"training.seed": "2"}), data)
+    board.submit(tiny_masked_config(**{"training.seed": "2"}), data)
     with pytest.raises(LimitError, match=r"The queue is full: 1 waiting, .*RNNKIT_MAX_QUEUE = 1"):
-        board.submit(tiny_config(**{"training.seed": "3"}), data)
+        board.submit(tiny_masked_config(**{"training.seed": "3"}), data)
 
 
 def test_limit_problems_lists_each_broken_limit_once():
-    config = tiny_config(**{"model.rnn_units": "300,300", "training.epochs": "99"})
+    config = tiny_masked_config(**{"model.rnn_units": "300,300", "training.epochs": "99"})
     problems = limit_problems(config, TrainingLimits(max_epochs=50))
     assert problems == [
         "training.epochs = 99 is over this server's limit of 50",

@@ -11,11 +11,11 @@ from rnnkit.model import build_model, has_fused_layers, model_summary, parameter
 
 # A small model whose parameters are easy to count: 100 words, 8-dim embedding, one RNN layer of
 # 4 units, one Dense layer of 3 units.
-SMALL = {"data.num_words": 100, "embedding_dim": 8, "rnn_units": (4,), "dense_units": (3,)}
+COUNTABLE = {"data.num_words": 100, "embedding_dim": 8, "rnn_units": (4,), "dense_units": (3,)}
 
 
-def small_config(**overrides: object) -> TrainConfig:
-    return TrainConfig().with_overrides({**SMALL, **overrides})
+def countable_config(**overrides: object) -> TrainConfig:
+    return TrainConfig().with_overrides({**COUNTABLE, **overrides})
 
 
 @pytest.mark.parametrize("name", ["notebook", "seed"])
@@ -93,7 +93,7 @@ def test_recommended_model_is_the_mean_of_word_vectors():
 
 
 def test_without_a_mask_the_mean_counts_the_padding():
-    config = small_config(rnn_units=(), dense_units=(), dropout_rate=0.5)
+    config = countable_config(rnn_units=(), dense_units=(), dropout_rate=0.5)
     model = build_model(config)
     assert [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
         "dropout_mean"
@@ -122,7 +122,7 @@ def test_without_a_mask_the_mean_counts_the_padding():
     ],
 )
 def test_variants_have_the_parameters_counted_by_hand(cell, bidirectional, expected):
-    config = small_config(cell=cell, bidirectional=bidirectional)
+    config = countable_config(cell=cell, bidirectional=bidirectional)
     model = build_model(config)
     assert model.count_params() == expected
     assert parameter_count(config) == expected
@@ -138,17 +138,17 @@ def test_masked_padding_does_not_change_the_output(cell):
     unpadded = np.array([review], dtype="int32")
     padded = np.array([review + [0] * 6], dtype="int32")  # "post" padding
     # Two stacked RNN layers: the mask must pass through the first to the second.
-    masked = build_model(small_config(cell=cell, rnn_units=(4, 4), mask_padding=True))
+    masked = build_model(countable_config(cell=cell, rnn_units=(4, 4), mask_padding=True))
     assert np.allclose(
         masked.predict(unpadded, verbose=0), masked.predict(padded, verbose=0), rtol=0, atol=1e-5
     )
-    unmasked = build_model(small_config(cell=cell, rnn_units=(4, 4)))
+    unmasked = build_model(countable_config(cell=cell, rnn_units=(4, 4)))
     difference = unmasked.predict(unpadded, verbose=0) - unmasked.predict(padded, verbose=0)
     assert np.abs(difference).max() > 1e-5  # without the mask, padding does change it
 
 
 def test_dropout_regularization_and_optimizer_follow_the_config():
-    config = small_config(
+    config = countable_config(
         rnn_units=(4, 4), dropout_rate=0.5, l2=0.01, optimizer="rmsprop", learning_rate=0.05
     )
     model = build_model(config)
@@ -160,15 +160,16 @@ def test_dropout_regularization_and_optimizer_follow_the_config():
     assert len(model.losses) == 2 * 2 * 2 + 2
     assert isinstance(model.optimizer, keras.optimizers.RMSprop)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
-    assert isinstance(build_model(small_config(optimizer="sgd")).optimizer, keras.optimizers.SGD)
-    plain = build_model(small_config())
+    sgd = build_model(countable_config(optimizer="sgd"))
+    assert isinstance(sgd.optimizer, keras.optimizers.SGD)
+    plain = build_model(countable_config())
     assert not plain.losses
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain.layers)
 
 
 def test_a_small_model_trains_for_an_epoch():
     keras.utils.set_random_seed(0)
-    config = small_config(
+    config = countable_config(
         cell="lstm", mask_padding=True, dropout_rate=0.2, recurrent_dropout_rate=0.1
     )
     tokens = np.random.default_rng(0).integers(1, 100, size=(32, 12)).astype("int32")

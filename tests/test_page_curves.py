@@ -14,15 +14,21 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore, load_imdb, train, ui
-from rnnkit import jobs as jobs_module
-from tests.app_helpers import APP, chart_data, texts
-from tests.conftest import write_archive
-from tests.test_jobs import GatedTrain, wait_for
-from tests.test_training import tiny_config as masked_tiny_config
-from tests.test_training import tiny_reviews
+from rnnkit import RunStore, load_imdb, train
+from rnnkit.compare import PADDING_VARIANTS, padding_variants
+from rnnkit.ui.board import job_board
+from rnnkit.ui.curves import BASELINE_NAME
+from tests.helpers import (
+    APP,
+    chart_data,
+    texts,
+    tiny_reviews,
+    tiny_unmasked_config,
+    wait_for,
+    write_archive,
+)
 
-POST, PRE, MASKED = ui.PADDING_VARIANTS  # "post padding", "pre padding", "post padding, masked"
+POST, PRE, MASKED = PADDING_VARIANTS  # "post padding", "pre padding", "post padding, masked"
 DAMAGED_ID = "dddddddddddddddd"
 
 
@@ -30,17 +36,12 @@ DAMAGED_ID = "dddddddddddddddd"
 class Trained:
     archive: Path  # the tiny corpus the runs were trained on (its bytes name the data)
     runs_root: Path
-    run_ids: dict[str, str]  # padding variant label -> run id, tiny_config() varied
-
-
-def tiny_config(**overrides: str):
-    """The tiny config post-padded without a mask: the padding experiment's first variant."""
-    return masked_tiny_config(**{"model.mask_padding": "false", **overrides})
+    run_ids: dict[str, str]  # padding variant label -> run id, tiny_unmasked_config() varied
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Trained:
-    """tiny_config() trained post-padded, pre-padded and masked, once for the module."""
+    """tiny_unmasked_config() trained post-padded, pre-padded and masked, once for the module."""
     root = tmp_path_factory.mktemp("curves")
     archive = write_archive(root / "corpus.tar.gz", tiny_reviews())
     with pytest.MonkeyPatch.context() as patch:
@@ -48,7 +49,7 @@ def trained(tmp_path_factory) -> Trained:
         data = load_imdb(num_words=100, path=archive)
         store = RunStore(root / "runs")
         run_ids = {}
-        for label, config in ui.padding_variants(tiny_config()).items():
+        for label, config in padding_variants(tiny_unmasked_config()).items():
             run_ids[label] = train(config, data, store).run_id
     return Trained(archive, store.root, run_ids)
 
@@ -57,19 +58,10 @@ def trained(tmp_path_factory) -> Trained:
 def store(trained, monkeypatch) -> RunStore:
     """The page's run store (in this test's cache folder) on the module's corpus; empty."""
     monkeypatch.setenv("RNNKIT_DATA", str(trained.archive))
-    ui.job_board.clear()  # a fresh board on this test's run store
-    yield ui.job_board().store
-    ui.job_board().shutdown()
-    ui.job_board.clear()
-
-
-@pytest.fixture
-def gated(monkeypatch):
-    fake = GatedTrain()
-    monkeypatch.setattr(jobs_module, "train", fake)
-    yield fake
-    for gate in fake.gates.values():
-        gate.set()
+    job_board.clear()  # a fresh board on this test's run store
+    yield job_board().store
+    job_board().shutdown()
+    job_board.clear()
 
 
 def copy_runs(trained: Trained, store: RunStore, *labels: str) -> list[str]:
@@ -86,7 +78,7 @@ def tiny_data(trained: Trained):
 
 def incomplete_run(trained: Trained, store: RunStore, **overrides: str) -> str:
     """A run stopped after its first epoch (no job trains it)."""
-    config = tiny_config(**overrides)
+    config = tiny_unmasked_config(**overrides)
     run_id = config.run_id(tiny_data(trained).fingerprint)
     store.create(run_id, config.to_dict())
     epoch = {"epoch": 1, "loss": 0.69, "accuracy": 0.5, "val_loss": 0.7, "val_accuracy": 0.45}
@@ -191,25 +183,16 @@ def test_the_differences_table_shows_exactly_the_differing_settings(trained, sto
     assert "Pick two or more runs" in texts(app)
 
 
-def test_config_differences_compares_stored_configs():
-    first = tiny_config().to_dict()
-    second = tiny_config(**{"model.rnn_units": "8, 8", "training.epochs": "4"}).to_dict()
-    differences = ui.config_differences({"a": first, "b": second, "c": None})
-    assert differences.index.tolist() == ["model.rnn_units", "training.epochs"]
-    assert differences.to_dict("list") == {"a": ["8", "3"], "b": ["8, 8", "4"]}
-    assert ui.config_differences({"a": first, "b": first}).empty
-
-
 def test_the_baseline_is_computed_on_request_then_read_from_disk(trained, store):
     (post,) = copy_runs(trained, store, POST)
     app = open_curves(post)
     assert chart_references(app) == []
     app.button(key="curves_baseline").click().run()
     assert not app.exception, app.exception
-    assert chart_references(app) == [ui.BASELINE_NAME]
+    assert chart_references(app) == [BASELINE_NAME]
     again = open_curves(post)  # another session: the disk cache answers, no button
     assert "curves_baseline" not in keys(again)
-    assert chart_references(again) == [ui.BASELINE_NAME]
+    assert chart_references(again) == [BASELINE_NAME]
 
 
 def test_runs_without_curves_are_named_not_drawn(trained, store):
@@ -280,8 +263,8 @@ def test_delete_asks_for_a_confirmation_then_removes_the_run(trained, store):
 def test_a_run_in_training_cannot_be_deleted(trained, store, gated):
     stopped = incomplete_run(trained, store, **{"training.seed": "5"})
     (post,) = copy_runs(trained, store, POST)
-    ui.job_board().submit(tiny_config(**{"training.seed": "5"}), tiny_data(trained))
-    wait_for(lambda: ui.job_board().view(stopped).state == "running")
+    job_board().submit(tiny_unmasked_config(**{"training.seed": "5"}), tiny_data(trained))
+    wait_for(lambda: job_board().view(stopped).state == "running")
     app = open_curves(stopped, post)
     table = app.dataframe[0].value.set_index("run")
     assert table.loc[stopped, "status"] == "training"
@@ -300,7 +283,7 @@ def test_a_run_in_training_cannot_be_deleted(trained, store, gated):
 def test_the_padding_experiment_trains_three_variants_as_normal_jobs(trained, store, gated):
     stopped = incomplete_run(trained, store, **{"training.seed": "5"})
     data = tiny_data(trained)
-    variants = ui.padding_variants(tiny_config(**{"training.seed": "5"}))
+    variants = padding_variants(tiny_unmasked_config(**{"training.seed": "5"}))
     expected = [variant.run_id(data.fingerprint) for variant in variants.values()]
     assert expected[0] == stopped  # its own config is the post-padded variant
     assert len(set(expected)) == 3
@@ -310,12 +293,12 @@ def test_the_padding_experiment_trains_three_variants_as_normal_jobs(trained, st
     start.click().run()
     assert not app.exception, app.exception
     wait_for(lambda: len(gated.calls) == 1)
-    assert [view.run_id for view in ui.job_board().active()] == expected
+    assert [view.run_id for view in job_board().active()] == expected
     assert gated.calls == [expected[0]]  # one job at a time; the others wait their turn
     assert "Queued: place 1." in texts(app) and "Queued: place 2." in texts(app)
     for run_id in expected:
         gated.gate(run_id).set()
-    wait_for(lambda: not ui.job_board().active())
+    wait_for(lambda: not job_board().active())
     assert gated.calls == expected
 
 
@@ -326,7 +309,7 @@ def test_a_trained_variant_is_not_trained_again(trained, store, gated):
     assert start.label == "Run the padding experiment (2 to train)"
     start.click().run()
     wait_for(lambda: len(gated.calls) == 1)
-    assert [view.run_id for view in ui.job_board().active()] == [
+    assert [view.run_id for view in job_board().active()] == [
         trained.run_ids[PRE],
         trained.run_ids[MASKED],
     ]
@@ -343,7 +326,7 @@ def test_the_padding_experiment_shows_the_three_curves_side_by_side(trained, sto
 def test_the_padding_experiment_is_refused_over_the_limits(trained, store, monkeypatch):
     (post,) = copy_runs(trained, store, POST)
     monkeypatch.setenv("RNNKIT_MAX_EPOCHS", "2")
-    ui.job_board.clear()
+    job_board.clear()
     app = open_curves(post)
     assert "Refused: training.epochs = 3 is over this server's limit of 2." in texts(app)
     assert app.button(key="curves_padding_start").disabled
@@ -352,11 +335,11 @@ def test_the_padding_experiment_is_refused_over_the_limits(trained, store, monke
 def test_a_full_queue_refuses_each_variant_with_the_reason(trained, store, gated, monkeypatch):
     (post,) = copy_runs(trained, store, POST)
     monkeypatch.setenv("RNNKIT_MAX_QUEUE", "1")
-    ui.job_board.clear()
-    board, data = ui.job_board(), tiny_data(trained)
-    running = board.submit(tiny_config(**{"training.seed": "7"}), data)
+    job_board.clear()
+    board, data = job_board(), tiny_data(trained)
+    running = board.submit(tiny_unmasked_config(**{"training.seed": "7"}), data)
     wait_for(lambda: board.view(running.run_id).state == "running")
-    board.submit(tiny_config(**{"training.seed": "8"}), data)  # waits: the queue is full
+    board.submit(tiny_unmasked_config(**{"training.seed": "8"}), data)  # waits: the queue is full
     app = open_curves(post)
     app.button(key="curves_padding_start").click().run()
     assert not app.exception, app.exception

@@ -2,8 +2,8 @@
 test set, the bounds of the text, the run picker and its URL, and nearest words on the
 vocabulary page.
 
-Two tiny runs (3 epochs and 1 epoch of tiny_config) are trained once for the module into a store
-that each test copies and points RNNKIT_RUNS_DIR at.
+Two tiny runs (3 epochs and 1 epoch of tiny_masked_config) are trained once for the module into a
+store that each test copies and points RNNKIT_RUNS_DIR at.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb
-from rnnkit.data import tokenize
 from rnnkit.evaluation import MAX_TEXT_CHARACTERS, predict_texts, threshold_metrics
 from rnnkit.runs import COMPLETE_FILE
-from tests.app_helpers import (
+from rnnkit.vocabulary import tokenize
+from tests.helpers import (
     TinyRuns,
     chart_data,
     chips,
     metrics,
     open_page,
     texts,
+    tiny_masked_config,
     train_tiny_runs,
 )
-from tests.test_training import tiny_config
 
 PAGE = "views/predictions.py"
 
@@ -88,7 +88,7 @@ def test_a_trained_run_shows_its_predictions(with_runs):
 
     text = widget(app, "text_area", "predict_text").value
     shown = metrics(app)
-    expected = predict_texts(run.model(), data.vocab, tiny_config(), [text])[0]
+    expected = predict_texts(run.model(), data.vocab, tiny_masked_config(), [text])[0]
     assert shown["Probability of positive"] == f"{expected:.3f}"
     assert shown["Label"] == ("positive" if expected > 0.5 else "negative")
     # max_length 16 and truncating 'pre': the model reads the example's last 16 words.
@@ -175,14 +175,14 @@ def test_the_threshold_changes_the_confusion_matrix(with_runs):
 
 def test_the_picker_lists_only_complete_runs_of_these_reviews(with_runs):
     store = RunStore()
-    incomplete_id = tiny_config(**{"training.epochs": "2"}).run_id(
+    incomplete_id = tiny_masked_config(**{"training.epochs": "2"}).run_id(
         load_imdb(num_words=100, path=with_runs.corpus).fingerprint
     )
-    store.create(incomplete_id, tiny_config(**{"training.epochs": "2"}).to_dict())
-    failed_id = tiny_config(**{"training.seed": "7"}).run_id(
+    store.create(incomplete_id, tiny_masked_config(**{"training.epochs": "2"}).to_dict())
+    failed_id = tiny_masked_config(**{"training.seed": "7"}).run_id(
         load_imdb(num_words=100, path=with_runs.corpus).fingerprint
     )
-    store.create(failed_id, tiny_config(**{"training.seed": "7"}).to_dict())
+    store.create(failed_id, tiny_masked_config(**{"training.seed": "7"}).to_dict())
     store.mark_failed(failed_id, "out of memory")
     # A complete run whose id does not match its config on these reviews: other data.
     shutil.copytree(store.folder(with_runs.run_id), store.root / "0123456789abcdef")

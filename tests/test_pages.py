@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import load_imdb
-from tests.app_helpers import APP, chart_data, chips, metrics, open_page
+from tests.helpers import APP, chart_data, chips, metrics, open_page
 
 
 @pytest.fixture

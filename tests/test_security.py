@@ -12,7 +12,7 @@ import pytest
 
 from rnnkit import RunStore, cli
 from rnnkit.runs import MODEL_FILE, RunError
-from tests.app_helpers import TinyRuns, app_on_a_copy, metrics, open_page, texts, train_tiny_runs
+from tests.helpers import TinyRuns, app_on_a_copy, metrics, open_page, texts, train_tiny_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "views").glob("*.py"))

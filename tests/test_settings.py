@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore, load_imdb, ui
-from rnnkit import jobs as jobs_module
+from rnnkit import RunStore
 from rnnkit import settings as settings_module
 from rnnkit.jobs import JobBoard, LimitError
 from rnnkit.settings import HOSTED_LIMITS, TrainingLimits, get_limits, get_settings
-from tests.app_helpers import APP, texts
-from tests.conftest import write_archive
-from tests.test_jobs import GatedTrain
-from tests.test_page_train import button, open_train_page
-from tests.test_training import tiny_config, tiny_reviews
+from rnnkit.ui.board import job_board
+from tests.helpers import (
+    APP,
+    button,
+    open_train_page,
+    texts,
+    tiny_masked_config,
+    tiny_reviews,
+    write_archive,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_VARIABLES = [f"RNNKIT_{item.name.upper()}" for item in dataclasses.fields(TrainingLimits)]
@@ -98,20 +102,6 @@ def test_a_bad_value_names_the_variable(monkeypatch, name, value, message):
         get_limits()
 
 
-@pytest.fixture
-def data(tmp_path):
-    return load_imdb(num_words=100, path=write_archive(tmp_path / "c.tar.gz", tiny_reviews()))
-
-
-@pytest.fixture
-def gated(monkeypatch):
-    fake = GatedTrain()
-    monkeypatch.setattr(jobs_module, "train", fake)
-    yield fake
-    for gate in fake.gates.values():
-        gate.set()
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -131,13 +121,13 @@ def test_a_hosted_job_board_refuses_what_the_hosted_limits_do_not_allow(
     board = JobBoard(RunStore(tmp_path / "runs"))  # its limits read from the environment
     assert board.limits == HOSTED_LIMITS
     with pytest.raises(LimitError, match=message):
-        board.submit(tiny_config(**overrides), data)
+        board.submit(tiny_masked_config(**overrides), data)
     assert gated.calls == [] and board.active() == []
 
 
 def test_without_hosted_mode_the_same_request_is_accepted(tmp_path, data, gated):
     board = JobBoard(RunStore(tmp_path / "runs"))
-    job = board.submit(tiny_config(**{"training.epochs": "30"}), data)
+    job = board.submit(tiny_masked_config(**{"training.epochs": "30"}), data)
     assert job.state in ("queued", "running")
     board.cancel(job.run_id)
     gated.gate(job.run_id).set()
@@ -147,20 +137,20 @@ def test_without_hosted_mode_the_same_request_is_accepted(tmp_path, data, gated)
 def test_the_train_page_of_a_hosted_server_refuses_the_notebooks_30_epochs(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA", str(write_archive(tmp_path / "c.tar.gz", tiny_reviews())))
     monkeypatch.setenv("RNNKIT_HOSTED", "1")
-    ui.job_board.clear()  # a board that reads the hosted limits
+    job_board.clear()  # a board that reads the hosted limits
     try:
         app = open_train_page(**{"training.epochs": "30"})
         assert "Refused: training.epochs = 30 is over this server's limit of 10" in texts(app)
         assert button(app, "train_start").disabled
     finally:
-        ui.job_board().shutdown()
-        ui.job_board.clear()
+        job_board().shutdown()
+        job_board.clear()
 
 
 def test_a_hosted_train_page_opens_the_preset_within_the_limits(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA", str(write_archive(tmp_path / "c.tar.gz", tiny_reviews())))
     monkeypatch.setenv("RNNKIT_HOSTED", "1")
-    ui.job_board.clear()
+    job_board.clear()
     try:
         app = AppTest.from_file(APP, default_timeout=120)
         app.switch_page("views/train.py").run()
@@ -172,8 +162,8 @@ def test_a_hosted_train_page_opens_the_preset_within_the_limits(tmp_path, monkey
         assert "This server's limits lower the preset's training.epochs to 10." in texts(app)
         assert not [text for text in texts(app) if text.startswith("Refused")]
     finally:
-        ui.job_board().shutdown()
-        ui.job_board.clear()
+        job_board().shutdown()
+        job_board.clear()
 
 
 def test_the_secrets_example_sets_only_known_variables_as_strings():

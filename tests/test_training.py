@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,56 +15,9 @@ import pytest
 
 from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, preset, train
 from rnnkit.training import prepare_data, setup_training, split_rows
-from tests.conftest import write_archive
+from tests.helpers import tiny_masked_config
 
 ROOT = Path(__file__).resolve().parents[1]
-POSITIVE = ["good", "great", "fun", "superb", "loved", "brilliant"]
-NEGATIVE = ["bad", "awful", "dull", "boring", "hated", "weak"]
-NEUTRAL = ["the", "film", "story", "acting", "plot", "was", "and", "it"]
-
-
-def tiny_reviews(train_per_label: int = 40, test_per_label: int = 10, seed: int = 0) -> dict:
-    generator = random.Random(seed)
-
-    def review(words: list[str]) -> str:
-        picked = generator.choices(NEUTRAL, k=generator.randint(3, 12))
-        picked += generator.choices(words, k=generator.randint(1, 3))
-        generator.shuffle(picked)
-        return " ".join(picked) + "."
-
-    reviews = {}
-    for split, count in (("train", train_per_label), ("test", test_per_label)):
-        for label, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
-            rating = 8 if label == "pos" else 2
-            reviews[split, label] = [(i, rating, review(words)) for i in range(count)]
-    return reviews
-
-
-# A model small enough to train in a second: 1 layer of 8 units, sequences of 16 tokens.
-TINY_OVERRIDES = {
-    "data.num_words": "100",
-    "data.max_length": "16",
-    "model.rnn_units": "8",
-    "model.embedding_dim": "8",
-    "model.dense_units": "8",
-    "training.batch_size": "16",
-    "training.epochs": "3",
-    "training.seed": "1",
-}
-
-
-def tiny_config(**overrides: str):
-    return preset("seed").with_overrides({**TINY_OVERRIDES, **overrides})
-
-
-@pytest.fixture
-def corpus(tmp_path) -> Path:
-    return write_archive(tmp_path / "corpus.tar.gz", tiny_reviews())
-
-
-@pytest.fixture
-def data(corpus):
-    return load_imdb(num_words=100, path=corpus)
 
 
 @pytest.fixture
@@ -74,13 +26,13 @@ def store(tmp_path) -> RunStore:
 
 
 def test_prepare_data_carves_a_seeded_validation_split(data):
-    config = tiny_config()
+    config = tiny_masked_config()
     prepared = prepare_data(config, data)
     assert prepared.x_train.shape == (64, 16) and prepared.x_validation.shape == (16, 16)
     assert prepared.x_test.shape == (20, 16)
     again = prepare_data(config, data)
     assert np.array_equal(prepared.x_validation, again.x_validation)
-    other_seed = prepare_data(tiny_config(**{"training.seed": "2"}), data)
+    other_seed = prepare_data(tiny_masked_config(**{"training.seed": "2"}), data)
     assert not np.array_equal(prepared.x_validation, other_seed.x_validation)
     # post padding: zeros after the tokens, and every row starts with <START>.
     assert (prepared.x_train[:, 0] == 1).all()
@@ -88,12 +40,12 @@ def test_prepare_data_carves_a_seeded_validation_split(data):
 
 def test_prepare_data_refuses_another_num_words(data):
     with pytest.raises(ValueError, match=r"num_words=100 .* data.num_words=200"):
-        prepare_data(tiny_config(**{"data.num_words": "200"}), data)
+        prepare_data(tiny_masked_config(**{"data.num_words": "200"}), data)
 
 
 def test_masked_configs_train_on_length_grouped_batches(data):
     # Reviews of 6 to 18 tokens (with <START>): a batch of similar lengths needs fewer steps.
-    config = tiny_config(**{"model.mask_padding": "true", "training.batch_size": "8"})
+    config = tiny_masked_config(**{"model.mask_padding": "true", "training.batch_size": "8"})
     setup = setup_training(config, data)
     prepared = setup.prepared
     lengths = np.count_nonzero(prepared.x_train, axis=1)
@@ -121,14 +73,14 @@ def test_length_grouped_datasets_do_not_start_tf_datas_autotuning(data):
     # With autotuning, destroying an iterator waited for tf.data's tuning thread to wake: Keras
     # makes one per epoch and per validation pass, and some epochs of the seed preset took
     # 20.5 s instead of 12 s, idle for 8 s at the end. A generator has nothing to tune.
-    config = tiny_config(**{"model.mask_padding": "true"})
+    config = tiny_masked_config(**{"model.mask_padding": "true"})
     setup = setup_training(config, data)
     for dataset in (setup.fit_arguments["x"], setup.fit_arguments["validation_data"]):
         assert dataset.options().autotune.enabled is False
 
 
 def test_length_grouping_does_not_change_a_masked_models_output(data):
-    config = tiny_config(**{"model.mask_padding": "true", "data.padding": "pre"})
+    config = tiny_masked_config(**{"model.mask_padding": "true", "data.padding": "pre"})
     setup = setup_training(config, data)
     full_width = setup.model.predict(setup.prepared.x_test, verbose=0)[:, 0]
     np.testing.assert_allclose(setup.predict(setup.prepared.x_test), full_width, atol=1e-6)
@@ -136,18 +88,18 @@ def test_length_grouping_does_not_change_a_masked_models_output(data):
 
 def test_tiny_config_trains_and_stores_everything(data, store):
     events = []
-    run = train(tiny_config(), data, store, on_progress=events.append)
+    run = train(tiny_masked_config(), data, store, on_progress=events.append)
     assert store.status(run.run_id) == "complete"
     assert [record["epoch"] for record in run.history] == [1, 2, 3]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(run.history[0])
     assert run.predictions.shape == (20,)
     assert ((run.predictions >= 0) & (run.predictions <= 1)).all()
     assert run.versions["keras"] and run.timings["seconds"] > 0
-    assert run.config == tiny_config().to_dict()
+    assert run.config == tiny_masked_config().to_dict()
     assert not store.backup_dir(run.run_id).exists()
     # The saved model gives the stored predictions.
     model = run.model()
-    prepared = prepare_data(tiny_config(), data)
+    prepared = prepare_data(tiny_masked_config(), data)
     reloaded = model.predict(prepared.x_test, verbose=0)[:, 0]
     np.testing.assert_allclose(reloaded, run.predictions, atol=1e-5)
     # The stored test metrics agree with Keras' own evaluation.
@@ -162,7 +114,7 @@ def test_tiny_config_trains_and_stores_everything(data, store):
 
 
 def test_a_model_without_an_rnn_trains_stores_and_reloads(data, store):
-    config = tiny_config(**{"model.rnn_units": "none", "model.dense_units": "none"})
+    config = tiny_masked_config(**{"model.rnn_units": "none", "model.dense_units": "none"})
     run = train(config, data, store)
     assert store.status(run.run_id) == "complete" and len(run.history) == 3
     assert run.timings["fused_rnn"] is False
@@ -178,10 +130,10 @@ def test_a_model_without_an_rnn_trains_stores_and_reloads(data, store):
 
 
 def test_a_trained_config_is_never_trained_again(data, store):
-    first = train(tiny_config(), data, store)
+    first = train(tiny_masked_config(), data, store)
     events = []
     started = time.perf_counter()
-    second = train(tiny_config(), data, store, on_progress=events.append)
+    second = train(tiny_masked_config(), data, store, on_progress=events.append)
     assert time.perf_counter() - started < 5  # loads, never fits (a loose bound: no training)
     assert events == []
     assert second.run_id == first.run_id
@@ -190,15 +142,15 @@ def test_a_trained_config_is_never_trained_again(data, store):
 
 
 def test_same_config_and_seed_give_the_same_history(data, tmp_path):
-    first = train(tiny_config(), data, RunStore(tmp_path / "a"))
-    second = train(tiny_config(), data, RunStore(tmp_path / "b"))
+    first = train(tiny_masked_config(), data, RunStore(tmp_path / "a"))
+    second = train(tiny_masked_config(), data, RunStore(tmp_path / "b"))
     for a, b in zip(first.history, second.history, strict=True):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert a[key] == pytest.approx(b[key], abs=1e-5)
 
 
 def test_cancel_stops_within_a_batch_and_the_run_resumes(data, store):
-    config = tiny_config(**{"training.epochs": "4"})
+    config = tiny_masked_config(**{"training.epochs": "4"})
     token = CancelToken()
     seen = []
 
@@ -227,21 +179,21 @@ def test_a_failure_is_recorded_and_retraining_works(data, store, monkeypatch):
 
     monkeypatch.setattr(rnnkit.model, "build_model", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
-        train(tiny_config(), data, store)
-    run_id = tiny_config().run_id(data.fingerprint)
+        train(tiny_masked_config(), data, store)
+    run_id = tiny_masked_config().run_id(data.fingerprint)
     assert store.status(run_id) == "failed"
     (summary,) = store.list_runs()
     assert "out of memory" in summary.error
     monkeypatch.undo()
-    assert train(tiny_config(), data, store).run_id == run_id
+    assert train(tiny_masked_config(), data, store).run_id == run_id
     assert store.status(run_id) == "complete"
 
 
 TRAIN_SCRIPT = """
 import json, os, sys, time
 import rnnkit
-from tests.test_training import tiny_config
-config = tiny_config(**json.loads(os.environ["OVERRIDES"]))
+from tests.helpers import tiny_masked_config
+config = tiny_masked_config(**json.loads(os.environ["OVERRIDES"]))
 data = rnnkit.load_imdb(num_words=100, path=os.environ["CORPUS"])
 store = rnnkit.RunStore(os.environ["RUNS"])
 slow = float(os.environ.get("SLOW", "0"))
@@ -280,7 +232,7 @@ def test_a_killed_training_leaves_no_complete_run_and_the_rerun_finishes(corpus,
     overrides = {"training.epochs": "3"}
     process = start_training_process(corpus, runs, overrides, slow=0.3)  # ~1.2 s per epoch
     store = RunStore(runs)
-    config = tiny_config(**overrides)
+    config = tiny_masked_config(**overrides)
     data = load_imdb(num_words=100, path=corpus)
     run_id = config.run_id(data.fingerprint)
     deadline = time.monotonic() + 120
@@ -325,10 +277,11 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 import rnnkit
-from tests.test_training import tiny_config
+from tests.helpers import tiny_masked_config
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 data = rnnkit.load_imdb(num_words=100, path=os.environ["CORPUS"])
-run = rnnkit.train(tiny_config(), data, rnnkit.RunStore(os.environ["RUNS"]), strategy=strategy)
+store = rnnkit.RunStore(os.environ["RUNS"])
+run = rnnkit.train(tiny_masked_config(), data, store, strategy=strategy)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "epochs": len(run.history),
                   "test_accuracy": run.metrics["test_accuracy"]}))
 """
@@ -360,12 +313,13 @@ def test_training_flops_by_hand():
 
     # Per step: 2 directions x (8 x 8 input + 8 x 8 recurrent) = 256 multiply-adds; per review
     # after the RNN: 16 x 8 + 8 x 1 = 136; 16 steps; x2 for multiply-add, x3 for training.
-    assert training_flops_per_epoch(tiny_config(), 64) == 3 * 2 * 64 * (16 * 256 + 136)
-    assert training_flops_per_epoch(tiny_config(), 64, steps=500) == 3 * 2 * (500 * 256 + 64 * 136)
+    tiny = tiny_masked_config()
+    assert training_flops_per_epoch(tiny, 64) == 3 * 2 * 64 * (16 * 256 + 136)
+    assert training_flops_per_epoch(tiny, 64, steps=500) == 3 * 2 * (500 * 256 + 64 * 136)
     assert training_flops_per_epoch(preset("seed"), 20000) == pytest.approx(2.08995072e12)
     # Without an RNN each step adds its 8-dim vector to the mean; per review, Dense(8) on 8 and
     # Dense(1) on 8: 64 + 8 = 72.
-    no_rnn = tiny_config(**{"model.rnn_units": "none"})
+    no_rnn = tiny_masked_config(**{"model.rnn_units": "none"})
     assert training_flops_per_epoch(no_rnn, 64, steps=500) == 3 * 2 * (500 * 8 + 64 * 72)
 
 
@@ -381,7 +335,7 @@ def trained_steps(setup) -> int:
 def test_the_step_count_is_what_an_epoch_trains(data, masked):
     from rnnkit.training import training_steps_per_epoch
 
-    config = tiny_config(**{"model.mask_padding": str(masked)})
+    config = tiny_masked_config(**{"model.mask_padding": str(masked)})
     steps = training_steps_per_epoch(config, data.train.lengths)
     assert steps == trained_steps(setup_training(config, data))
     padded = len(split_rows(config, len(data.train))[1]) * config.data.max_length
@@ -398,7 +352,7 @@ def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
         training_steps_per_epoch,
     )
 
-    config = tiny_config()
+    config = tiny_masked_config()
     lengths = data.train.lengths
     steps = training_steps_per_epoch(config, lengths)
     assert estimate_epoch_seconds(config, lengths) == pytest.approx(
@@ -409,14 +363,14 @@ def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
     measured = float(np.median(run.timings["epoch_seconds"]))
     assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(measured)
     # The unmasked config computes every padded step, and the calibrated speed says so.
-    unmasked = tiny_config(**{"model.mask_padding": "false"})
+    unmasked = tiny_masked_config(**{"model.mask_padding": "false"})
     assert estimate_epoch_seconds(unmasked, lengths, store) == pytest.approx(
         measured
         * training_flops_per_epoch(unmasked, 64)
         / training_flops_per_epoch(config, 64, steps)
     )
     # A model without an RNN is not timed by RNN runs, nor they by it: each keeps its speed.
-    no_rnn = tiny_config(**{"model.rnn_units": "none"})
+    no_rnn = tiny_masked_config(**{"model.rnn_units": "none"})
     no_rnn_flops = training_flops_per_epoch(no_rnn, 64, steps)
     assert estimate_epoch_seconds(no_rnn, lengths, store) == pytest.approx(
         no_rnn_flops / NO_RNN_FLOPS_PER_SECOND

@@ -7,7 +7,9 @@ same comparison; ids that are not stored runs are ignored.
 
 import streamlit as st
 
-from rnnkit import ui
+from rnnkit.ui import curves
+from rnnkit.ui.board import job_board
+from rnnkit.ui.runs import damaged_runs_warning
 
 st.title("Learning curves")
 st.markdown(
@@ -16,14 +18,14 @@ st.markdown(
     "accuracy and a TF-IDF + logistic regression baseline."
 )
 
-summaries = ui.job_board().store.list_runs()
+summaries = job_board().store.list_runs()
 if not summaries:
     st.info("No run is stored yet: train one on the Train page.")
     st.stop()
-st.dataframe(ui.runs_table(summaries), hide_index=True, column_config=ui.RUN_COLUMNS)
-ui.damaged_runs_warning(summaries)
-picked = ui.pick_runs(summaries)
-ui.notice()
+curves.runs_table(summaries)
+damaged_runs_warning(summaries)
+picked = curves.pick_runs(summaries)
+curves.notice()
 by_id = {summary.run_id: summary for summary in summaries}
 runs = [by_id[run_id] for run_id in picked if run_id in by_id]
 if not runs:
@@ -39,20 +41,14 @@ layout = st.segmented_control(
     key="curves_layout",
     bind="query-params",
 )
-ui.run_curves(runs, side_by_side=layout == "side by side")
+curves.run_curves(runs, side_by_side=layout == "side by side")
 
 st.header("What differs")
-differences = ui.config_differences({run.run_id: run.config for run in runs})
-if len(runs) < 2:
-    st.caption("Pick two or more runs to see the settings they differ in.")
-elif differences.empty:
-    st.info("The picked runs have the same settings (their data differs).")
-else:
-    st.dataframe(differences)
+curves.differences_table(runs)
 
 st.header("Files")
 for run in runs:
-    ui.run_files(run)
+    curves.run_files(run)
 
 st.header("The padding experiment")
 st.markdown(
@@ -66,4 +62,4 @@ st.markdown(
 base_id = st.selectbox(
     "Configuration to vary", [run.run_id for run in runs], key="curves_experiment_run"
 )
-ui.padding_experiment(by_id[base_id])
+curves.padding_experiment(by_id[base_id])

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from rnnkit import ui
+from rnnkit.ui.loading import load_data
 
-data = ui.load_data()
+data = load_data()
 st.title("rnnkit: bidirectional RNNs on the IMDB reviews")
 st.markdown(
     "A course notebook trains a bidirectional SimpleRNN on 25,000 IMDB reviews and gives up: "

@@ -2,11 +2,13 @@
 
 import streamlit as st
 
-from rnnkit import charts, explore, ui
+from rnnkit import charts, explore
 from rnnkit.config import TrainingConfig
 from rnnkit.sequences import length_stats, padding_report
+from rnnkit.ui.loading import load_data
+from rnnkit.ui.padding import padding_controls
 
-data = ui.load_data()
+data = load_data()
 
 st.title("Lengths and padding")
 st.markdown(
@@ -14,7 +16,7 @@ st.markdown(
     "to one length. The notebook pads every review to 500 steps. Here: how long the reviews "
     "are, and what a choice of `max_length`, `padding` and `truncating` costs."
 )
-max_length, padding, truncating = ui.padding_controls(explore.longest_review(data))
+max_length, padding, truncating = padding_controls(explore.longest_review(data))
 
 st.header("How long the reviews are")
 log_scale = st.toggle("Log length axis", key="log_scale", bind="query-params")

@@ -3,8 +3,11 @@ which words its embedding puts together."""
 
 import streamlit as st
 
-from rnnkit import charts, evaluation, ui
+from rnnkit import charts, evaluation
 from rnnkit.config import TrainConfig
+from rnnkit.ui import predictions
+from rnnkit.ui.loading import load_data
+from rnnkit.ui.runs import nearest_words_table, run_model, run_picker
 
 EXAMPLE = (
     "I expected a dull remake, but the acting is superb and the story kept me watching. "
@@ -12,10 +15,10 @@ EXAMPLE = (
 )
 
 st.title("Predictions")
-run = ui.run_picker(ui.load_data())
+run = run_picker(load_data())
 config = TrainConfig.from_dict(run.config)
-data = ui.load_data(config.data.num_words)
-model = ui.run_model(run)
+data = load_data(config.data.num_words)
+model = run_model(run)
 
 st.header("Your review")
 text = st.text_area("Type or paste a review", EXAMPLE, height=140, key="predict_text")
@@ -26,7 +29,9 @@ gradient = st.toggle(
     "gradient × input at the embedding, summed over its dimensions (one backward pass).",
 )
 try:
-    reading = ui.read_text(run, model, data.vocab, text, "gradient" if gradient else "occlusion")
+    reading = predictions.read_text(
+        run, model, data.vocab, text, "gradient" if gradient else "occlusion"
+    )
 except ValueError as error:
     st.info(f"No prediction: {error}.")
     reading = None
@@ -38,7 +43,7 @@ if reading is not None:
     columns[0].metric("Probability of positive", f"{reading.probability:.3f}")
     columns[1].metric("Label", label)
     columns[2].metric("Words read", f"{len(reading.contributions):,}")
-    ui.highlighted_contributions(reading.contributions)
+    predictions.highlighted_contributions(reading.contributions)
     st.subheader("The review as the model reads it")
     st.altair_chart(charts.prefix_predictions(reading.prefixes), key="predict_prefix_chart")
     st.caption(
@@ -51,7 +56,7 @@ if reading is not None:
     )
 
 st.header("The test set")
-report = ui.run_report(run, data)
+report = predictions.run_report(run, data)
 threshold = st.slider(
     "Threshold",
     0.0,
@@ -94,4 +99,4 @@ st.dataframe(
 
 st.header("Nearest words in the trained embedding")
 word = st.text_input("Word", "great", key="predict_word", bind="query-params")
-ui.nearest_words_table(model, data.vocab, word)
+nearest_words_table(model, data.vocab, word)

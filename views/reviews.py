@@ -4,10 +4,14 @@ import random
 
 import streamlit as st
 
-from rnnkit import explore, ui
-from rnnkit.data import LABEL_NAMES, OOV_ID, SPLITS
+from rnnkit import explore
+from rnnkit.sources import LABEL_NAMES, SPLITS
+from rnnkit.ui.loading import load_data
+from rnnkit.ui.padding import padding_controls
+from rnnkit.ui.tokens import decoded_review, padded_view, review_text
+from rnnkit.vocabulary import OOV_ID
 
-data = ui.load_data()
+data = load_data()
 vocab = data.vocab
 
 
@@ -86,17 +90,17 @@ text = split.texts[review_index] if split.texts is not None else None
 if text is not None:
     st.subheader("The original text")
     st.caption(explore.review_file(split, split_name, review_index))
-    ui.review_text(text)
+    review_text(text)
 st.subheader("The ids")
 st.code(" ".join(map(str, ids.tolist())), language=None, wrap_lines=True)
 st.subheader("Decoded")
 originals = explore.original_words(text, ids)
-ui.decoded_review(vocab, ids, originals, word_id)
+decoded_review(vocab, ids, originals, word_id)
 unknown = explore.unknown_words(ids, originals)
 if unknown:
     st.caption(f"Out of the vocabulary, so `<UNK>`: {', '.join(unknown)}")
 
 st.subheader("Padded and truncated")
-max_length, padding, truncating = ui.padding_controls(explore.longest_review(data))
+max_length, padding, truncating = padding_controls(explore.longest_review(data))
 show_ids = st.toggle("Show ids", key="show_ids", bind="query-params")
-ui.padded_view(vocab, explore.padded_review(ids, max_length, padding, truncating), show_ids)
+padded_view(vocab, explore.padded_review(ids, max_length, padding, truncating), show_ids)

@@ -8,7 +8,10 @@ named with the fix.
 
 import streamlit as st
 
-from rnnkit import ui
+from rnnkit.ui import train
+from rnnkit.ui.board import job_board
+from rnnkit.ui.loading import load_data
+from rnnkit.ui.runs import damaged_runs_warning
 
 st.title("Train")
 st.markdown(
@@ -16,17 +19,17 @@ st.markdown(
     "and keeps every run: asking again for a trained configuration shows its results at once."
 )
 
-ui.active_jobs_panel()
-summaries = ui.job_board().store.list_runs()
-ui.stopped_runs_panel(summaries, ui.load_data())
-ui.damaged_runs_warning(summaries)
-config = ui.config_form()
+train.active_jobs_panel()
+summaries = job_board().store.list_runs()
+train.stopped_runs_panel(summaries, load_data())
+damaged_runs_warning(summaries)
+config = train.config_form()
 if config is None:
     st.stop()
-data = ui.load_data(config.data.num_words)
+data = load_data(config.data.num_words)
 
 st.header("The model")
-ui.model_overview(config, data)
+train.model_overview(config, data)
 
 st.header("The run")
-ui.training_panel(config, data)
+train.training_panel(config, data)

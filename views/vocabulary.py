@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from rnnkit import charts, explore, ui
+from rnnkit import charts, explore
+from rnnkit.ui.loading import load_data
+from rnnkit.ui.vocabulary import embedding_neighbours
 
-data = ui.load_data()
+data = load_data()
 vocab = data.vocab
 
 st.title("Vocabulary")
@@ -74,7 +76,7 @@ else:
     )
 if word.strip():
     with right:
-        ui.embedding_neighbours(data, word)
+        embedding_neighbours(data, word)
 
 st.header("The words")
 columns = st.columns([3, 2, 1])

@@ -1,0 +1,41 @@
+"""The Vocabulary page's Streamlit code (`views/vocabulary.py`): the nearest words of a word in
+the newest trained embedding, read without loading TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from rnnkit import compare
+from rnnkit.data import ImdbData
+from rnnkit.runs import RunError, RunStore
+from rnnkit.ui.runs import nearest_words_table
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _run_embedding(folder: str, run_id: str) -> np.ndarray:
+    # Keyed by the run's folder too: two stores may hold the same run id.
+    return RunStore(Path(folder).parent).load(run_id).embedding()
+
+
+def embedding_neighbours(data: ImdbData, word: str) -> None:
+    """The nearest words of `word` in the newest complete run's embedding (nothing if none)."""
+    runs = compare.complete_runs(RunStore().list_runs(), data.fingerprint)
+    if not runs:
+        st.caption("Once a model is trained, its embedding's nearest words of this word show here.")
+        return
+    try:
+        run = RunStore().load(runs[0].run_id)
+    except RunError as error:  # deleted or damaged since it was listed
+        st.caption(str(error))
+        return
+    try:
+        # The matrix alone: the Vocabulary page never waits for TensorFlow to load a model.
+        matrix = _run_embedding(str(run.folder), run.run_id)
+    except RunError as error:
+        st.caption(str(error))
+        return
+    st.markdown(f"**Nearest words** in the embedding of the newest run, `{run.run_id}` (cosine):")
+    nearest_words_table(matrix, data.vocab, word)

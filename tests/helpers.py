@@ -1,0 +1,481 @@
+"""What the tests share besides conftest's fixtures: tiny corpora, tiny configs, a stand-in for the
+training child, running pages under Streamlit's AppTest, and driving `streamlit run` in Chromium.
+
+The browser helpers run the server in a process group of its own, so a test can kill it with
+everything it started (`Server.kill`), as a crash or an out-of-memory kill would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rnnkit import RunStore, load_imdb, preset, train
+from rnnkit.config import TrainConfig
+from rnnkit.training import ProgressEvent, TrainingCancelled
+from rnnkit.ui.board import job_board
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- tiny corpora ---------------------------------------------------------------------------------
+
+# (split, label) -> [(review id, rating, text)]: 6 training and 2 test reviews.
+TINY_REVIEWS = {
+    ("train", "pos"): [
+        (0, 9, "A great film, great acting."),
+        (1, 8, "Great story<br /><br />great fun!"),
+        (2, 10, "I don't hate it: loved it."),
+    ],
+    ("train", "neg"): [
+        (0, 2, "A bad film. Bad acting, bad story."),
+        (1, 1, "Boring and bad."),
+        (2, 3, "It's a dull film."),
+    ],
+    ("test", "pos"): [(0, 7, "Great fun, a gem.")],
+    ("test", "neg"): [(0, 4, "Dull, boring, awful.")],
+}
+
+# Ranks of TINY_REVIEWS' training words: count first, then alphabetical order.
+TINY_RANKED = [
+    "bad", "great",  # 4 each
+    "a", "film",  # 3 each
+    "acting", "it", "story",  # 2 each
+    "and", "boring", "don't", "dull", "fun", "hate", "i", "it's", "loved",  # 1 each
+]  # fmt: skip
+
+
+def write_corpus(root: Path, reviews: dict = TINY_REVIEWS) -> Path:
+    """Write reviews as root/aclImdb/{split}/{label}/ID_RATING.txt; return root/aclImdb."""
+    for (split, label), items in reviews.items():
+        folder = root / "aclImdb" / split / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for review_id, rating, text in items:
+            data = text if isinstance(text, bytes) else text.encode()
+            (folder / f"{review_id}_{rating}.txt").write_bytes(data)
+    return root / "aclImdb"
+
+
+def write_archive(path: Path, reviews: dict = TINY_REVIEWS) -> Path:
+    """Write reviews as a .tar.gz of the aclImdb layout at `path`."""
+    with tarfile.open(path, "w:gz") as archive:
+        for (split, label), items in reviews.items():
+            for review_id, rating, text in items:
+                data = text if isinstance(text, bytes) else text.encode()
+                member = tarfile.TarInfo(f"aclImdb/{split}/{label}/{review_id}_{rating}.txt")
+                member.size = len(data)
+                archive.addfile(member, io.BytesIO(data))
+    return path
+
+
+POSITIVE = ["good", "great", "fun", "superb", "loved", "brilliant"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "hated", "weak"]
+NEUTRAL = ["the", "film", "story", "acting", "plot", "was", "and", "it"]
+
+
+def tiny_reviews(train_per_label: int = 40, test_per_label: int = 10, seed: int = 0) -> dict:
+    """Generated reviews a tiny model learns in seconds: neutral words and one to three words of
+    their label's sentiment (the two lists share no word), in the layout `write_archive` takes."""
+    generator = random.Random(seed)
+
+    def review(words: list[str]) -> str:
+        picked = generator.choices(NEUTRAL, k=generator.randint(3, 12))
+        picked += generator.choices(words, k=generator.randint(1, 3))
+        generator.shuffle(picked)
+        return " ".join(picked) + "."
+
+    reviews = {}
+    for split, count in (("train", train_per_label), ("test", test_per_label)):
+        for label, words in (("pos", POSITIVE), ("neg", NEGATIVE)):
+            rating = 8 if label == "pos" else 2
+            reviews[split, label] = [(i, rating, review(words)) for i in range(count)]
+    return reviews
+
+
+# --- tiny configs ---------------------------------------------------------------------------------
+
+# A model small enough to train in a second: 1 layer of 8 units, sequences of 16 tokens.
+TINY_OVERRIDES = {
+    "data.num_words": "100",
+    "data.max_length": "16",
+    "model.rnn_units": "8",
+    "model.embedding_dim": "8",
+    "model.dense_units": "8",
+    "training.batch_size": "16",
+    "training.epochs": "3",
+    "training.seed": "1",
+}
+
+
+def tiny_masked_config(**overrides: str) -> TrainConfig:
+    """The seed preset shrunk to TINY_OVERRIDES: post padding, the padding masked."""
+    return preset("seed").with_overrides({**TINY_OVERRIDES, **overrides})
+
+
+def tiny_unmasked_config(**overrides: str) -> TrainConfig:
+    """The tiny config post-padded without a mask: the padding experiment's first variant."""
+    return tiny_masked_config(**{"model.mask_padding": "false", **overrides})
+
+
+# --- the job board without a training child -------------------------------------------------------
+
+
+class GatedTrain:
+    """Stands in for rnnkit.jobs.train_in_child: emits events and waits for a gate per run."""
+
+    def __init__(self):
+        self.gates: dict[str, threading.Event] = {}
+        self.calls: list[str] = []
+        self.released = False  # True: every gate opens, those of jobs still queued too
+
+    def gate(self, run_id: str) -> threading.Event:
+        gate = self.gates.setdefault(run_id, threading.Event())
+        if self.released:
+            gate.set()
+        return gate
+
+    def __call__(self, config, data, store, on_progress, cancel, on_start=None):
+        run_id = config.run_id(data.fingerprint)
+        self.calls.append(run_id)
+        event = ProgressEvent("batch", run_id, epoch=1, epochs=1, batch=1, batches=2)
+        while not self.gate(run_id).wait(0.01):
+            on_progress(event)
+            if cancel.cancelled:
+                raise TrainingCancelled(run_id)
+
+
+def wait_for(predicate, timeout=10.0):
+    """Wait until `predicate()` is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+# --- pages under AppTest --------------------------------------------------------------------------
+
+APP = str(ROOT / "app.py")
+# The kinds of element a page writes its sentences in.
+TEXT_KINDS = ("markdown", "caption", "info", "success", "error", "warning")
+
+
+def open_page(page: str, **query_params: str | list[str]) -> AppTest:
+    """Run app.py on `page` (a file under views/) with the URL's query parameters; it must
+    run without an exception."""
+    app = AppTest.from_file(APP, default_timeout=120)
+    for name, value in query_params.items():
+        app.query_params[name] = value
+    app.switch_page(page).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest) -> str:
+    """Every sentence the page shows (markdown, captions and alerts), one element a line."""
+    return "\n".join(str(element.value) for kind in TEXT_KINDS for element in app.get(kind))
+
+
+def metrics(app: AppTest) -> dict[str, str]:
+    """The page's metrics, label to value."""
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def chips(markup: str) -> list[str]:
+    """The text of each token chip (span) of an HTML token view, in order."""
+    return [html.unescape(text) for text in re.findall(r"<span[^>]*>([^<]*)", markup)]
+
+
+def chart_data(app: AppTest, index: int) -> list[pd.DataFrame]:
+    """The data a page's chart ships to the browser: Streamlit sends each dataset as Arrow."""
+    chart = app.get("vega_lite_chart")[index].proto
+    return [pa.ipc.open_stream(dataset.data.data).read_pandas() for dataset in chart.datasets]
+
+
+def button(app: AppTest, key: str):
+    """The one button with `key`."""
+    (found,) = [b for b in app.button if b.key == key]
+    return found
+
+
+# The Train page's fields a test sets, with the type of their widget's value (None: text).
+TRAIN_FIELD_KINDS = {
+    "data.num_words": int,
+    "data.max_length": int,
+    "model.rnn_units": None,
+    "model.embedding_dim": int,
+    "model.dense_units": None,
+    "training.batch_size": int,
+    "training.epochs": int,
+    "training.seed": int,
+}
+
+
+def open_train_page(**overrides: str) -> AppTest:
+    """The Train page with its fields set to TINY_OVERRIDES and then `overrides`."""
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.switch_page("views/train.py").run()
+    assert not app.exception, app.exception
+    for name, value in {**TINY_OVERRIDES, **overrides}.items():
+        widget = app.get("text_input") + app.get("number_input")
+        (match,) = [w for w in widget if w.key == f"cfg_field_{name}"]
+        kind = TRAIN_FIELD_KINDS[name]
+        match.set_value(kind(value) if kind else value)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+class TinyRuns(NamedTuple):
+    corpus: Path
+    runs: Path  # the store both runs are in
+    run_id: str  # tiny_masked_config(): 3 epochs, the newer run
+    other_run_id: str  # tiny_masked_config with 1 epoch, the older run
+
+
+def train_tiny_runs(folder: Path) -> TinyRuns:
+    """Train two tiny runs on a tiny corpus, all under `folder` (for a module fixture: copy the
+    store before a test changes it)."""
+    corpus = write_archive(folder / "corpus.tar.gz", tiny_reviews())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RNNKIT_CACHE_DIR", str(folder / "cache"))
+        data = load_imdb(num_words=100, path=corpus)
+        store = RunStore(folder / "runs")
+        other = train(tiny_masked_config(**{"training.epochs": "1"}), data, store)
+        run = train(tiny_masked_config(), data, store)
+    return TinyRuns(corpus, store.root, run.run_id, other.run_id)
+
+
+@contextlib.contextmanager
+def app_on_a_copy(trained: TinyRuns, folder: Path, monkeypatch) -> Iterator[TinyRuns]:
+    """The app on the tiny corpus and a copy of the two runs in `folder`, with a fresh job
+    board (shut down afterwards): a test may damage the copy."""
+    root = shutil.copytree(trained.runs, folder)
+    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
+    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(root))
+    job_board.clear()
+    yield trained._replace(runs=root)
+    job_board().shutdown()
+    job_board.clear()
+
+
+# --- the app in a browser -------------------------------------------------------------------------
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Every page as (URL path, its title: the h1), in the sidebar's order (app.py).
+PAGES = [
+    ("", "rnnkit: bidirectional RNNs on the IMDB reviews"),
+    ("vocabulary", "Vocabulary"),
+    ("reviews", "Reviews"),
+    ("lengths", "Lengths and padding"),
+    ("train", "Train"),
+    ("curves", "Learning curves"),
+    ("predictions", "Predictions"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running `streamlit run app.py`."""
+
+    process: subprocess.Popen
+    url: str
+
+    def stop(self) -> None:
+        """Stop it as Ctrl+C would (its job board cancels its jobs first)."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL its whole process group: no handler, no clean-up runs. Returns once every
+        process of the group has exited (a training child too: its run's lock is then free)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _running_in_group(group: int) -> bool:
+    """Whether a process of process group `group` is still running: a thread of it is not yet
+    a zombie. A killed process's main thread turns zombie before its other threads have exited,
+    and its files (a run's lock) stay open until the last one has."""
+    for stat in Path("/proc").glob("[0-9]*/task/[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")".
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
+
+
+def start_server(
+    environment: dict[str, str], timeout: float = 90.0, log_path: Path | None = None
+) -> Server:
+    """Start `streamlit run app.py` on a free port with `environment` added to this process's,
+    and wait until `/_stcore/health` answers (the benchmarks start the app with this too).
+
+    Args:
+        environment: variables for the server (RNNKIT_DATA, RNNKIT_CACHE_DIR, ...).
+        timeout: seconds to wait for it to become healthy; the test fails after them.
+        log_path: a file for the server's output; None discards it.
+
+    Returns:
+        The running server.
+    """
+    port = free_port()
+    with contextlib.ExitStack() as files:  # the child keeps its own copy of the log file
+        log = files.enter_context(log_path.open("wb")) if log_path else subprocess.DEVNULL
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            env={**os.environ, "PYTHONPATH": str(ROOT), **environment},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, for Server.kill
+        )
+    server = Server(process, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return server
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            where = f": see {log_path}" if log_path else ""
+            pytest.fail(f"streamlit run app.py did not become healthy within {timeout:g} s{where}")
+        time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium under Playwright; the test is skipped where it is not installed (and
+    fails in CI)."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Chromium (apt-get install chromium; .ci/run does)")
+        pytest.skip("Chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def new_tab(browser, request: pytest.FixtureRequest) -> Iterator:
+    """A tab in a fresh browser context; a screenshot goes to `test-artifacts/` if the test
+    fails."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            screenshot(tab, request.node.name)
+        context.close()
+
+
+def screenshot(tab, name: str) -> None:
+    """Save the whole browser tab to `test-artifacts/<name>.png`."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def open_in_browser(tab, url: str) -> None:
+    """Go to `url` in the browser tab and wait until the script has run (no 'running'
+    indicator left)."""
+    tab.goto(url)
+    tab.wait_for_selector("[data-testid='stSidebar']", timeout=60_000)
+    settle(tab)
+
+
+def settle(tab, timeout: float = 60.0) -> None:
+    """Wait until Streamlit has finished running the script in the browser tab: its running
+    indicator absent for 1.5 s (it appears only some moments after a run starts)."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < 5:
+        running = tab.locator("[data-testid='stStatusWidget']").count()
+        quiet = 0 if running else quiet + 1
+        if time.monotonic() > deadline:
+            raise AssertionError("the app kept running")
+        time.sleep(0.3)
+
+
+def main_text(tab) -> str:
+    """The text of the browser tab's main area."""
+    return tab.locator("[data-testid='stMain']").inner_text()
+
+
+def metric_value(tab, label: str) -> str:
+    """The value of the browser tab's metric labelled `label`."""
+    metric = tab.locator("[data-testid='stMetric']").filter(has_text=label)
+    return metric.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+def exceptions(tab) -> int:
+    """How many exception boxes the browser tab shows."""
+    return tab.locator("[data-testid='stException']").count()
