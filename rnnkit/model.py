@@ -19,20 +19,29 @@ layer for layer. No random seed is set here: the trainer calls `keras.utils.set_
 SimpleRNN layers without recurrent dropout are built as `rnnkit.fused`'s subclasses when
 `RNNKIT_FUSED_RNN` is on (the default): the same weights and results, computed faster on CPUs.
 `plain_copy` turns such a model back into one of Keras' own layers only, for saving.
+`parameter_count` (from `rnnkit.architecture`) counts the model's parameters without building it.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import keras
 from keras import layers
 
+from rnnkit.architecture import parameter_count
 from rnnkit.config import TrainConfig
 from rnnkit.devices import cpu_only
 from rnnkit.settings import fused_rnn_enabled
 
+__all__ = [
+    "build_model",
+    "has_fused_layers",
+    "model_summary",
+    "parameter_count",
+    "plain_copy",
+    "uses_fused_rnn",
+]
 _RNN_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 _OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -149,21 +158,6 @@ def plain_copy(model: keras.Model, config: TrainConfig) -> keras.Model:
         ):
             target.assign(source)
     return plain
-
-
-@lru_cache(maxsize=128)
-def parameter_count(config: TrainConfig) -> int:
-    """How many trainable parameters the model of `config` has (the seed preset: 203,393).
-
-    Args:
-        config: the run's settings; only `config.model` and `config.data.num_words` matter.
-
-    Returns:
-        The number of trainable weights' entries. The model is built once per config and the
-        answer cached, so a UI may ask on every change.
-    """
-    weights = build_model(config, fused=False).trainable_weights
-    return sum(math.prod(weight.shape) for weight in weights)
 
 
 @lru_cache(maxsize=128)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rnnkit.architecture import layer_table
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.runs import Run, RunStore
@@ -473,7 +474,6 @@ COMPUTATIONS = {
     "keras": ("Keras' RNN loop", DEFAULT_FLOPS_PER_SECOND),
     "no_rnn": ("the mean of word vectors, no RNN", NO_RNN_FLOPS_PER_SECOND),
 }
-_GATES = {"simple_rnn": 1, "gru": 3, "lstm": 4}
 
 
 def _step_settings(config: TrainConfig) -> tuple:
@@ -527,17 +527,9 @@ def training_flops_per_epoch(
     Returns:
         The operation count.
     """
-    model = config.model
-    directions = 2 if model.bidirectional else 1
-    # Without an RNN each step adds its word vector to the review's mean.
-    inputs, step_macs = model.embedding_dim, 0 if model.rnn_units else model.embedding_dim
-    for units in model.rnn_units:
-        step_macs += directions * _GATES[model.cell] * (inputs * units + units * units)
-        inputs = directions * units
-    row_macs = 0
-    for units in (*model.dense_units, 1):
-        row_macs += inputs * units
-        inputs = units
+    layers = layer_table(config)
+    step_macs = sum(layer.step_macs for layer in layers)
+    row_macs = sum(layer.review_macs for layer in layers)
     if steps is None:
         steps = training_reviews * config.data.max_length
     forward_macs = steps * step_macs + training_reviews * row_macs

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore, load_imdb, train
+from rnnkit import RunStore, load_imdb, preset, train
+from rnnkit.config import LIMITS
 from rnnkit.ui.board import job_board
 from tests.helpers import APP, button, open_train_page, texts, tiny_masked_config, wait_for
 
@@ -124,3 +125,88 @@ def test_another_session_opens_a_running_job_from_the_list(served_corpus, gated)
     assert button(other, "train_cancel").label == "Cancel training"
     assert gated.calls == [run_id]
     gated.gate(run_id).set()
+
+
+def field(app: AppTest, name: str):
+    """The Train form's widget of a setting ("training.epochs")."""
+    (found,) = [
+        widget for widget in app.main if getattr(widget, "key", None) == f"cfg_field_{name}"
+    ]
+    return found
+
+
+def preset_box(app: AppTest):
+    (found,) = [box for box in app.selectbox if box.key == "cfg_preset"]
+    return found
+
+
+def test_the_form_keeps_its_preset_and_fields_across_pages(served_corpus):
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.switch_page("views/train.py").run()
+    preset_box(app).set_value("notebook").run()
+    field(app, "training.epochs").set_value(2)
+    field(app, "data.num_words").set_value(5000).run()
+    app.switch_page("views/home.py").run()
+    app.switch_page("views/train.py").run()
+    assert not app.exception, app.exception
+    assert preset_box(app).value == "notebook"
+    assert field(app, "training.epochs").value == 2
+    assert field(app, "data.num_words").value == 5000
+    assert field(app, "model.mask_padding").value is False  # notebook's, not seed's
+    # The URL holds the preset and what differs from it: a copied link reopens the form.
+    assert app.query_params["preset"] == "notebook"
+    assert app.query_params["training.epochs"] == "2"
+    assert app.query_params["data.num_words"] == "5000"
+    assert "model.mask_padding" not in app.query_params
+
+
+def test_a_link_reopens_the_configuration(served_corpus):
+    link = {"preset": "notebook", "training.epochs": "2", "model.rnn_units": "8,4"}
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params.update(link)
+    app.switch_page("views/train.py").run()
+    assert not app.exception, app.exception
+    assert preset_box(app).value == "notebook"
+    assert field(app, "training.epochs").value == 2
+    assert field(app, "model.rnn_units").value == "8, 4"
+    data = load_imdb(num_words=10000, path=served_corpus)
+    expected = preset("notebook").with_overrides({"training.epochs": 2, "model.rnn_units": "8,4"})
+    assert f"Run id `{expected.run_id(data.fingerprint)}`" in texts(app)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        {"preset": "[evil](https://evil.example)", "training.epochs": "inf"},
+        {"training.epochs": "1e400", "data.num_words": "nan", "model.cell": "<img src=x>"},
+        {"training.epochs": "-5", "training.learning_rate": "３", "model.rnn_units": "64,lots"},
+    ],
+)
+def test_a_links_unusable_settings_are_left_out_with_a_note(served_corpus, link):
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.query_params.update(link)
+    app.switch_page("views/train.py").run()
+    assert not app.exception, app.exception
+    shown = texts(app)
+    assert "evil" not in shown and "<img" not in shown  # never the link's values
+    settings = [name for name in LIMITS if name in link]  # named in the form's order
+    assert f"The link's {', '.join(settings)} are not valid settings" in shown
+    for name in settings:
+        assert field(app, name).value == field_default(name)
+
+
+def field_default(name: str):
+    value = preset("seed").flat_settings()[name]
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def test_without_an_rnn_the_rnn_only_fields_are_disabled(served_corpus):
+    app = open_train_page()
+    assert not field(app, "model.cell").disabled
+    field(app, "model.rnn_units").set_value("").run()
+    for name in ("model.cell", "model.bidirectional", "model.recurrent_dropout_rate"):
+        assert field(app, name).disabled, name
+    assert not field(app, "model.embedding_dim").disabled
+    assert "cell, bidirectional and recurrent dropout rate change nothing" in texts(app)
+    field(app, "model.rnn_units").set_value("8").run()
+    assert not field(app, "model.cell").disabled

@@ -4,12 +4,13 @@ and cost, and the run of the configuration: its results, its live job, or a butt
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from rnnkit import charts, compare
+from rnnkit.architecture import layer_table
 from rnnkit.compare import duration_text
 from rnnkit.config import LIMITS, PRESETS, SECTIONS, TrainConfig, preset
 from rnnkit.data import ImdbData
@@ -17,7 +18,15 @@ from rnnkit.jobs import ACTIVE_STATES, LimitError, limit_problems, lower_to_limi
 from rnnkit.runs import Run, RunSummary
 from rnnkit.settings import get_limits
 from rnnkit.training import COMPUTATIONS, computation, estimate_epoch_seconds
-from rnnkit.ui.board import active_view, freeze_heap, job_board
+from rnnkit.ui.board import active_view, job_board
+
+# Settings that only an RNN layer reads: with `model.rnn_units` empty they change nothing.
+RNN_ONLY_SETTINGS = ("model.cell", "model.bidirectional", "model.recurrent_dropout_rate")
+PRESET_KEY, CONFIG_KEY, NOTICE_KEY = "cfg_preset", "cfg_config", "cfg_notices"
+
+
+def _field_key(name: str) -> str:
+    return f"cfg_field_{name}"
 
 
 def _field_value(name: str, value: Any) -> Any:
@@ -36,13 +45,28 @@ def _fill_fields(config: TrainConfig) -> None:
     # Each field's state is written, not deleted: a widget with a key keeps its identity, so
     # the browser shows a new state but would send back what it showed for a deleted one.
     for name, value in config.flat_settings().items():
-        st.session_state[f"cfg_field_{name}"] = _field_value(name, value)
-    st.session_state["cfg_saved"] = config.to_dict()
+        st.session_state[_field_key(name)] = _field_value(name, value)
+    st.session_state[CONFIG_KEY] = config.to_dict()
+
+
+def _within_limits(config: TrainConfig) -> TrainConfig:
+    """`config` with every setting over this server's limits lowered to the limit, with a note
+    for the page (a hosted server trains fewer epochs than the notebook's 30, say)."""
+    lowered_config, lowered = lower_to_limits(config, get_limits())
+    if lowered:
+        changes = ", ".join(f"{name} to {value}" for name, value in lowered.items())
+        _notify(f"This server's limits lower the preset's {changes}.")
+    return lowered_config
+
+
+def _notify(message: str) -> None:
+    # Callbacks run before the page is drawn: their notes wait in the session for it.
+    st.session_state.setdefault(NOTICE_KEY, []).append(message)
 
 
 def _reset_fields() -> None:
     # A new preset: every field starts again from the preset's value.
-    _fill_fields(_within_limits(preset(st.session_state["cfg_preset"])))
+    _fill_fields(_within_limits(preset(st.session_state[PRESET_KEY])))
 
 
 def open_config(config: TrainConfig) -> None:
@@ -51,54 +75,101 @@ def open_config(config: TrainConfig) -> None:
     _fill_fields(config)
 
 
-def _field_widget(name: str, value: Any, server_limit: int | None) -> Any:
+def _config_from_url() -> tuple[str, TrainConfig]:
+    """The preset and settings a link names (`?preset=notebook&training.epochs=2`), each
+    checked as the form checks it; what cannot be used is left out, with a note that names
+    the parameter (never its value: a crafted link could put any text on the page)."""
+    params = st.query_params
+    name = params.get("preset", "seed")
+    if name not in PRESETS:
+        _notify(f"The link's preset is not one of {', '.join(PRESETS)}: seed is used.")
+        name = "seed"
+    config = preset(name)
+    ignored = []
+    for setting, limit in LIMITS.items():
+        if setting not in params:
+            continue
+        try:
+            config = config.with_overrides({setting: limit.parse(setting, params[setting])})
+        except ValueError:
+            ignored.append(setting)
+    if ignored:
+        _notify(f"The link's {', '.join(ignored)} are not valid settings: they are left out.")
+    return name, _within_limits(config)
+
+
+def _config_to_url(preset_name: str, config: TrainConfig) -> None:
+    """The form in the URL: the preset and each setting that differs from it, so a copied
+    link reopens the same configuration."""
+    base = preset(preset_name).flat_settings()
+    changed = {
+        name: str(_field_value(name, value)).replace(" ", "")
+        for name, value in config.flat_settings().items()
+        if value != base[name]
+    }
+    st.query_params.from_dict({"preset": preset_name, **changed})
+
+
+def _field_widget(name: str, server_limit: int | None, disabled: bool) -> Any:
     limit = LIMITS[name]
-    key = f"cfg_field_{name}"
+    key = _field_key(name)
     help_text = f"Allowed: {limit.allowed}."
     if server_limit is not None:
         help_text += f" This server trains up to {server_limit}."
     label = name.split(".")[1].replace("_", " ")
-    shown = _field_value(name, value)
+    common = {"key": key, "help": help_text, "disabled": disabled}
     if limit.kind == "bool":
-        return st.toggle(label, value=shown, key=key, help=help_text)
+        return st.toggle(label, **common)
     if limit.kind == "choice":
-        return st.selectbox(
-            label, limit.choices, index=limit.choices.index(shown), key=key, help=help_text
-        )
+        return st.selectbox(label, limit.choices, **common)
     if limit.kind == "int_tuple":
-        help_text += " Comma-separated, one number per layer; empty: no such layer."
+        common["help"] += " Comma-separated, one number per layer; empty: no such layer."
         if name == "model.rnn_units":
-            help_text += (
+            common["help"] += (
                 " With no RNN layer the model averages each review's word vectors (the "
                 "bag-of-words baseline), and cell, bidirectional and recurrent dropout rate "
                 "change nothing."
             )
-        return st.text_input(label, shown, key=key, help=help_text)
+        return st.text_input(label, **common)
     if limit.optional:
-        help_text += " 'none' turns it off."
-        return st.text_input(label, shown, key=key, help=help_text)
+        common["help"] += " 'none' turns it off."
+        return st.text_input(label, **common)
     if limit.kind == "int":
-        return st.number_input(label, value=shown, step=1, key=key, help=help_text)
-    return st.number_input(label, value=shown, format="%g", key=key, help=help_text)
+        return st.number_input(label, int(limit.low), int(limit.high), step=1, **common)
+    return st.number_input(label, float(limit.low), float(limit.high), format="%g", **common)
 
 
-def _within_limits(config: TrainConfig) -> TrainConfig:
-    """`config` with every setting over this server's limits lowered to the limit, said in a
-    note (a hosted server trains fewer epochs than the notebook's 30, say)."""
-    lowered_config, lowered = lower_to_limits(config, get_limits())
-    if lowered:
-        changes = ", ".join(f"{name} to {value}" for name, value in lowered.items())
-        st.info(f"This server's limits lower the preset's {changes}.")
-    return lowered_config
+def _has_no_rnn() -> bool:
+    """Whether the rnn units field, as it stands, asks for no RNN layer."""
+    try:
+        units = LIMITS["model.rnn_units"].parse(
+            "model.rnn_units", st.session_state.get(_field_key("model.rnn_units"), "")
+        )
+    except ValueError:
+        return False
+    return units == ()
 
 
 def config_form() -> TrainConfig | None:
-    """A preset and every setting with its limits; the config, or None with the errors shown."""
+    """A preset and every setting with its limits; the config, or None with the errors shown.
+
+    The form's state lives in the session (page switches keep it) and in the URL (a link
+    reopens it); a new session starts from the URL, else from the seed preset.
+    """
     limits = get_limits()
+    if CONFIG_KEY not in st.session_state:
+        name, start = _config_from_url()
+        st.session_state[PRESET_KEY] = name
+        _fill_fields(start)
+    saved = TrainConfig.from_dict(st.session_state[CONFIG_KEY])
+    # Widgets not drawn in a run lose their state (a visit to another page): from the saved form.
+    st.session_state.setdefault(PRESET_KEY, st.session_state.get("cfg_preset_name", "seed"))
+    for name, value in saved.flat_settings().items():
+        st.session_state.setdefault(_field_key(name), _field_value(name, value))
     preset_name = st.selectbox(
         "Preset",
         list(PRESETS),
-        key="cfg_preset",
+        key=PRESET_KEY,
         on_change=_reset_fields,
         help="seed: the course notebook's model and training, each direction reading only the "
         "review's words (padding masked). notebook: the notebook exactly, padding read like "
@@ -107,23 +178,30 @@ def config_form() -> TrainConfig | None:
         "found in the same search, a small bidirectional LSTM. "
         "Every setting below can be changed.",
     )
-    # The form comes back as it was left: page switches drop widget state, not this.
-    saved = st.session_state.get("cfg_saved")
-    start = TrainConfig.from_dict(saved) if saved else _within_limits(preset(preset_name))
-    defaults = start.flat_settings()
+    st.session_state["cfg_preset_name"] = preset_name  # kept across pages, unlike the widget's
+    for message in st.session_state.pop(NOTICE_KEY, []):
+        st.info(message)
+    no_rnn = _has_no_rnn()
     values: dict[str, Any] = {}
     for column, section in zip(st.columns(3), SECTIONS, strict=True):
         with column:
             st.markdown(f"**{section}**")
-            for name, value in defaults.items():
+            for name in saved.flat_settings():
                 if name.startswith(f"{section}."):
-                    values[name] = _field_widget(name, value, limits.highest(name))
+                    disabled = no_rnn and name in RNN_ONLY_SETTINGS
+                    values[name] = _field_widget(name, limits.highest(name), disabled)
+            if section == "model" and no_rnn:
+                st.caption(
+                    "No RNN layer: the model averages the word vectors, so cell, "
+                    "bidirectional and recurrent dropout rate change nothing."
+                )
     try:
-        config = start.with_overrides(values)
+        config = saved.with_overrides(values)
     except ValueError as error:
         st.error(f"**This configuration is not valid.** {error}")
         return None
-    st.session_state["cfg_saved"] = config.to_dict()
+    st.session_state[CONFIG_KEY] = config.to_dict()
+    _config_to_url(preset_name, config)
     return config
 
 
@@ -178,23 +256,16 @@ def stopped_runs_panel(summaries: list[RunSummary], data: ImdbData) -> None:
             )
 
 
-@st.cache_data(show_spinner="Building the model to count its parameters…", max_entries=64)
-def _model_facts(config_json: str) -> tuple[int, str]:
-    # Imported here: Keras loads TensorFlow (seconds), which the explorer pages never need.
-    from rnnkit.model import model_summary, parameter_count
-
-    config = TrainConfig.from_dict(json.loads(config_json))
-    facts = parameter_count(config), model_summary(config)
-    freeze_heap()
-    return facts
-
-
 def model_overview(config: TrainConfig, data: ImdbData) -> None:
-    """The model's size and the time an epoch should take, before any training."""
-    parameters, summary = _model_facts(config.canonical_json())
+    """The model's size, its layers and the time an epoch should take, before any training.
+
+    Everything here is counted from the config (`rnnkit.architecture`): the server builds no
+    model, so a visitor's numbers cost it no memory.
+    """
+    layers = layer_table(config)
     seconds = estimate_epoch_seconds(config, data.train.lengths, job_board().store)
     columns = st.columns(3)
-    columns[0].metric("Parameters", f"{parameters:,}")
+    columns[0].metric("Parameters", f"{sum(layer.parameters for layer in layers):,}")
     columns[1].metric("Estimated time per epoch", duration_text(seconds))
     columns[2].metric(
         f"Estimated for {config.training.epochs} epochs",
@@ -212,8 +283,20 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
         f"{config.summary()}. The estimate counts the operations of an epoch over {steps}, at "
         f"the speed this server showed on its completed runs computed by {computed}."
     )
-    with st.expander("Model summary (Keras)"):
-        st.code(summary, language=None)
+    with st.expander("Layers, as Keras builds them"):
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "layer": [layer.name for layer in layers],
+                    "type": [layer.kind for layer in layers],
+                    "output shape": [layer.output_shape for layer in layers],
+                    "parameters": [layer.parameters for layer in layers],
+                }
+            ),
+            hide_index=True,
+            column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+            key="train_layers",
+        )
 
 
 def show_run(run: Run, label: str = "this run") -> None:
