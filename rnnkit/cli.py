@@ -61,6 +61,10 @@ class ProgressBar:
                 f"{name} {event.logs[name]:.4f}" for name in METRICS if name in event.logs
             )
             self.stream.write(f"\r{self._line(event)}\n  epoch {event.epoch}: {metrics}\n")
+        elif event.kind == "validate":
+            self.stream.write(f"\r{self._line(event)} validating")
+        elif event.kind in ("evaluate", "save"):
+            self.stream.write(f"{event.phase}\n")
         elif event.kind == "end":
             accuracy = event.logs.get("test_accuracy")
             self.stream.write(f"test accuracy {accuracy:.4f}, {_duration(event.elapsed)}\n")

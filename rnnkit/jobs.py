@@ -134,6 +134,7 @@ def child_command(config: TrainConfig, data: ImdbData, store: RunStore) -> list[
             "seed": data.seed,
         },
         "runs_dir": str(Path(store.root).resolve()),
+        "started_at": time.time(),  # the child's progress and timings count from here
     }
     return [sys.executable, "-m", "rnnkit.jobs", json.dumps(order)]
 
@@ -285,7 +286,8 @@ def _child_main(order_json: str) -> int:
                 f"the reviews at {source['path']} changed since the server loaded them: they "
                 f"now give run {run_id}, not {order['run_id']}; reload the page"
             )
-        train(config, data, RunStore(order["runs_dir"]), on_progress, cancel)
+        store = RunStore(order["runs_dir"])
+        train(config, data, store, on_progress, cancel, started_at=order.get("started_at"))
     except TrainingCancelled:
         report({"result": "cancelled"})
         return CANCELLED_EXIT

@@ -40,7 +40,14 @@ if TYPE_CHECKING:
 # share a batch changes every epoch while each batch still holds reviews of similar length.
 POOL_BATCHES = 50
 
-EventKind = Literal["start", "batch", "epoch", "end"]
+# What a run is doing, in order: "start" (the first epoch begins), "batch" (one trained),
+# "validate" (the epoch's validation pass begins), "epoch" (one finished), "evaluate" (the
+# test-set pass begins), "save" (the results and the model are written), "end" (done).
+EventKind = Literal["start", "batch", "validate", "epoch", "evaluate", "save", "end"]
+# A forward pass costs about a third of a training step (forward and backward) over the same
+# steps: what validation and the test-set pass are estimated at, before they are timed.
+FORWARD_SHARE = 1 / 3
+SAVE_SECONDS = 0.5  # writing the results and the model: about constant, and short
 
 
 @dataclass(frozen=True)
@@ -54,14 +61,52 @@ class ProgressEvent:
     batch: int  # 1-based batch within the epoch; 0 outside batches
     batches: int  # batches per epoch
     logs: dict[str, float] = field(default_factory=dict)  # loss, accuracy, val_* at epoch end
-    elapsed: float = 0.0  # seconds since this process started training
-    eta: float | None = None  # seconds left for the remaining epochs, from the pace so far
+    elapsed: float = 0.0  # seconds since the run was asked for (its process started)
+    eta: float | None = None  # seconds left for every phase still to come, from the pace so far
+    sent_at: float = 0.0  # when the event was made (`time.time()`), to count the time left down
+    test_reviews: int = 0  # reviews the test-set pass reads
 
     @property
     def fraction(self) -> float:
         """Share of all batches of all epochs done."""
         done = (self.epoch - 1) * self.batches + self.batch
         return min(1.0, done / max(1, self.epochs * self.batches))
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        """The time left at `now` (default: the current time), counted down from `eta`."""
+        if self.eta is None:
+            return None
+        return max(0.0, self.eta - ((time.time() if now is None else now) - self.sent_at))
+
+    def elapsed_at(self, now: float | None = None) -> float:
+        """Seconds since the run was asked for, at `now` (default: the current time)."""
+        return self.elapsed + max(0.0, (time.time() if now is None else now) - self.sent_at)
+
+    def overall_fraction(self, now: float | None = None) -> float:
+        """Share of the whole run's time done, every phase counted (never 1 before the end)."""
+        if self.kind == "end":
+            return 1.0
+        left = self.seconds_left(now)
+        if left is None:
+            return self.fraction
+        done = self.elapsed_at(now)
+        return min(0.99, done / max(1e-9, done + left))
+
+    @property
+    def phase(self) -> str:
+        """What the run is doing, in words: "epoch 2 of 5: batch 31 of 157", "evaluating the
+        test set (24,999 reviews)", ..."""
+        if self.kind == "validate":
+            return f"epoch {self.epoch} of {self.epochs}: validating"
+        if self.kind == "evaluate":
+            return f"evaluating the test set ({self.test_reviews:,} reviews)"
+        if self.kind == "save":
+            return "saving the model and the results"
+        if self.kind == "end":
+            return "done"
+        if self.kind == "epoch" and self.epoch < self.epochs:
+            return f"epoch {self.epoch} of {self.epochs} done: the next begins"
+        return f"epoch {self.epoch} of {self.epochs}: batch {self.batch} of {self.batches}"
 
 
 class TrainingCancelled(Exception):
@@ -150,7 +195,7 @@ def prepare_data(config: TrainConfig, data: ImdbData) -> PreparedData:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainingSetup:
     """A built model and the arguments of its `model.fit`, as `train()` uses them."""
 
@@ -159,17 +204,46 @@ class TrainingSetup:
     fit_arguments: dict[str, Any]  # x (and y, batch_size), validation_data; no epochs
     batches_per_epoch: int
     config: TrainConfig
+    _forward: Any = None  # the model's forward pass, compiled once for every width
+
+    def evaluation_batches(self, tokens: np.ndarray) -> list[np.ndarray]:
+        """The rows of `tokens` in the batches a forward pass reads: with a mask, reviews of
+        similar length, each batch cut to its longest; without, in order. The training batch
+        size: larger batches' arrays fall out of the caches, and cost more per step."""
+        size = self.config.training.batch_size
+        if self.config.model.mask_padding:
+            return length_grouped_batches(np.count_nonzero(tokens, axis=1), size, seed=None)
+        return [
+            np.arange(start, min(start + size, len(tokens)))
+            for start in range(0, len(tokens), size)
+        ]
+
+    def forward_steps(self, tokens: np.ndarray) -> int:
+        """Time steps a forward pass over `tokens` computes, summed over its batches."""
+        if not self.config.model.mask_padding:
+            return int(tokens.shape[0] * tokens.shape[1])
+        lengths = np.count_nonzero(tokens, axis=1)
+        return int(
+            sum(len(rows) * int(lengths[rows].max()) for rows in self.evaluation_batches(tokens))
+        )
 
     def predict(self, tokens: np.ndarray) -> np.ndarray:
-        """Probabilities (reviews,) for padded rows of token ids; with a mask, computed in
-        batches of similar length cut to their longest review."""
-        if not self.config.model.mask_padding:
-            return self.model.predict(tokens, batch_size=512, verbose=0)[:, 0]
-        labels = np.zeros(len(tokens), np.float32)
-        dataset, order = _length_grouped(tokens, labels, self.config, shuffle=False, size=512)
-        probabilities = self.model.predict(dataset.map(lambda x, y: x), verbose=0)[:, 0]
+        """Probabilities (reviews,) for padded rows of token ids, in `evaluation_batches`
+        (the same layers as training, fused where training's are)."""
+        import tensorflow as tf
+
+        if self._forward is None:
+            model = self.model
+            self._forward = tf.function(
+                lambda batch: model(batch, training=False),
+                input_signature=[tf.TensorSpec((None, None), tf.int32)],
+            )
         result = np.empty(len(tokens), np.float32)
-        result[order] = probabilities
+        for rows in self.evaluation_batches(tokens):
+            batch = tokens[rows]
+            if self.config.model.mask_padding:
+                batch = _cut(batch, self.config.data.padding)
+            result[rows] = self._forward(batch).numpy()[:, 0]
         return result
 
 
@@ -292,10 +366,21 @@ def setup_training(
     return TrainingSetup(model, prepared, fit_arguments, count, config)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a run will compute, in training batches' worth of steps, for its time left."""
+
+    epochs: int
+    batches: int  # training batches per epoch
+    validation_batches: float  # a validation pass, in training batches of steps
+    test_batches: float  # the test-set pass, likewise
+    test_reviews: int
+    started_at: float  # when the run was asked for (`time.time()`)
+
+
 def _progress_callback(
     run_id: str,
-    epochs: int,
-    batches: int,
+    plan: _Plan,
     store: RunStore,
     on_progress: Callable[[ProgressEvent], None] | None,
     cancel: CancelToken | None,
@@ -303,34 +388,61 @@ def _progress_callback(
     import keras
 
     class Progress(keras.callbacks.Callback):
-        """Reports progress, records history each epoch, and stops on cancel."""
+        """Reports progress with the time left for every phase, records history each epoch,
+        times each phase, and stops on cancel."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.started = time.perf_counter()
             self.history = store.history_epochs(run_id)
             self.epoch = 0
-            self.epoch_started = self.started
-            self.epoch_seconds: list[float] = []
+            self.epoch_started = time.perf_counter()
+            self.batch_started = self.epoch_started
+            self.training_seconds = 0.0  # in training batches only: the pace
             self.batches_done = 0
+            self.validation_started: float | None = None
+            self.validation_seconds: list[float] = []
+            self.first_batch_at: float | None = None  # time.time() as the first batch began
+
+        def pace(self) -> float | None:
+            """Seconds per training batch so far."""
+            return self.training_seconds / self.batches_done if self.batches_done else None
+
+        def seconds_left(self, kind: EventKind, batch: int) -> float | None:
+            pace = self.pace()
+            if pace is None:
+                return None
+            if self.validation_seconds:
+                validation = float(np.mean(self.validation_seconds))
+            else:
+                validation = plan.validation_batches * pace * FORWARD_SHARE
+            test = plan.test_batches * pace * FORWARD_SHARE
+            if kind == "evaluate":
+                return test + SAVE_SECONDS
+            if kind in ("save", "end"):
+                return SAVE_SECONDS if kind == "save" else 0.0
+            # "validate" and "epoch" come with batch == batches: this epoch's training is done.
+            epochs_after = plan.epochs - self.epoch - 1
+            batches_left = epochs_after * plan.batches + plan.batches - batch
+            validations = epochs_after + (0 if kind == "epoch" else 1)
+            return batches_left * pace + validations * validation + test + SAVE_SECONDS
 
         def emit(self, kind: EventKind, batch: int = 0, logs: dict | None = None) -> None:
             if on_progress is None:
                 return
-            elapsed = time.perf_counter() - self.started
-            remaining = (epochs - self.epoch - 1) * batches + (batches - batch)
-            eta = elapsed / self.batches_done * remaining if self.batches_done else None
+            now = time.time()
             on_progress(
                 ProgressEvent(
                     kind=kind,
                     run_id=run_id,
                     epoch=self.epoch + 1,
-                    epochs=epochs,
+                    epochs=plan.epochs,
                     batch=batch,
-                    batches=batches,
+                    batches=plan.batches,
                     logs={key: float(value) for key, value in (logs or {}).items()},
-                    elapsed=elapsed,
-                    eta=eta,
+                    elapsed=now - plan.started_at,
+                    eta=self.seconds_left(kind, batch),
+                    sent_at=now,
+                    test_reviews=plan.test_reviews,
                 )
             )
 
@@ -348,13 +460,27 @@ def _progress_callback(
             if not self.batches_done:
                 self.emit("start")
 
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            if self.first_batch_at is None:
+                self.first_batch_at = time.time()
+            self.batch_started = time.perf_counter()
+
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.training_seconds += time.perf_counter() - self.batch_started
             self.batches_done += 1
             self.emit("batch", batch + 1, logs)
             self.check_cancel()
 
+        def on_test_begin(self, logs: dict | None = None) -> None:
+            self.validation_started = time.perf_counter()
+            self.emit("validate", plan.batches)
+
         def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.check_cancel()
+
+        def on_test_end(self, logs: dict | None = None) -> None:
+            if self.validation_started is not None:
+                self.validation_seconds.append(time.perf_counter() - self.validation_started)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             seconds = time.perf_counter() - self.epoch_started
@@ -362,7 +488,7 @@ def _progress_callback(
             record.update({key: float(value) for key, value in (logs or {}).items()})
             self.history.append(record)
             store.write_history(run_id, self.history)
-            self.emit("epoch", batches, logs)
+            self.emit("epoch", plan.batches, logs)
 
     return Progress()
 
@@ -396,6 +522,7 @@ def _fit_and_store(
     on_progress: Callable[[ProgressEvent], None] | None,
     cancel: CancelToken | None,
     strategy: tf.distribute.Strategy | None,
+    started_at: float,
 ) -> None:
     import keras
 
@@ -404,9 +531,16 @@ def _fit_and_store(
     started = time.perf_counter()
     setup = setup_training(config, data, strategy)
     model, prepared, training = setup.model, setup.prepared, config.training
-    progress = _progress_callback(
-        run_id, training.epochs, setup.batches_per_epoch, store, on_progress, cancel
+    steps_per_batch = setup.forward_steps(prepared.x_train) / setup.batches_per_epoch
+    plan = _Plan(
+        epochs=training.epochs,
+        batches=setup.batches_per_epoch,
+        validation_batches=setup.forward_steps(prepared.x_validation) / steps_per_batch,
+        test_batches=setup.forward_steps(prepared.x_test) / steps_per_batch,
+        test_reviews=len(prepared.x_test),
+        started_at=started_at,
     )
+    progress = _progress_callback(run_id, plan, store, on_progress, cancel)
     callbacks = [
         progress,  # before the backup: history is never behind the restored epoch
         # The store removes the backup once the run is complete; Keras would delete it at the
@@ -426,15 +560,24 @@ def _fit_and_store(
         )
     model.fit(**setup.fit_arguments, epochs=training.epochs, callbacks=callbacks, verbose=0)
     fit_seconds = time.perf_counter() - started
+    progress.emit("evaluate", setup.batches_per_epoch)
     probabilities = setup.predict(prepared.x_test)
+    test_seconds = time.perf_counter() - started - fit_seconds
+    progress.emit("save", setup.batches_per_epoch)
     test_metrics = test_metrics_of(probabilities, prepared.y_test)
     store.write_results(run_id, probabilities, test_metrics)
     store.save_model(run_id, plain_copy(model, config))
     history = progress.history
+    first_batch_at = progress.first_batch_at or time.time()
     timings = {
         "seconds": time.perf_counter() - started,
         "fit_seconds": fit_seconds,
         "epoch_seconds": [record["seconds"] for record in history],
+        # The phases a visitor waits for, which the next estimates calibrate on.
+        "start_seconds": first_batch_at - started_at,  # the request to the first batch
+        "validation_seconds": progress.validation_seconds,  # within epoch_seconds
+        "test_seconds": test_seconds,
+        "save_seconds": time.perf_counter() - started - fit_seconds - test_seconds,
         "fused_rnn": has_fused_layers(model),  # which speed it calibrates (the estimate)
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -607,6 +750,7 @@ def train(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     cancel: CancelToken | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    started_at: float | None = None,
 ) -> Run:
     """Train `config` on `data` unless the store already holds the run; return the run.
 
@@ -622,6 +766,9 @@ def train(
             at the end.
         cancel: a `CancelToken`; cancelling raises `TrainingCancelled` within one batch.
         strategy: a `tf.distribute` strategy (e.g. MirroredStrategy) to train under.
+        started_at: when the run was asked for (`time.time()`, e.g. before its process
+            started), from which progress counts the elapsed time and `timings.json` its
+            start; default now.
 
     Returns:
         The completed `Run` (history, metrics, predictions, model).
@@ -630,6 +777,7 @@ def train(
         TrainingCancelled: `cancel` was set; the run stays resumable.
         ValueError: `RNNKIT_FUSED_RNN` is neither a yes nor a no (no run is created).
     """
+    started_at = time.time() if started_at is None else started_at
     store = store or RunStore()
     fused_rnn_enabled()  # a bad RNNKIT_FUSED_RNN is named before any run folder is made
     run_id = config.run_id(data.fingerprint)
@@ -638,7 +786,7 @@ def train(
             return store.load(run_id)
         store.create(run_id, config.to_dict())
         try:
-            _fit_and_store(config, data, store, run_id, on_progress, cancel, strategy)
+            _fit_and_store(config, data, store, run_id, on_progress, cancel, strategy, started_at)
         except TrainingCancelled:
             raise
         except Exception as error:

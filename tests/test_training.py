@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, preset, train
-from rnnkit.training import prepare_data, setup_training, split_rows
+from rnnkit.training import SAVE_SECONDS, prepare_data, setup_training, split_rows
 from tests.helpers import tiny_masked_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,10 +107,21 @@ def test_tiny_config_trains_and_stores_everything(data, store):
     assert run.metrics["test_loss"] == pytest.approx(keras_loss, abs=1e-4)
     assert run.metrics["test_accuracy"] == pytest.approx(keras_accuracy, abs=1e-6)
     kinds = [event.kind for event in events]
-    assert kinds[0] == "start" and kinds[-1] == "end"
-    assert kinds.count("epoch") == 3 and kinds.count("batch") == 3 * 4
+    epoch = ["batch"] * 4 + ["validate", "epoch"]
+    assert kinds == ["start", *epoch * 3, "evaluate", "save", "end"]  # every phase, in order
+    # The time left counts every phase still to come: after the last batch, the validation,
+    # the test-set pass and the saving; it falls from phase to phase, to 0 at the end.
     last_batch = [event for event in events if event.kind == "batch"][-1]
-    assert last_batch.fraction == 1.0 and last_batch.eta == pytest.approx(0.0, abs=1e-9)
+    assert last_batch.fraction == 1.0
+    by_kind = {event.kind: event for event in events}  # the last event of each kind
+    assert all(event.eta is not None for event in events[1:])
+    assert last_batch.eta > by_kind["evaluate"].eta > by_kind["save"].eta > 0
+    assert by_kind["save"].eta == pytest.approx(SAVE_SECONDS) and by_kind["end"].eta == 0
+    assert by_kind["evaluate"].phase == "evaluating the test set (20 reviews)"
+    assert all(event.overall_fraction(event.sent_at) < 1 for event in events[:-1])
+    timings = run.timings
+    assert timings["start_seconds"] > 0 and len(timings["validation_seconds"]) == 3
+    assert timings["test_seconds"] > 0 and timings["save_seconds"] > 0
 
 
 def test_a_model_without_an_rnn_trains_stores_and_reloads(data, store):

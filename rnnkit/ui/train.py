@@ -4,6 +4,7 @@ and cost, and the run of the configuration: its results, its live job, or a butt
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pandas as pd
@@ -328,17 +329,22 @@ def _live_job(run_id: str) -> None:
             f"trains {board.limits.max_jobs} at a time). You can leave this page; the job stays."
         )
     elif view.progress is None:
-        st.info("Starting the training process: loading the reviews and TensorFlow…")
+        waited = time.time() - (view.started or view.submitted)
+        st.progress(
+            0.0,
+            text=f"Starting the training process: loading TensorFlow and the reviews "
+            f"({waited:.0f} s)",
+        )
     else:
         event = view.progress
+        batch_share = event.batch / max(1, event.batches) if event.kind != "epoch" else 1.0
+        in_epochs = event.kind in ("start", "batch", "validate", "epoch")
+        st.progress(min(1.0, batch_share if in_epochs else 1.0), text=event.phase.capitalize())
+        left = event.seconds_left()
         st.progress(
-            min(1.0, event.batch / max(1, event.batches)),
-            text=f"Epoch {event.epoch} of {event.epochs}: batch {event.batch} of {event.batches}",
-        )
-        st.progress(
-            event.fraction,
-            text=f"All epochs: {event.fraction:.0%} · elapsed {duration_text(event.elapsed)} · "
-            f"about {duration_text(event.eta)} left",
+            event.overall_fraction(),
+            text=f"The whole run: elapsed {duration_text(event.elapsed_at())}"
+            + (f" · about {duration_text(left)} left" if left is not None else ""),
         )
         history = board.store.history_epochs(run_id)
         if history:
