@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rnnkit.architecture import layer_table
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.runs import Run, RunStore
@@ -253,9 +252,7 @@ def _cut(rows: np.ndarray, padding: str) -> np.ndarray:
     return rows[:, :width] if padding == "post" else rows[:, rows.shape[1] - width :]
 
 
-def _random_grouping(
-    lengths: np.ndarray, size: int, seeds: np.random.Generator
-) -> list[np.ndarray]:
+def random_grouping(lengths: np.ndarray, size: int, seeds: np.random.Generator) -> list[np.ndarray]:
     """One training pass's length-grouped batches, seeded by the next draw from `seeds` (a
     generator seeded by `training.seed`: the first draw is the first epoch's grouping)."""
     seed = int(seeds.integers(2**31))
@@ -294,7 +291,7 @@ def _length_grouped(
     def draw() -> list[np.ndarray]:
         if not shuffle:
             return length_grouped_batches(lengths, size, seed=None)
-        return _random_grouping(lengths, size, seeds)
+        return random_grouping(lengths, size, seeds)
 
     first = draw()
     passes = [first]  # the first pass yields the batches drawn here
@@ -601,146 +598,6 @@ def test_metrics_of(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
     loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
     accuracy = np.mean((probabilities > 0.5) == (labels > 0.5))
     return {"test_loss": float(loss), "test_accuracy": float(accuracy)}
-
-
-# Default training speeds (floating-point operations per second) for the epoch estimate, until
-# completed runs in the store give this machine's own, each from runs computed the same way:
-# Keras' RNN loop; rnnkit.fused's SimpleRNN loop; a model without an RNN, whose few operations
-# leave TensorFlow's per-batch work to dominate. docs/performance.md ("The estimate before
-# training") gives the runs behind them.
-DEFAULT_FLOPS_PER_SECOND = 40e9
-FUSED_FLOPS_PER_SECOND = 100e9
-NO_RNN_FLOPS_PER_SECOND = 0.85e9
-# How a config's epochs are computed -> (in words, the default speed).
-COMPUTATIONS = {
-    "fused": ("rnnkit's fused SimpleRNN loop", FUSED_FLOPS_PER_SECOND),
-    "keras": ("Keras' RNN loop", DEFAULT_FLOPS_PER_SECOND),
-    "no_rnn": ("the mean of word vectors, no RNN", NO_RNN_FLOPS_PER_SECOND),
-}
-
-
-def _step_settings(config: TrainConfig) -> tuple:
-    """The settings `training_steps_per_epoch` depends on besides the lengths: configs alike in
-    these train the same reviews over the same steps."""
-    return (
-        config.model.mask_padding,
-        config.data.max_length,
-        config.training.batch_size,
-        config.training.validation_split,
-        config.training.seed,
-    )
-
-
-def training_steps_per_epoch(config: TrainConfig, lengths: np.ndarray) -> int:
-    """RNN time steps, summed over the reviews, that one training epoch computes.
-
-    Without a mask every review is padded (or cut) to `max_length` steps. With
-    `model.mask_padding`, training runs on length-grouped batches, each as wide as its longest
-    review (cut at `max_length`), so only those steps are computed.
-
-    Args:
-        config: the configuration.
-        lengths: (n,) token counts of the training split's reviews (`data.train.lengths`);
-            validation is carved from them as in training.
-
-    Returns:
-        The step count.
-    """
-    rows = split_rows(config, len(lengths))[1]
-    if not config.model.mask_padding:
-        return len(rows) * config.data.max_length
-    kept = np.minimum(np.asarray(lengths)[rows], config.data.max_length)
-    first_epoch = np.random.default_rng(config.training.seed)
-    batches = _random_grouping(kept, config.training.batch_size, first_epoch)
-    return int(sum(len(batch) * int(kept[batch].max()) for batch in batches))
-
-
-def training_flops_per_epoch(
-    config: TrainConfig, training_reviews: int, steps: int | None = None
-) -> float:
-    """Floating-point operations of one training epoch (forward and backward, about 3x the
-    forward pass).
-
-    Args:
-        config: the configuration.
-        training_reviews: reviews trained on per epoch (the validation share excluded).
-        steps: RNN time steps summed over those reviews (`training_steps_per_epoch`); default
-            every review padded to `max_length`.
-
-    Returns:
-        The operation count.
-    """
-    layers = layer_table(config)
-    step_macs = sum(layer.step_macs for layer in layers)
-    row_macs = sum(layer.review_macs for layer in layers)
-    if steps is None:
-        steps = training_reviews * config.data.max_length
-    forward_macs = steps * step_macs + training_reviews * row_macs
-    return 3 * 2 * forward_macs
-
-
-def estimate_epoch_seconds(
-    config: TrainConfig, lengths: np.ndarray, store: RunStore | None = None
-) -> float:
-    """Estimate seconds per epoch before training, from the operation count of the steps an
-    epoch computes and the speed this machine showed in the store's completed runs computed
-    the same way (`computation`), or else that way's default speed (`COMPUTATIONS`).
-
-    Args:
-        config: the configuration.
-        lengths: (n,) token counts of the training split's reviews (`data.train.lengths`).
-        store: completed runs calibrate the speed; None uses the default.
-
-    Returns:
-        The estimated seconds per epoch.
-    """
-    lengths = np.asarray(lengths)
-    counted: dict[tuple, tuple[int, int]] = {}  # step settings -> (training reviews, steps)
-
-    def epoch_flops(of: TrainConfig) -> float:
-        key = _step_settings(of)  # most completed runs share these: count their steps once
-        if key not in counted:
-            rows = len(split_rows(of, len(lengths))[1])
-            counted[key] = (rows, training_steps_per_epoch(of, lengths))
-        return training_flops_per_epoch(of, *counted[key])
-
-    kind = computation(config)
-    speeds = []
-    for summary in store.list_runs() if store is not None else []:
-        if summary.status != "complete" or not summary.config:
-            continue
-        try:
-            past = TrainConfig.from_dict(summary.config)
-            timings = store.timings(summary.run_id)
-            epoch_seconds = timings["epoch_seconds"]
-            fused = bool(timings.get("fused_rnn", False))
-            if epoch_seconds and computation(past, fused) == kind:
-                speeds.append(epoch_flops(past) / float(np.median(epoch_seconds)))
-        except (ValueError, KeyError, TypeError, OSError):
-            continue  # a damaged run, or a split these lengths cannot make: not a measurement
-    speed = float(np.median(speeds)) if speeds else COMPUTATIONS[kind][1]
-    return epoch_flops(config) / speed
-
-
-def computation(config: TrainConfig, fused: bool | None = None) -> str:
-    """How the epochs of `config` are computed, a key of `COMPUTATIONS`: "no_rnn" (no RNN
-    layer), "fused" (rnnkit.fused's loops) or "keras" (Keras' RNN layers).
-
-    Args:
-        config: the configuration.
-        fused: whether its RNN layers were fused (a completed run's `timings.json` says);
-            None: whether they would be in this process (`model.uses_fused_rnn`).
-
-    Returns:
-        The key.
-    """
-    from rnnkit.model import uses_fused_rnn
-
-    if not config.model.rnn_units:
-        return "no_rnn"
-    if fused is None:
-        fused = uses_fused_rnn(config)
-    return "fused" if fused else "keras"
 
 
 def train(

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, preset, train
-from rnnkit.training import SAVE_SECONDS, prepare_data, setup_training, split_rows
+from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, train
+from rnnkit.training import SAVE_SECONDS, prepare_data, setup_training
 from tests.helpers import tiny_masked_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,81 +317,3 @@ def test_training_under_a_mirrored_strategy_of_two_cpu_devices(corpus, tmp_path)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["replicas"] == 2 and outcome["epochs"] == 3
     assert 0.0 <= outcome["test_accuracy"] <= 1.0
-
-
-def test_training_flops_by_hand():
-    from rnnkit.training import training_flops_per_epoch
-
-    # Per step: 2 directions x (8 x 8 input + 8 x 8 recurrent) = 256 multiply-adds; per review
-    # after the RNN: 16 x 8 + 8 x 1 = 136; 16 steps; x2 for multiply-add, x3 for training.
-    tiny = tiny_masked_config()
-    assert training_flops_per_epoch(tiny, 64) == 3 * 2 * 64 * (16 * 256 + 136)
-    assert training_flops_per_epoch(tiny, 64, steps=500) == 3 * 2 * (500 * 256 + 64 * 136)
-    assert training_flops_per_epoch(preset("seed"), 20000) == pytest.approx(2.08995072e12)
-    # Without an RNN each step adds its 8-dim vector to the mean; per review, Dense(8) on 8 and
-    # Dense(1) on 8: 64 + 8 = 72.
-    no_rnn = tiny_masked_config(**{"model.rnn_units": "none"})
-    assert training_flops_per_epoch(no_rnn, 64, steps=500) == 3 * 2 * (500 * 8 + 64 * 72)
-
-
-def trained_steps(setup) -> int:
-    """Time steps (rows x columns) of the batches the first training epoch feeds the model."""
-    arguments = setup.fit_arguments
-    if "y" in arguments:  # padded arrays
-        return arguments["x"].size
-    return sum(int(np.prod(tokens.shape)) for tokens, _ in arguments["x"].as_numpy_iterator())
-
-
-@pytest.mark.parametrize("masked", [True, False])
-def test_the_step_count_is_what_an_epoch_trains(data, masked):
-    from rnnkit.training import training_steps_per_epoch
-
-    config = tiny_masked_config(**{"model.mask_padding": str(masked)})
-    steps = training_steps_per_epoch(config, data.train.lengths)
-    assert steps == trained_steps(setup_training(config, data))
-    padded = len(split_rows(config, len(data.train))[1]) * config.data.max_length
-    assert (steps < padded) if masked else (steps == padded)
-
-
-def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
-    from rnnkit.training import (
-        DEFAULT_FLOPS_PER_SECOND,
-        FUSED_FLOPS_PER_SECOND,
-        NO_RNN_FLOPS_PER_SECOND,
-        estimate_epoch_seconds,
-        training_flops_per_epoch,
-        training_steps_per_epoch,
-    )
-
-    config = tiny_masked_config()
-    lengths = data.train.lengths
-    steps = training_steps_per_epoch(config, lengths)
-    assert estimate_epoch_seconds(config, lengths) == pytest.approx(
-        training_flops_per_epoch(config, 64, steps) / FUSED_FLOPS_PER_SECOND
-    )  # a SimpleRNN: computed by rnnkit.fused
-    run = train(config, data, store)
-    assert run.timings["fused_rnn"] is True
-    measured = float(np.median(run.timings["epoch_seconds"]))
-    assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(measured)
-    # The unmasked config computes every padded step, and the calibrated speed says so.
-    unmasked = tiny_masked_config(**{"model.mask_padding": "false"})
-    assert estimate_epoch_seconds(unmasked, lengths, store) == pytest.approx(
-        measured
-        * training_flops_per_epoch(unmasked, 64)
-        / training_flops_per_epoch(config, 64, steps)
-    )
-    # A model without an RNN is not timed by RNN runs, nor they by it: each keeps its speed.
-    no_rnn = tiny_masked_config(**{"model.rnn_units": "none"})
-    no_rnn_flops = training_flops_per_epoch(no_rnn, 64, steps)
-    assert estimate_epoch_seconds(no_rnn, lengths, store) == pytest.approx(
-        no_rnn_flops / NO_RNN_FLOPS_PER_SECOND
-    )
-    no_rnn_run = train(no_rnn, data, store)
-    no_rnn_measured = float(np.median(no_rnn_run.timings["epoch_seconds"]))
-    assert estimate_epoch_seconds(no_rnn, lengths, store) == pytest.approx(no_rnn_measured)
-    assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(measured)
-    # A config Keras computes is not timed by the fused run: it keeps Keras' default speed.
-    monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
-    assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(
-        training_flops_per_epoch(config, 64, steps) / DEFAULT_FLOPS_PER_SECOND
-    )

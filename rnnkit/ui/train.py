@@ -15,10 +15,10 @@ from rnnkit.architecture import layer_table
 from rnnkit.compare import duration_text
 from rnnkit.config import LIMITS, PRESETS, SECTIONS, TrainConfig, preset
 from rnnkit.data import ImdbData
+from rnnkit.estimate import COMPUTATIONS, computation, estimate_run
 from rnnkit.jobs import ACTIVE_STATES, LimitError, limit_problems, lower_to_limits
 from rnnkit.runs import Run, RunSummary
 from rnnkit.settings import get_limits
-from rnnkit.training import COMPUTATIONS, computation, estimate_epoch_seconds
 from rnnkit.ui.board import active_view, job_board
 
 # Settings that only an RNN layer reads: with `model.rnn_units` empty they change nothing.
@@ -264,13 +264,18 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
     model, so a visitor's numbers cost it no memory.
     """
     layers = layer_table(config)
-    seconds = estimate_epoch_seconds(config, data.train.lengths, job_board().store)
+    estimate = estimate_run(config, data.train.lengths, data.test.lengths, job_board().store)
     columns = st.columns(3)
     columns[0].metric("Parameters", f"{sum(layer.parameters for layer in layers):,}")
-    columns[1].metric("Estimated time per epoch", duration_text(seconds))
+    columns[1].metric("Estimated time per epoch", duration_text(estimate.epoch))
     columns[2].metric(
-        f"Estimated for {config.training.epochs} epochs",
-        duration_text(seconds * config.training.epochs),
+        "Estimated until the results",
+        duration_text(estimate.total),
+        help=f"Starting the training process {duration_text(estimate.start)}, "
+        f"{config.training.epochs} epochs with their validation, the test set "
+        f"{duration_text(estimate.test)}, saving {duration_text(estimate.save)}"
+        + (" (early stopping may end it sooner)" if config.training.early_stopping_patience else "")
+        + ".",
     )
     steps = (
         f"batches of reviews of similar length, each as wide as its longest review (at most "
