@@ -51,6 +51,9 @@ CANCELLED_EXIT = 3  # the child's exit code when it stopped on request (1: it fa
 BATCH_EVENT_SECONDS = 0.25  # the child reports at most 4 batch events a second
 CHILD_NICENESS = 10  # the child yields the cores to the server's page views when both need them
 STDERR_TAIL = 2000  # characters of a crashed child's stderr kept for its error message
+# A process on standby (TensorFlow loaded) that no job has taken for this long is ended: it
+# holds a few hundred MB that a small server needs.
+STANDBY_IDLE_SECONDS = 600.0
 
 
 class LimitError(ValueError):
@@ -108,11 +111,11 @@ def lower_to_limits(config: TrainConfig, limits: TrainingLimits) -> tuple[TrainC
 # --- one training in a child process ----------------------------------------------------------
 
 
-def child_command(config: TrainConfig, data: ImdbData, store: RunStore) -> list[str]:
-    """The command line of a child process that trains `config` on the reviews of `data`.
-
-    The child loads the reviews again from their source (the on-disk cache makes that fast) and
-    refuses to train if they no longer name the same run.
+def training_order(config: TrainConfig, data: ImdbData, store: RunStore) -> dict:
+    """What a child process needs to train `config`: the config, its run id, where the
+    reviews come from and the run store. The child loads the reviews again from their source
+    (the on-disk cache makes that fast) and refuses to train if they no longer name the same
+    run.
 
     Args:
         config: what to train.
@@ -120,10 +123,10 @@ def child_command(config: TrainConfig, data: ImdbData, store: RunStore) -> list[
         store: the run store the child writes to.
 
     Returns:
-        The arguments for `subprocess.Popen` (`sys.executable -m rnnkit.jobs JSON`).
+        The order, JSON-compatible.
     """
     source = data.source
-    order = {
+    return {
         "config": config.to_dict(),
         "run_id": config.run_id(data.fingerprint),
         "data": {
@@ -136,7 +139,68 @@ def child_command(config: TrainConfig, data: ImdbData, store: RunStore) -> list[
         "runs_dir": str(Path(store.root).resolve()),
         "started_at": time.time(),  # the child's progress and timings count from here
     }
-    return [sys.executable, "-m", "rnnkit.jobs", json.dumps(order)]
+
+
+def child_command(config: TrainConfig, data: ImdbData, store: RunStore) -> list[str]:
+    """The command line of a new child process that trains `config` on the reviews of `data`.
+
+    Returns:
+        The arguments for `subprocess.Popen` (`sys.executable -m rnnkit.jobs JSON`).
+    """
+    return [sys.executable, "-m", "rnnkit.jobs", json.dumps(training_order(config, data, store))]
+
+
+STANDBY_COMMAND = [sys.executable, "-m", "rnnkit.jobs", "--standby"]
+
+
+@dataclass
+class TrainingProcess:
+    """A child training process: started with its order, or on standby waiting for one."""
+
+    process: subprocess.Popen
+    stderr: IO[bytes]  # a temporary file: the tail of a crash's message comes from it
+    started: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def start(cls, command: list[str]) -> TrainingProcess:
+        """Start `command` (`child_command(...)` or `STANDBY_COMMAND`) with pipes to talk."""
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (it lives as long as the process)
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=child_environment(),
+                text=True,
+            )
+        except BaseException:
+            stderr.close()
+            raise
+        return cls(process, stderr)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def give_order(self, order: dict) -> bool:
+        """Send a standby process its order; False if it is gone."""
+        try:
+            self.process.stdin.write(json.dumps(order) + "\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def close(self) -> None:
+        """End a standby process: its stdin closes, so it exits without training."""
+        with contextlib.suppress(OSError, ValueError):
+            self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.stderr.close()
 
 
 def _read_reports(
@@ -163,6 +227,7 @@ def train_in_child(
     on_progress: Callable[[ProgressEvent], None] | None = None,
     cancel: CancelToken | None = None,
     on_start: Callable[[int], None] | None = None,
+    standby: TrainingProcess | None = None,
 ) -> None:
     """Train `config` as `rnnkit.training.train` does, in a child process; block until it ends.
 
@@ -174,44 +239,47 @@ def train_in_child(
             reports (start, batches at most 4 a second, epochs, end).
         cancel: a `CancelToken`; cancelling tells the child to stop within one batch.
         on_start: called with the child's process id once it has started.
+        standby: a process on standby (`STANDBY_COMMAND`, TensorFlow loaded) to give the job
+            to; None, or one that has ended: a new process is started.
 
     Raises:
         TrainingCancelled: the child stopped on request; the run stays resumable.
         TrainingProcessError: the child failed; the message is its error.
     """
-    with tempfile.TemporaryFile() as stderr:
-        child = subprocess.Popen(
-            child_command(config, data, store),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=child_environment(),
-            text=True,
-        )
-        if on_start is not None:
-            on_start(child.pid)
-        results: list[dict] = []
-        reader = threading.Thread(
-            target=_read_reports, args=(child.stdout, on_progress, results), daemon=True
-        )
-        reader.start()
-        asked_to_stop = False
-        while True:
-            try:
-                child.wait(0.1)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if cancel is not None and cancel.cancelled and not asked_to_stop:
-                asked_to_stop = True
-                with contextlib.suppress(OSError):  # it may be ending already
-                    child.stdin.write("cancel\n")
-                    child.stdin.close()
-        reader.join()
-        with contextlib.suppress(OSError):
-            child.stdin.close()
-        stderr.seek(0)
-        error_output = stderr.read().decode(errors="replace")[-STDERR_TAIL:].strip()
+    handle = None
+    if standby is not None and standby.alive():
+        if standby.give_order(training_order(config, data, store)):
+            handle = standby
+        else:
+            standby.close()
+    if handle is None:
+        handle = TrainingProcess.start(child_command(config, data, store))
+    child = handle.process
+    if on_start is not None:
+        on_start(child.pid)
+    results: list[dict] = []
+    reader = threading.Thread(
+        target=_read_reports, args=(child.stdout, on_progress, results), daemon=True
+    )
+    reader.start()
+    asked_to_stop = False
+    while True:
+        try:
+            child.wait(0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel is not None and cancel.cancelled and not asked_to_stop:
+            asked_to_stop = True
+            with contextlib.suppress(OSError):  # it may be ending already
+                child.stdin.write("cancel\n")
+                child.stdin.close()
+    reader.join()
+    with contextlib.suppress(OSError):
+        child.stdin.close()
+    handle.stderr.seek(0)
+    error_output = handle.stderr.read().decode(errors="replace")[-STDERR_TAIL:].strip()
+    handle.stderr.close()
     result = results[-1] if results else {}
     if result.get("result") == "done" and child.returncode == 0:
         return
@@ -225,12 +293,8 @@ def train_in_child(
     )
 
 
-def _child_main(order_json: str) -> int:
-    """`python -m rnnkit.jobs JSON`: train one configuration, reporting on stdout.
-
-    Returns:
-        The exit code: 0 trained, `CANCELLED_EXIT` stopped on request, 1 failed.
-    """
+def _as_child() -> IO[str]:
+    """Set this process up as a training child; return the stream its reports go to."""
     # The reports get their own copy of stdout; anything else printed (by TensorFlow's C++ too)
     # goes to stderr and cannot garble them.
     reports = os.fdopen(os.dup(1), "w", buffering=1)
@@ -240,6 +304,38 @@ def _child_main(order_json: str) -> int:
     # child (by closing its stdin), so that a batch is never interrupted half way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(CHILD_NICENESS)
+    return reports
+
+
+def _standby_main() -> int:
+    """`python -m rnnkit.jobs --standby`: load TensorFlow and rnnkit's training code and warm
+    them with a tiny model, then wait for an order (a line of JSON) on stdin and train it; exit
+    quietly when stdin closes first.
+
+    Returns:
+        The exit code, as `_child_main`'s (0 when no order came).
+    """
+    reports = _as_child()
+    from rnnkit.training import warm_up
+
+    warm_up()
+    order = sys.stdin.readline()
+    if not order.strip():
+        return 0
+    return _child_main(order, reports)
+
+
+def _child_main(order_json: str, reports: IO[str] | None = None) -> int:
+    """`python -m rnnkit.jobs JSON`: train one configuration, reporting on stdout.
+
+    Args:
+        order_json: `training_order`'s result, as JSON.
+        reports: where the reports go, when the process is set up already (`_as_child`).
+
+    Returns:
+        The exit code: 0 trained, `CANCELLED_EXIT` stopped on request, 1 failed.
+    """
+    reports = reports or _as_child()
     cancel = CancelToken()
 
     def report(message: dict) -> None:
@@ -341,13 +437,23 @@ class Job:
 class JobBoard:
     """The jobs of one server: submit, attach, cancel and watch, within the limits."""
 
-    def __init__(self, store: RunStore | None = None, limits: TrainingLimits | None = None):
+    def __init__(
+        self,
+        store: RunStore | None = None,
+        limits: TrainingLimits | None = None,
+        standby: bool = False,
+    ):
+        """A board over `store` (default `RunStore()`) within `limits` (default
+        `get_limits()`); with `standby`, `prepare()` keeps a process ready for the next job."""
         self.store = store or RunStore()
         self.limits = limits or get_limits()
+        self.standby = standby
         self._jobs: dict[str, Job] = {}
         self._queue: deque[str] = deque()  # run ids waiting, oldest first
         self._running = 0
         self._condition = threading.Condition()
+        self._standby: TrainingProcess | None = None  # the next job's process, TensorFlow loaded
+        self._standby_wanted = 0.0  # time.monotonic() of the last prepare()
         # At exit, stop the children within a batch, so that their runs stay resumable.
         atexit.register(self.shutdown)
 
@@ -387,6 +493,53 @@ class JobBoard:
             )
             job.thread.start()
             return job
+
+    def prepare(self) -> None:
+        """Start a training process ahead of the next job, so that a job starts without
+        waiting for TensorFlow to load (seconds): call it where a visitor may soon ask for one
+        (the Train page). Nothing happens without `standby`, when training is off, no job could
+        start now, or a
+        process is on standby already; one left unused for `STANDBY_IDLE_SECONDS` ends."""
+        with self._condition:
+            self._standby_wanted = time.monotonic()
+            if (
+                not self.standby
+                or not self.limits.allow_training
+                or self._running >= self.limits.max_jobs
+                or (self._standby is not None and self._standby.alive())
+            ):
+                return
+            if self._standby is not None:  # it ended (out of memory, killed): start another
+                self._standby.close()
+            self._standby = TrainingProcess.start(STANDBY_COMMAND)
+            self._retire_later(self._standby, STANDBY_IDLE_SECONDS)
+
+    def _retire_later(self, standby: TrainingProcess, seconds: float) -> None:
+        timer = threading.Timer(seconds, self._retire_if_idle, args=(standby,))
+        timer.daemon = True
+        timer.start()
+
+    def _retire_if_idle(self, standby: TrainingProcess) -> None:
+        with self._condition:
+            if self._standby is not standby:
+                return  # a job took it, or it was replaced
+            idle = time.monotonic() - self._standby_wanted
+            if idle < STANDBY_IDLE_SECONDS:  # wanted again meanwhile: look again later
+                self._retire_later(standby, STANDBY_IDLE_SECONDS - idle)
+                return
+            self._standby = None
+        standby.close()
+
+    def standby_pid(self) -> int | None:
+        """The process id of the process on standby, or None when there is none."""
+        with self._condition:
+            standby = self._standby
+        return standby.process.pid if standby is not None and standby.alive() else None
+
+    def _take_standby(self) -> TrainingProcess | None:
+        with self._condition:
+            standby, self._standby = self._standby, None
+        return standby
 
     def job(self, run_id: str) -> Job | None:
         """The job of a run id, if this server has one (active or finished)."""
@@ -447,6 +600,9 @@ class JobBoard:
             active = [job for job in self._jobs.values() if job.state in ACTIVE_STATES]
         for job in active:
             self.cancel(job.run_id)
+        standby = self._take_standby()
+        if standby is not None:
+            standby.close()
         deadline = time.monotonic() + timeout
         for job in active:
             if job.thread is not None:
@@ -507,6 +663,7 @@ class JobBoard:
                 on_progress=lambda event: self._on_progress(job, event),
                 cancel=job.cancel_token,
                 on_start=lambda pid: self._on_start(job, pid),
+                standby=self._take_standby(),
             )
         except TrainingCancelled:
             state, error = "cancelled", job.error
@@ -523,4 +680,4 @@ class JobBoard:
 
 
 if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1]))
+    sys.exit(_standby_main() if sys.argv[1] == "--standby" else _child_main(sys.argv[1]))

@@ -654,6 +654,25 @@ def train(
     return store.load(run_id)
 
 
+def warm_up() -> None:
+    """Load what training needs (TensorFlow, Keras, the fused loops) and train a tiny model
+    for one batch, so that a process that trains next starts at once: a job's process on
+    standby calls it while it waits for its order."""
+    import keras
+
+    from rnnkit.config import preset
+    from rnnkit.model import build_model
+
+    tiny = preset("seed").with_overrides(
+        {"data.num_words": 20, "model.rnn_units": "2", "model.dense_units": "2"}
+    )
+    model = build_model(tiny)
+    tokens = np.array([[1, 5, 7, 0], [1, 9, 0, 0]], dtype=np.int32)
+    model.fit(tokens, np.array([1.0, 0.0], np.float32), epochs=1, verbose=0)
+    keras.backend.clear_session()
+    _release_fused_buffers()
+
+
 def _release_fused_buffers() -> None:
     """Give back the memory `rnnkit.fused` keeps for the next batch (if it was used)."""
     fused = sys.modules.get("rnnkit.fused")

@@ -26,6 +26,8 @@ def isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("RNNKIT_DATA", raising=False)
     monkeypatch.delenv("RNNKIT_FUSED_RNN", raising=False)
+    # No training process on standby (TensorFlow loading in the background) unless a test asks.
+    monkeypatch.setenv("RNNKIT_STANDBY", "0")
 
 
 @pytest.fixture

@@ -33,6 +33,47 @@ def test_a_job_trains_in_a_child_process_and_stores_the_run(data, tmp_path):
     assert view.progress.kind == "end" and "test_accuracy" in view.progress.logs
 
 
+def test_a_job_takes_the_process_on_standby(data, tmp_path):
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(), standby=True)
+    board.prepare()
+    standby = board.standby_pid()
+    assert standby is not None and standby != os.getpid()
+    board.prepare()  # one on standby already: no second process
+    assert board.standby_pid() == standby
+    job = board.submit(tiny_masked_config(), data)
+    view = board.wait(job.run_id, timeout=120)
+    assert view.state == "done" and view.pid == standby  # the job ran in it
+    assert board.store.status(job.run_id) == "complete"
+    assert board.standby_pid() is None  # taken; the next prepare() starts another
+    # Its timings count from the order: the start is the wait for the first batch, not for
+    # TensorFlow to load.
+    assert 0 < board.store.timings(job.run_id)["start_seconds"] < 60
+
+
+def test_a_process_on_standby_ends_when_unused(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs_module, "STANDBY_IDLE_SECONDS", 0.5)
+    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(), standby=True)
+    board.prepare()
+    pid = board.standby_pid()
+    wait_for(lambda: board.standby_pid() is None, timeout=30)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or process_ended(pid), timeout=30)
+
+
+def process_ended(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] == "Z"  # a zombie: it has exited
+
+
+@pytest.mark.parametrize(
+    ("standby", "limits"),
+    [(False, TrainingLimits()), (True, TrainingLimits(allow_training=False))],
+)
+def test_no_process_is_put_on_standby_when_it_could_not_be_used(tmp_path, standby, limits):
+    board = JobBoard(RunStore(tmp_path / "runs"), limits, standby=standby)
+    board.prepare()
+    assert board.standby_pid() is None
+
+
 def test_the_job_board_does_not_load_tensorflow():
     code = "import sys, rnnkit.jobs; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,13 +8,13 @@ import streamlit as st
 
 from rnnkit.jobs import ACTIVE_STATES, JobBoard, JobView
 from rnnkit.runs import RunStore
-from rnnkit.settings import get_limits
+from rnnkit.settings import get_limits, standby_enabled
 
 
 @st.cache_resource(show_spinner=False)
 def job_board() -> JobBoard:
     """The server's one job board: every session sees, and attaches to, the same jobs."""
-    return JobBoard(RunStore(), get_limits())
+    return JobBoard(RunStore(), get_limits(), standby=standby_enabled())
 
 
 def active_view(run_id: str) -> JobView | None:

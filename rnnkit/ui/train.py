@@ -400,6 +400,8 @@ def training_panel(config: TrainConfig, data: ImdbData) -> None:
         st.info("Training is switched off on this server: it shows runs trained elsewhere.")
     for problem in problems:
         st.error(f"Refused: {problem}.")
+    if allowed and not problems:
+        board.prepare()  # a training process loads TensorFlow while the visitor decides
     label = "Resume training" if epochs_done else "Train"
     if st.button(label, key="train_start", type="primary", disabled=bool(problems) or not allowed):
         try:
