@@ -115,7 +115,7 @@ def command_train(arguments: argparse.Namespace) -> int:
         print("already trained: returning the stored run, no training", file=sys.stderr)
     started = time.perf_counter()
     bar = ProgressBar()
-    run = train(config, data, store, on_progress=bar)
+    run = train(config, data, store, on_progress=bar, started_at=arguments.started_at)
     if not bar.events and not already_trained:
         print("trained by another process meanwhile: its stored run is returned", file=sys.stderr)
     summary = run.summary
@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    started_at = time.time()  # a run's start counts from the command, TensorFlow's load included
     arguments = build_parser().parse_args(argv)
+    arguments.started_at = started_at
     try:
         return arguments.handler(arguments)
     except ValueError as error:

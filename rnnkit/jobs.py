@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -182,6 +183,13 @@ class TrainingProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until a standby process has loaded and warmed up (it says so on stdout);
+        False if it did not within `timeout` seconds. Call it before the job's reports are
+        read, if at all: a job does not need it (its order waits in the pipe)."""
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        return bool(ready) and "ready" in json.loads(self.process.stdout.readline() or "{}")
+
     def give_order(self, order: dict) -> bool:
         """Send a standby process its order; False if it is gone."""
         try:
@@ -201,6 +209,14 @@ class TrainingProcess:
             self.process.kill()
             self.process.wait()
         self.stderr.close()
+
+
+def _reap(handle: TrainingProcess) -> None:
+    """Wait for a child that has reported its result to exit, and let its files go."""
+    with contextlib.suppress(OSError):
+        handle.process.stdin.close()
+    handle.process.wait()
+    handle.stderr.close()
 
 
 def _read_reports(
@@ -269,6 +285,11 @@ def train_in_child(
             break
         except subprocess.TimeoutExpired:
             pass
+        if results and results[-1].get("result") == "done":
+            # Trained and stored, its lock released: the results need not wait for the
+            # process to tear TensorFlow down (seconds); it is reaped in the background.
+            threading.Thread(target=_reap, args=(handle,), daemon=True).start()
+            return
         if cancel is not None and cancel.cancelled and not asked_to_stop:
             asked_to_stop = True
             with contextlib.suppress(OSError):  # it may be ending already
@@ -319,6 +340,7 @@ def _standby_main() -> int:
     from rnnkit.training import warm_up
 
     warm_up()
+    reports.write(json.dumps({"ready": True}) + "\n")
     order = sys.stdin.readline()
     if not order.strip():
         return 0
@@ -529,6 +551,11 @@ class JobBoard:
                 return
             self._standby = None
         standby.close()
+
+    def standby_process(self) -> TrainingProcess | None:
+        """The process on standby, or None (for a benchmark to wait until it is ready)."""
+        with self._condition:
+            return self._standby
 
     def standby_pid(self) -> int | None:
         """The process id of the process on standby, or None when there is none."""
