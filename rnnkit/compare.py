@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from rnnkit.config import TrainConfig
-from rnnkit.runs import RunSummary
+from rnnkit.runs import Run, RunSummary
 
 # The course's lesson in three runs: where the zeros go, and whether the RNN may skip them.
 PADDING_VARIANTS: dict[str, dict[str, Any]] = {
@@ -205,3 +205,24 @@ def runs_table(
     table = pd.DataFrame(rows)
     table["best epoch"] = table["best epoch"].astype("Int64")
     return table.astype({"best val accuracy": "Float64", "test accuracy": "Float64"})
+
+
+def variant_results(runs: Mapping[str, Run]) -> pd.DataFrame:
+    """The padding experiment's results table: a row per completed variant.
+
+    Args:
+        runs: variant label (`PADDING_VARIANTS`) to its complete run.
+
+    Returns:
+        Columns variant, test accuracy, best val accuracy, epochs (trained), training time
+        (text), in the order given.
+    """
+    return pd.DataFrame(
+        {
+            "variant": list(runs),
+            "test accuracy": [run.metrics["test_accuracy"] for run in runs.values()],
+            "best val accuracy": [run.summary.get("best_val_accuracy") for run in runs.values()],
+            "epochs": [len(run.history) for run in runs.values()],
+            "training time": [duration_text(run.summary.get("seconds")) for run in runs.values()],
+        }
+    )

@@ -296,6 +296,9 @@ def test_the_padding_experiment_trains_three_variants_as_normal_jobs(trained, st
     assert [view.run_id for view in job_board().active()] == expected
     assert gated.calls == [expected[0]]  # one job at a time; the others wait their turn
     assert "Queued: place 1." in texts(app) and "Queued: place 2." in texts(app)
+    app.run()  # the running variant's progress, in words, as on the Train page
+    bars = [bar.proto.text for bar in app.get("progress")]
+    assert "Epoch 1 of 1: batch 1 of 2" in bars
     for run_id in expected:
         gated.gate(run_id).set()
     wait_for(lambda: not job_board().active())
@@ -321,6 +324,13 @@ def test_the_padding_experiment_shows_the_three_curves_side_by_side(trained, sto
     assert "curves_padding_start" not in keys(app)  # nothing left to train
     assert texts(app).count("Done.") == 3
     assert curve_runs(app, index=1) == sorted([POST, PRE, MASKED])
+    (results,) = [
+        frame.value for frame in app.dataframe if list(frame.value.columns[:1]) == ["variant"]
+    ]
+    assert results["variant"].tolist() == [POST, PRE, MASKED]
+    stored = [RunStore(store.root).load(trained.run_ids[label]) for label in (POST, PRE, MASKED)]
+    assert results["test accuracy"].tolist() == [run.metrics["test_accuracy"] for run in stored]
+    assert results["epochs"].tolist() == [len(run.history) for run in stored]
 
 
 def test_the_padding_experiment_is_refused_over_the_limits(trained, store, monkeypatch):

@@ -255,9 +255,14 @@ def _variant_state(run_id: str) -> None:
         st.info(f"Queued: place {view.queue_position}.")
     elif view is not None and view.state == "running" and view.progress is not None:
         event = view.progress
-        st.progress(event.fraction, text=f"Epoch {event.epoch} of {event.epochs}")
+        left = event.seconds_left()
+        st.progress(
+            event.overall_fraction(),
+            text=event.phase.capitalize()
+            + (f" · about {compare.duration_text(left)} left" if left is not None else ""),
+        )
     elif view is not None and view.state == "running":
-        st.info("Starting…")
+        st.progress(0.0, text="Starting the training process…")
     elif view is not None and view.state == "failed":
         st.error(f"Failed: {view.error}")
     elif view is not None and view.state == "cancelled":
@@ -344,4 +349,13 @@ def padding_experiment(summary: RunSummary) -> None:
                 {label: run.metrics["test_accuracy"] for label, run in runs.items()},
             ),
             key="curves_padding_chart",
+        )
+        st.dataframe(
+            compare.variant_results(runs),
+            hide_index=True,
+            column_config={
+                "test accuracy": st.column_config.NumberColumn(format="percent"),
+                "best val accuracy": st.column_config.NumberColumn(format="percent"),
+            },
+            key="curves_padding_results",
         )
