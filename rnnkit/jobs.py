@@ -344,15 +344,16 @@ def _standby_main() -> int:
     order = sys.stdin.readline()
     if not order.strip():
         return 0
-    return _child_main(order, reports)
+    return _child_main(order, reports, warm=True)
 
 
-def _child_main(order_json: str, reports: IO[str] | None = None) -> int:
+def _child_main(order_json: str, reports: IO[str] | None = None, warm: bool = False) -> int:
     """`python -m rnnkit.jobs JSON`: train one configuration, reporting on stdout.
 
     Args:
         order_json: `training_order`'s result, as JSON.
         reports: where the reports go, when the process is set up already (`_as_child`).
+        warm: the process was on standby, TensorFlow loaded before the order came.
 
     Returns:
         The exit code: 0 trained, `CANCELLED_EXIT` stopped on request, 1 failed.
@@ -405,7 +406,8 @@ def _child_main(order_json: str, reports: IO[str] | None = None) -> int:
                 f"now give run {run_id}, not {order['run_id']}; reload the page"
             )
         store = RunStore(order["runs_dir"])
-        train(config, data, store, on_progress, cancel, started_at=order.get("started_at"))
+        started_at = order.get("started_at")
+        train(config, data, store, on_progress, cancel, started_at=started_at, warm_start=warm)
     except TrainingCancelled:
         report({"result": "cancelled"})
         return CANCELLED_EXIT

@@ -520,6 +520,7 @@ def _fit_and_store(
     cancel: CancelToken | None,
     strategy: tf.distribute.Strategy | None,
     started_at: float,
+    warm_start: bool,
 ) -> None:
     import keras
 
@@ -572,6 +573,7 @@ def _fit_and_store(
         "epoch_seconds": [record["seconds"] for record in history],
         # The phases a visitor waits for, which the next estimates calibrate on.
         "start_seconds": first_batch_at - started_at,  # the request to the first batch
+        "warm_start": warm_start,  # TensorFlow was loaded before the request
         "validation_seconds": progress.validation_seconds,  # within epoch_seconds
         "test_seconds": test_seconds,
         "save_seconds": time.perf_counter() - started - fit_seconds - test_seconds,
@@ -608,6 +610,7 @@ def train(
     cancel: CancelToken | None = None,
     strategy: tf.distribute.Strategy | None = None,
     started_at: float | None = None,
+    warm_start: bool = False,
 ) -> Run:
     """Train `config` on `data` unless the store already holds the run; return the run.
 
@@ -626,6 +629,8 @@ def train(
         started_at: when the run was asked for (`time.time()`, e.g. before its process
             started), from which progress counts the elapsed time and `timings.json` its
             start; default now.
+        warm_start: this process was loaded ahead of the request (a job's process on
+            standby); `timings.json` says so, and estimates calibrate such starts apart.
 
     Returns:
         The completed `Run` (history, metrics, predictions, model).
@@ -643,7 +648,9 @@ def train(
             return store.load(run_id)
         store.create(run_id, config.to_dict())
         try:
-            _fit_and_store(config, data, store, run_id, on_progress, cancel, strategy, started_at)
+            _fit_and_store(
+                config, data, store, run_id, on_progress, cancel, strategy, started_at, warm_start
+            )
         except TrainingCancelled:
             raise
         except Exception as error:

@@ -8,10 +8,11 @@ import pytest
 
 from rnnkit import RunStore, preset, train
 from rnnkit.estimate import (
+    COLD_START_SECONDS,
     DEFAULT_FLOPS_PER_SECOND,
-    DEFAULT_START_SECONDS,
     FUSED_FLOPS_PER_SECOND,
     NO_RNN_FLOPS_PER_SECOND,
+    WARM_START_SECONDS,
     estimate_epoch_seconds,
     estimate_run,
     evaluation_steps,
@@ -105,7 +106,7 @@ def test_the_whole_run_is_estimated_and_calibrated_phase_by_phase(data, store):
     lengths, test_lengths = data.train.lengths, data.test.lengths
     first = estimate_run(config, lengths, test_lengths, store)
     epoch = estimate_epoch_seconds(config, lengths)
-    assert first.start == DEFAULT_START_SECONDS and first.save == SAVE_SECONDS
+    assert first.start == COLD_START_SECONDS and first.save == SAVE_SECONDS
     assert first.epoch == pytest.approx(epoch) and first.epochs == 3
     # The test pass at the training's operations per second: its share of an epoch's time is
     # its share of the operations.
@@ -117,6 +118,10 @@ def test_the_whole_run_is_estimated_and_calibrated_phase_by_phase(data, store):
     timings = train(config, data, store).timings
     again = estimate_run(config, lengths, test_lengths, store)
     assert again.start == pytest.approx(timings["start_seconds"])
+    # A start in a process on standby is not estimated from this one's (TensorFlow's load).
+    assert estimate_run(config, lengths, test_lengths, store, warm_start=True).start == (
+        WARM_START_SECONDS
+    )
     assert again.save == pytest.approx(timings["save_seconds"])
     assert again.test == pytest.approx(timings["test_seconds"])
     assert again.epoch == pytest.approx(float(np.median(timings["epoch_seconds"])))

@@ -47,7 +47,8 @@ def test_a_job_takes_the_process_on_standby(data, tmp_path):
     assert board.standby_pid() is None  # taken; the next prepare() starts another
     # Its timings count from the order: the start is the wait for the first batch, not for
     # TensorFlow to load.
-    assert 0 < board.store.timings(job.run_id)["start_seconds"] < 60
+    timings = board.store.timings(job.run_id)
+    assert 0 < timings["start_seconds"] < 60 and timings["warm_start"] is True
 
 
 def test_a_process_on_standby_ends_when_unused(tmp_path, monkeypatch):

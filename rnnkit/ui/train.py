@@ -264,7 +264,10 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
     model, so a visitor's numbers cost it no memory.
     """
     layers = layer_table(config)
-    estimate = estimate_run(config, data.train.lengths, data.test.lengths, job_board().store)
+    board = job_board()
+    estimate = estimate_run(
+        config, data.train.lengths, data.test.lengths, board.store, warm_start=board.standby
+    )
     columns = st.columns(3)
     columns[0].metric("Parameters", f"{sum(layer.parameters for layer in layers):,}")
     columns[1].metric("Estimated time per epoch", duration_text(estimate.epoch))
