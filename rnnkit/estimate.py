@@ -23,15 +23,22 @@ from rnnkit.training import SAVE_SECONDS, random_grouping, split_rows
 
 # Default training speeds (floating-point operations per second) for the epoch estimate, until
 # completed runs in the store give this machine's own, each from runs computed the same way:
-# Keras' RNN loop; rnnkit.fused's SimpleRNN loop; a model without an RNN, whose few operations
-# leave TensorFlow's per-batch work to dominate. docs/performance.md ("The estimate before
-# training") gives the runs behind them.
+# Keras' RNN loop; rnnkit.fused's SimpleRNN loop over length-grouped batches (masked); the same
+# loop over every padded step (unmasked: its longer arrays fall out of the CPU's caches, so
+# each step costs more); a model without an RNN, whose few operations leave TensorFlow's
+# per-batch work to dominate. docs/performance.md ("The estimate before training") gives the
+# runs behind them.
 DEFAULT_FLOPS_PER_SECOND = 40e9
 FUSED_FLOPS_PER_SECOND = 100e9
+FUSED_PADDED_FLOPS_PER_SECOND = 46e9
 NO_RNN_FLOPS_PER_SECOND = 0.85e9
 # How a config's epochs are computed -> (in words, the default speed).
 COMPUTATIONS = {
     "fused": ("rnnkit's fused SimpleRNN loop", FUSED_FLOPS_PER_SECOND),
+    "fused_padded": (
+        "rnnkit's fused SimpleRNN loop over every padded step",
+        FUSED_PADDED_FLOPS_PER_SECOND,
+    ),
     "keras": ("Keras' RNN loop", DEFAULT_FLOPS_PER_SECOND),
     "no_rnn": ("the mean of word vectors, no RNN", NO_RNN_FLOPS_PER_SECOND),
 }
@@ -139,7 +146,8 @@ def _epoch_flops(config: TrainConfig, lengths: np.ndarray, counted: dict) -> flo
 
 def computation(config: TrainConfig, fused: bool | None = None) -> str:
     """How the epochs of `config` are computed, a key of `COMPUTATIONS`: "no_rnn" (no RNN
-    layer), "fused" (rnnkit.fused's loops) or "keras" (Keras' RNN layers).
+    layer), "fused" (rnnkit.fused's loops, masked), "fused_padded" (the same over every padded
+    step) or "keras" (Keras' RNN layers).
 
     Args:
         config: the configuration.
@@ -155,7 +163,9 @@ def computation(config: TrainConfig, fused: bool | None = None) -> str:
         return "no_rnn"
     if fused is None:
         fused = uses_fused_rnn(config)
-    return "fused" if fused else "keras"
+    if not fused:
+        return "keras"
+    return "fused" if config.model.mask_padding else "fused_padded"
 
 
 # Seconds from a Train click (or a command) to the first batch, until a completed run says:

@@ -11,6 +11,7 @@ from rnnkit.estimate import (
     COLD_START_SECONDS,
     DEFAULT_FLOPS_PER_SECOND,
     FUSED_FLOPS_PER_SECOND,
+    FUSED_PADDED_FLOPS_PER_SECOND,
     NO_RNN_FLOPS_PER_SECOND,
     WARM_START_SECONDS,
     estimate_epoch_seconds,
@@ -70,12 +71,15 @@ def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
     assert run.timings["fused_rnn"] is True
     measured = float(np.median(run.timings["epoch_seconds"]))
     assert estimate_epoch_seconds(config, lengths, store) == pytest.approx(measured)
-    # The unmasked config computes every padded step, and the calibrated speed says so.
+    # The unmasked config computes every padded step, at a speed of its own (its arrays are
+    # longer): the masked run does not time it.
     unmasked = tiny_masked_config(**{"model.mask_padding": "false"})
     assert estimate_epoch_seconds(unmasked, lengths, store) == pytest.approx(
-        measured
-        * training_flops_per_epoch(unmasked, 64)
-        / training_flops_per_epoch(config, 64, steps)
+        training_flops_per_epoch(unmasked, 64) / FUSED_PADDED_FLOPS_PER_SECOND
+    )
+    unmasked_run = train(unmasked, data, store)
+    assert estimate_epoch_seconds(unmasked, lengths, store) == pytest.approx(
+        float(np.median(unmasked_run.timings["epoch_seconds"]))
     )
     # A model without an RNN is not timed by RNN runs, nor they by it: each keeps its speed.
     no_rnn = tiny_masked_config(**{"model.rnn_units": "none"})
