@@ -7,7 +7,9 @@ cache (so the server parses the archive itself, as after a reboot of a hosted ap
 it reads the cache the training filled, as after a restart that kept the disk) and a run
 store holding one tiny complete run (trained first from the command line, seconds). Chromium
 (Playwright) then opens, as one visitor, Home (the reviews load), the explorer pages, Train,
-and Predictions with the run selected and a typed review (the model loads and reads it).
+and Predictions with the run selected and a typed review (the model loads and reads it), and
+last types 50 different configurations into the Train form (`--configurations`), the largest
+ones the config allows: the server's memory must not grow with a visitor's numbers.
 
 After each step the server's resident memory is read from /proc (VmRSS of the server and of
 its child processes, and the server's own peak VmHWM); a thread samples the whole tree's RSS
@@ -155,7 +157,45 @@ def problem(tab) -> str | None:
     return None
 
 
-def measure_mode(mode: str, base: dict[str, str], folder: Path, browser, warm_cache: bool) -> float:
+def visit_configurations(tab, running, count: int, report) -> None:
+    """Type `count` different configurations into the Train form, each within the config's
+    LIMITS and the largest first (200,000 words, 1,024-dimensional vectors, about 205
+    million parameters: more than this server trains, so it refuses them), reading the server's
+    memory after the first and the last: the form counts a model without building it, so the
+    server's memory must stay flat."""
+    tab.goto(f"{running.url}/train")
+    settle(tab)
+    server_after = []
+    for number in range(count):
+        started = time.perf_counter()
+        for label, value in (
+            ("num words", 200_000 - 1000 * number),
+            ("embedding dim", 1024 - number),
+        ):
+            field = tab.get_by_label(label, exact=True)
+            field.fill(str(value))
+            field.press("Enter")
+            settle(tab)
+        if number in (0, count - 1):
+            report(
+                f"Train form: configuration {number + 1} of {count}", time.perf_counter() - started
+            )
+        server_after.append(tree_mib(running.process.pid)[0])
+    growth = server_after[-1] - server_after[0]
+    print(
+        f"the server over {count} configurations: {server_after[0]:.0f} -> {server_after[-1]:.0f} "
+        f"MiB ({growth:+.0f} MiB, {growth / count:+.1f} MiB per configuration)"
+    )
+
+
+def measure_mode(
+    mode: str,
+    base: dict[str, str],
+    folder: Path,
+    browser,
+    warm_cache: bool,
+    configurations: int = 0,
+) -> float:
     """Drive one server through STEPS, printing its memory after each; its sampled peak."""
     cache = folder / ("cache-training" if warm_cache else f"cache-{mode}")
     environment = {**base, "RNNKIT_CACHE_DIR": str(cache)}
@@ -194,6 +234,8 @@ def measure_mode(mode: str, base: dict[str, str], folder: Path, browser, warm_ca
             report(step, time.perf_counter() - started)
         time.sleep(3)
         report("3 s later, idle", 0.0)
+        if configurations:
+            visit_configurations(tab, running, configurations, report)
         context.close()
     finally:
         peak = sampler.stop()
@@ -204,6 +246,12 @@ def measure_mode(mode: str, base: dict[str, str], folder: Path, browser, warm_ca
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", nargs="+", choices=["default", "hosted"], default=None)
+    parser.add_argument(
+        "--configurations",
+        type=int,
+        default=50,
+        help="different configurations typed into the Train form after the tour (0: none)",
+    )
     parser.add_argument(
         "--warm-cache",
         action="store_true",
@@ -240,7 +288,9 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             for mode in modes:
-                peaks[mode] = measure_mode(mode, base, folder, browser, arguments.warm_cache)
+                peaks[mode] = measure_mode(
+                    mode, base, folder, browser, arguments.warm_cache, arguments.configurations
+                )
             browser.close()
 
     print(f"\ntarget: {TARGET_MIB:.0f} MiB (1.5 GiB) for the server and its children")

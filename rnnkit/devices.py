@@ -1,10 +1,20 @@
-"""Which devices this process computes on, for the choice of the fastest correct layers.
+"""Which devices this process computes on, and so which layers compute a model fastest.
 
 `rnnkit.model` asks before it builds a model, and `rnnkit.fused` before each call of its loops:
-the fused loops are CPU kernels, so they step aside where TensorFlow sees a GPU.
+the fused loops are CPU kernels, so they step aside where TensorFlow sees a GPU. The app's
+server asks too, for its estimate, without loading TensorFlow (half a GB) for it.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rnnkit.config import TrainConfig
+from rnnkit.settings import fused_rnn_enabled
+
+# The NVIDIA driver lists a folder per GPU here; TensorFlow sees no GPU without one.
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
 def cpu_only() -> bool:
@@ -12,3 +22,28 @@ def cpu_only() -> bool:
     import tensorflow as tf
 
     return not tf.config.list_logical_devices("GPU")
+
+
+def cpu_only_without_loading() -> bool:
+    """`cpu_only()` where TensorFlow is loaded already; else whether the NVIDIA driver shows
+    no GPU, answered without loading TensorFlow."""
+    if "tensorflow" in sys.modules:
+        return cpu_only()
+    return not (NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir()))
+
+
+def uses_fused_rnn(config: TrainConfig, load_tensorflow: bool = True) -> bool:
+    """Whether `rnnkit.model.build_model(config)` computes its RNN layers with `rnnkit.fused`:
+    SimpleRNN cells without recurrent dropout, with `RNNKIT_FUSED_RNN` on and no GPU in this
+    process (answered without importing `rnnkit.fused` and numba, which an app server never
+    needs).
+
+    Args:
+        config: the configuration.
+        load_tensorflow: ask TensorFlow whether it sees a GPU (loading it if need be); False:
+            `cpu_only_without_loading()`, for an estimate.
+    """
+    model = config.model
+    if model.cell != "simple_rnn" or model.recurrent_dropout_rate > 0 or not model.rnn_units:
+        return False
+    return fused_rnn_enabled() and (cpu_only() if load_tensorflow else cpu_only_without_loading())

@@ -17,6 +17,7 @@ import numpy as np
 
 from rnnkit.architecture import layer_table
 from rnnkit.config import TrainConfig
+from rnnkit.devices import uses_fused_rnn
 from rnnkit.runs import RunStore
 from rnnkit.sequences import length_grouped_batches
 from rnnkit.training import SAVE_SECONDS, random_grouping, split_rows
@@ -152,17 +153,16 @@ def computation(config: TrainConfig, fused: bool | None = None) -> str:
     Args:
         config: the configuration.
         fused: whether its RNN layers were fused (a completed run's `timings.json` says);
-            None: whether they would be in this process (`model.uses_fused_rnn`).
+            None: whether they would be in a training process on this machine
+            (`devices.uses_fused_rnn`, answered without loading TensorFlow).
 
     Returns:
         The key.
     """
-    from rnnkit.model import uses_fused_rnn
-
     if not config.model.rnn_units:
         return "no_rnn"
     if fused is None:
-        fused = uses_fused_rnn(config)
+        fused = uses_fused_rnn(config, load_tensorflow=False)
     if not fused:
         return "keras"
     return "fused" if config.model.mask_padding else "fused_padded"

@@ -31,8 +31,7 @@ from keras import layers
 
 from rnnkit.architecture import parameter_count
 from rnnkit.config import TrainConfig
-from rnnkit.devices import cpu_only
-from rnnkit.settings import fused_rnn_enabled
+from rnnkit.devices import uses_fused_rnn
 
 __all__ = [
     "build_model",
@@ -48,16 +47,6 @@ _OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": keras.optimizers.SGD,
 }
-
-
-def uses_fused_rnn(config: TrainConfig) -> bool:
-    """Whether `build_model(config)` computes its RNN layers with `rnnkit.fused`: SimpleRNN
-    cells without recurrent dropout, with `RNNKIT_FUSED_RNN` on and no GPU in this process
-    (answered without importing `rnnkit.fused` and numba, which an app server never needs)."""
-    model = config.model
-    if model.cell != "simple_rnn" or model.recurrent_dropout_rate > 0 or not model.rnn_units:
-        return False
-    return fused_rnn_enabled() and cpu_only()
 
 
 def build_model(config: TrainConfig, fused: bool | None = None) -> keras.Model:

@@ -15,8 +15,9 @@
   `RNNKIT_MAX_LENGTH`, `RNNKIT_MAX_NUM_WORDS`, `RNNKIT_MAX_JOBS` (trained at once),
   `RNNKIT_MAX_QUEUE` (waiting), `RNNKIT_MAX_TRAINING_MINUTES` (a job running longer is
   cancelled; it stays resumable).
-- `RNNKIT_STANDBY`: 1 (default) keeps one training process on standby while visitors use the
-  Train page, so that a job starts without waiting for TensorFlow to load; 0 saves its memory.
+- `RNNKIT_STANDBY`: 1 keeps one training process on standby while visitors use the Train page,
+  so that a job starts without waiting for TensorFlow to load; 0 saves its memory (several
+  hundred MB). Default: 1, but 0 when `RNNKIT_HOSTED` is on.
 - `RNNKIT_FUSED_RNN`: 1 (default) computes SimpleRNN layers with the fused CPU loop of
   `rnnkit.fused` (same results, faster); 0 uses Keras' own loop.
 
@@ -136,12 +137,13 @@ STANDBY_VARIABLE = "RNNKIT_STANDBY"
 
 def standby_enabled() -> bool:
     """Whether the app's job board keeps a training process on standby, TensorFlow loaded, so
-    that a job starts at once (`RNNKIT_STANDBY`, default on; off saves its few hundred MB).
+    that a job starts at once (`RNNKIT_STANDBY`; default on, but off on a hosted server,
+    `RNNKIT_HOSTED`, whose memory is small: the process holds several hundred MB).
 
     Raises:
         ValueError: the variable is set to something other than a yes or a no.
     """
-    return _flag(STANDBY_VARIABLE, True)
+    return _flag(STANDBY_VARIABLE, not _flag(HOSTED_VARIABLE, False))
 
 
 def fused_rnn_enabled() -> bool:

@@ -3,6 +3,9 @@ test-set pass really compute, and the calibration on completed runs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -21,6 +24,7 @@ from rnnkit.estimate import (
     training_flops_per_epoch,
     training_steps_per_epoch,
 )
+from rnnkit.settings import child_environment
 from rnnkit.training import SAVE_SECONDS, setup_training, split_rows
 from tests.helpers import tiny_masked_config
 
@@ -129,3 +133,21 @@ def test_the_whole_run_is_estimated_and_calibrated_phase_by_phase(data, store):
     assert again.save == pytest.approx(timings["save_seconds"])
     assert again.test == pytest.approx(timings["test_seconds"])
     assert again.epoch == pytest.approx(float(np.median(timings["epoch_seconds"])))
+
+
+def test_the_estimate_does_not_load_tensorflow():
+    # The Train page's estimate runs in the app's server: TensorFlow (half a GB) stays out.
+    code = (
+        "import sys, rnnkit\n"
+        "from rnnkit.estimate import computation\n"
+        "print(computation(rnnkit.preset('seed')), computation(rnnkit.preset('notebook')),\n"
+        "      computation(rnnkit.preset('recommended')), 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=child_environment(),
+    )
+    assert done.stdout.split() == ["fused", "fused_padded", "no_rnn", "False"]

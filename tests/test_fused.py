@@ -9,8 +9,9 @@ import tensorflow as tf
 from keras import layers
 
 from rnnkit import RunStore, fused, train
+from rnnkit.devices import uses_fused_rnn
 from rnnkit.fused import FusedBidirectional, FusedSimpleRNN
-from rnnkit.model import build_model, parameter_count, uses_fused_rnn
+from rnnkit.model import build_model, parameter_count
 from rnnkit.training import prepare_data
 from tests.helpers import tiny_masked_config
 

@@ -13,7 +13,13 @@ from streamlit.testing.v1 import AppTest
 from rnnkit import RunStore
 from rnnkit import settings as settings_module
 from rnnkit.jobs import JobBoard, LimitError
-from rnnkit.settings import HOSTED_LIMITS, TrainingLimits, get_limits, get_settings
+from rnnkit.settings import (
+    HOSTED_LIMITS,
+    TrainingLimits,
+    get_limits,
+    get_settings,
+    standby_enabled,
+)
 from rnnkit.ui.board import job_board
 from tests.helpers import (
     APP,
@@ -177,3 +183,18 @@ def test_the_secrets_example_sets_only_known_variables_as_strings():
     assert all(isinstance(value, str) for value in example.values())
     for name in example:
         assert f"`{name}`" in settings_module.__doc__  # documented where settings are read
+
+
+@pytest.mark.parametrize(
+    ("hosted", "standby", "expected"),
+    [(None, None, True), ("1", None, False), ("1", "1", True), (None, "0", False)],
+)
+def test_a_process_on_standby_is_the_default_but_on_a_hosted_server(
+    monkeypatch, hosted, standby, expected
+):
+    for name, value in (("RNNKIT_HOSTED", hosted), ("RNNKIT_STANDBY", standby)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert standby_enabled() is expected
