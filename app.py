@@ -9,12 +9,18 @@ first visit parses them, every later view (of any session) takes them from `st.c
 
 import streamlit as st
 
+from rnnkit.settings import SettingsError, check_environment
 from rnnkit.ui.loading import data_sidebar
 
 
 def main() -> None:
     """Set up the page, the navigation and the data sidebar, then run the chosen page."""
     st.set_page_config(page_title="rnnkit: RNNs on IMDB", page_icon="🎬", layout="wide")
+    try:
+        check_environment()  # every page, before any of it runs: no page works with these
+    except SettingsError as error:
+        st.error(f"This server's settings cannot be used.\n\n{error}")
+        st.stop()
     page = st.navigation(
         [
             st.Page("views/home.py", title="Home", icon="🏠", default=True),

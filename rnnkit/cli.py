@@ -21,6 +21,7 @@ from typing import TextIO
 from rnnkit.config import PRESETS, TrainConfig, preset
 from rnnkit.data import load_imdb
 from rnnkit.runs import RunError, RunStore
+from rnnkit.settings import SettingsError, check_environment
 from rnnkit.sources import DataError
 from rnnkit.training import ProgressEvent, TrainingCancelled, train
 
@@ -92,7 +93,7 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 def _config_from(arguments: argparse.Namespace) -> TrainConfig:
     overrides = _parse_sets(arguments.set)
     if arguments.epochs is not None:
-        overrides["training.epochs"] = str(arguments.epochs)
+        overrides["training.epochs"] = arguments.epochs  # read like --set training.epochs=
     return preset(arguments.preset).with_overrides(overrides)
 
 
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser("train", help="train a configuration (or reuse its run)")
     train_parser.add_argument("--preset", default="seed", choices=sorted(PRESETS))
-    train_parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
+    train_parser.add_argument("--epochs", default=None, help="override the epochs")
     train_parser.add_argument(
         "--set",
         action="append",
@@ -206,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = build_parser().parse_args(argv)
+    try:
+        check_environment()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         return arguments.handler(arguments)
     except ValueError as error:

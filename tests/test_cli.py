@@ -54,6 +54,9 @@ def test_train_runs_show_delete(corpus, tmp_path, capsys):
         (["--set", "training.epochs=0"], "training.epochs must be a whole number from 1"),
         (["--set", "colour=blue"], "unknown setting 'colour'"),
         (["--set", "epochs"], "--set takes key=value"),
+        (["--epochs", "３"], "training.epochs must be a whole number from 1 to 1000, not '３'"),
+        (["--epochs", "nan"], "training.epochs must be a whole number from 1 to 1000, not 'nan'"),
+        (["--set", "model.dropout_rate=inf"], "model.dropout_rate must be a number from 0"),
     ],
 )
 def test_bad_settings_exit_2_with_a_clear_message(corpus, tmp_path, capsys, extra, message):
