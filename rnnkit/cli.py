@@ -5,8 +5,12 @@
     python -m rnnkit show RUN_ID
     python -m rnnkit delete RUN_ID
 
-Exit codes: 0 done, 1 the data or a run could not be used, 2 a bad argument or setting,
-130 interrupted (the run resumes from its last finished epoch when asked again).
+RUN_ID is a run id or any unique prefix of 4 or more of its characters (the app shows 8).
+
+Exit codes: 0 done, 1 the data or a run could not be used (no such run, a damaged run, a
+store that cannot be written), 2 a bad argument or setting (an ambiguous or malformed run id,
+an `RNNKIT_*` variable out of range), 130 interrupted by Ctrl+C and 143 by SIGTERM (the run
+resumes from its last finished epoch when asked again).
 """
 
 from __future__ import annotations
@@ -107,9 +111,15 @@ def command_train(arguments: argparse.Namespace) -> int:
     store = _store(arguments)
     run_id = config.run_id(data.fingerprint)
     print(f"{config.summary()}\nrun id {run_id}", file=sys.stderr)
-    already_trained = store.status(run_id) == "complete"
+    stored = store.summary(run_id)
+    already_trained = stored.status == "complete"
     if already_trained:
         print("already trained: returning the stored run, no training", file=sys.stderr)
+    elif stored.status == "damaged":
+        print(
+            f"the stored run is damaged ({stored.error}): it is trained again from scratch",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     bar = ProgressBar()
     run = train(config, data, store, on_progress=bar)
@@ -154,7 +164,8 @@ def command_runs(arguments: argparse.Namespace) -> int:
 
 
 def command_show(arguments: argparse.Namespace) -> int:
-    run = _store(arguments).load(arguments.run_id)
+    store = _store(arguments)
+    run = store.load(store.resolve(arguments.run_id))
     print(f"run {run.run_id}: {TrainConfig.from_dict(run.config).summary()}")
     print(json.dumps({"summary": run.summary, "metrics": run.metrics}, indent=2))
     print(f"{'epoch':>5}  {'loss':>7}  {'acc':>7}  {'val_loss':>8}  {'val_acc':>7}  seconds")
@@ -168,10 +179,12 @@ def command_show(arguments: argparse.Namespace) -> int:
 
 
 def command_delete(arguments: argparse.Namespace) -> int:
-    if _store(arguments).delete(arguments.run_id):
-        print(f"deleted run {arguments.run_id}")
+    store = _store(arguments)
+    run_id = store.resolve(arguments.run_id)
+    if store.delete(run_id):
+        print(f"deleted run {run_id}")
         return 0
-    print(f"error: no run {arguments.run_id} in {_store(arguments).root}", file=sys.stderr)
+    print(f"error: no run {run_id} in {store.root} (deleted meanwhile?)", file=sys.stderr)
     return 1
 
 
@@ -199,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("delete", command_delete, "delete a run"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("run_id")
+        sub.add_argument("run_id", help="a run id, or its first 4 or more characters")
         sub.set_defaults(handler=handler)
     return parser
 

@@ -9,14 +9,18 @@ and lives in `root/<run_id>/`:
   `timings.json`, `versions.json`: the results;
 - `failed.json` (`{"error": ..., "when": ...}`): training stopped with an error;
 - `complete.json`: the completion marker, written last, holding a small summary
-  (`best_val_accuracy`, `best_epoch`, `test_accuracy`, `created`, `seconds`);
+  (`best_val_accuracy`, `best_epoch`, `test_accuracy`, `created`, `seconds`, `epochs_done`,
+  and `test_reviews` and `data_fingerprint`, which say what the predictions must be);
 - `backup/`: the folder `keras.callbacks.BackupAndRestore` keeps its checkpoint in, so an
   interrupted run resumes from its last epoch.
 
-Every file is written atomically (a temporary file in the same folder, then `os.replace`), so a
-reader sees the previous version or the new one, never half of one. A configuration trained once is
-never trained again: `create()` refuses a complete run. Trainers hold `lock(run_id)` while they
-train, so two processes never train the same run at once.
+What each file must hold is `rnnkit.run_schema`'s table: every file is checked against it when
+it is read, and a run whose files do not match is "damaged", with the reason, in listings, in
+`load()` and for training (which starts it over). This module is the only code that writes a
+run's files. Every file is written atomically (a temporary file in the same folder, then
+`os.replace`), so a reader sees the previous version or the new one, never half of one. A
+configuration trained once is never trained again: `create()` refuses a complete run. Trainers
+hold `lock(run_id)` while they train, so two processes never train the same run at once.
 """
 
 from __future__ import annotations
@@ -37,20 +41,27 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock
 
+from rnnkit.run_schema import (
+    COMPLETE_FILE,
+    CONFIG_FILE,
+    FAILED_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    OPTIONAL_FILES,
+    PREDICTIONS_FILE,
+    TIMINGS_FILE,
+    VERSIONS_FILE,
+    complete_run_problem,
+    config_problem,
+    history_problem,
+    json_problem,
+)
 from rnnkit.settings import get_settings
 
 if TYPE_CHECKING:
     import keras
 
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.json"
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.npy"
-MODEL_FILE = "model.keras"
-TIMINGS_FILE = "timings.json"
-VERSIONS_FILE = "versions.json"
-FAILED_FILE = "failed.json"
-COMPLETE_FILE = "complete.json"
 BACKUP_FOLDER = "backup"
 LOCKS_FOLDER = ".locks"  # outside every run folder, so deleting a run never pulls a held lock
 
@@ -59,6 +70,7 @@ REQUIRED_FILES = (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, MOD
 STATUSES = ("missing", "complete", "incomplete", "failed", "damaged")
 
 _RUN_ID = re.compile(r"[0-9a-f]{16}")
+_RUN_ID_PREFIX = re.compile(r"[0-9a-f]{4,16}")  # the app shows the first 8
 # A file of a run folder: a plain name, never a path ("../x", "a/b") nor a hidden file.
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -116,21 +128,6 @@ def _read_json_file(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _check_array_file(path: Path) -> None:
-    """Raise ValueError unless `path` is a whole `.npy` file (its size matches its header)."""
-    with path.open("rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-        else:
-            raise ValueError(f"unsupported .npy format version {version}")
-        expected_size = handle.tell() + int(np.prod(shape)) * dtype.itemsize
-    if path.stat().st_size != expected_size:
-        raise ValueError(f"holds {path.stat().st_size} bytes, its header says {expected_size}")
-
-
 def _is_model_archive(path: Path) -> bool:
     """Whether `path` is a zip archive with a model's `config.json`, as every `.keras` file is.
 
@@ -140,11 +137,6 @@ def _is_model_archive(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return "config.json" in archive.namelist()
-
-
-def _is_history(data: Any) -> bool:
-    """Whether `data` (parsed `history.json`) is a list of per-epoch dicts."""
-    return isinstance(data, list) and all(isinstance(epoch, dict) for epoch in data)
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -275,14 +267,35 @@ class Run:
 
 
 @dataclass(frozen=True)
+class _CompleteFiles:
+    """A complete run's files as read and checked against `rnnkit.run_schema`."""
+
+    history: list[dict]
+    metrics: dict
+    predictions: np.ndarray
+    optional: dict[str, dict]  # timings.json and versions.json, where present
+
+
+@dataclass(frozen=True)
 class _Inspection:
     status: str
     reason: str | None  # a failed run's error or what is damaged
-    config: dict | None
-    complete: dict | None  # complete.json, when it parsed
+    config: dict | None  # None when it is missing or not a configuration
+    complete: dict | None  # complete.json of a complete run
     epochs_done: int
     created: str | None
     sort_time: float  # seconds since the epoch, newest first in listings
+    files: _CompleteFiles | None = None  # what load() returns, as checked
+
+
+def _read_json_or_problem(path: Path) -> tuple[Any, str | None]:
+    """(parsed JSON, None), or (None, why it cannot be read) naming the file."""
+    try:
+        return _read_json_file(path), None
+    except FileNotFoundError:
+        return None, f"{path.name} is missing"
+    except (OSError, ValueError) as error:
+        return None, f"{path.name} is unreadable ({error})"
 
 
 def _summary(run_id: str, inspection: _Inspection) -> RunSummary:
@@ -380,18 +393,21 @@ class RunStore:
 
         Args:
             run_id: the run id, made from `config`.
-            config: the configuration, as JSON-compatible values.
+            config: the configuration, as `TrainConfig.to_dict()` gives it.
 
         Returns:
             The run folder.
 
         Raises:
-            ValueError: `run_id` is not a run id, or `config` is not a dict.
+            ValueError: `run_id` is not a run id, or `config` is not a configuration.
             RunError: the run is complete; a configuration is never trained twice.
         """
         _check_run_id(run_id)
         if not isinstance(config, dict):
             raise ValueError(f"config must be a dict, not {type(config).__name__}.")
+        problem = config_problem(config, run_id, None)
+        if problem is not None:
+            raise ValueError(f"Run {run_id} cannot be created: {problem}.")
         status = self.status(run_id)
         if status == "complete":
             raise RunError(
@@ -524,25 +540,29 @@ class RunStore:
 
         Args:
             run_id: the run id.
-            summary: JSON-compatible values for listings: best_val_accuracy, best_epoch,
-                test_accuracy, seconds, and created (ISO time; default when config.json was
-                written, i.e. when training started).
+            summary: what `rnnkit.run_schema` asks of `complete.json`: best_val_accuracy,
+                best_epoch, test_accuracy, epochs_done, seconds, test_reviews,
+                data_fingerprint, and created (ISO time; default when config.json was written,
+                i.e. when training started).
 
         Returns:
             The path of `complete.json`.
 
         Raises:
             ValueError: `run_id` is not a run id, or `summary` is not a dict.
-            RunError: a file a complete run needs is missing or damaged.
+            RunError: a file a complete run needs is missing or does not hold what it must,
+                or `summary` does not; the message says which.
         """
         folder = self.folder(run_id)
         if not isinstance(summary, dict):
             raise ValueError(f"summary must be a dict, not {type(summary).__name__}.")
-        problem = self._required_files_problem(folder)
+        summary = dict(summary)
+        config, problem = _read_json_or_problem(folder / CONFIG_FILE)
+        if problem is None:
+            summary.setdefault("created", _iso_time((folder / CONFIG_FILE).stat().st_mtime))
+            problem = self._complete_files(folder, config, summary)[1]
         if problem is not None:
             raise RunError(f"Run {run_id} cannot be marked complete: {problem}.")
-        summary = dict(summary)
-        summary.setdefault("created", _iso_time((folder / CONFIG_FILE).stat().st_mtime))
         (folder / FAILED_FILE).unlink(missing_ok=True)
         path = self.write_json(run_id, COMPLETE_FILE, summary)
         shutil.rmtree(folder / BACKUP_FOLDER, ignore_errors=True)
@@ -635,6 +655,51 @@ class RunStore:
 
     # --- reading --------------------------------------------------------------------------------
 
+    def resolve(self, prefix: str) -> str:
+        """The run id of the one run in the store whose id starts with `prefix`, as people
+        copy ids from the app (which shows their first 8 characters).
+
+        Args:
+            prefix: 4 to 16 lowercase hex characters.
+
+        Returns:
+            The full run id.
+
+        Raises:
+            ValueError: `prefix` is not 4 to 16 lowercase hex characters, or several runs start
+                with it (the message lists them).
+            RunError: no run of the store starts with it (the message names the store).
+        """
+        if not isinstance(prefix, str) or _RUN_ID_PREFIX.fullmatch(prefix) is None:
+            raise ValueError(
+                f"{prefix!r} is not a valid run id: give a run id, 16 lowercase hex "
+                f"characters, or its first 4 or more (as the app shows it: 8)."
+            )
+        try:
+            matches = sorted(
+                entry.name
+                for entry in self.root.iterdir()
+                if is_run_id(entry.name) and entry.name.startswith(prefix)
+            )
+        except FileNotFoundError:
+            matches = []
+        except OSError as error:
+            raise RunError(
+                f"The run store {self.root} cannot be read ({error}): point RNNKIT_RUNS_DIR "
+                f"(or --runs-dir) at the folder of your runs."
+            ) from error
+        if len(matches) > 1:
+            raise ValueError(
+                f"{len(matches)} runs start with {prefix!r}: {', '.join(matches)}; give more "
+                f"characters of the one you mean."
+            )
+        if not matches:
+            raise RunError(
+                f"There is no run {prefix} in {self.root}: `python -m rnnkit runs` lists the "
+                f"runs there."
+            )
+        return matches[0]
+
     def read_json(self, run_id: str, name: str) -> Any:
         """Read one JSON file of a run.
 
@@ -678,21 +743,18 @@ class RunStore:
 
         Raises:
             ValueError: `run_id` is not a run id.
-            RunError: `history.json` exists but is not a list of dicts.
+            RunError: `history.json` exists but does not hold the epochs `rnnkit.run_schema`
+                asks for.
         """
         path = self.folder(run_id) / HISTORY_FILE
-        try:
-            history = _read_json_file(path)
-        except FileNotFoundError:
+        history, problem = _read_json_or_problem(path)
+        if problem is None:
+            problem = history_problem(history)
+        elif not path.exists():
             return []
-        except (OSError, ValueError) as error:
+        if problem is not None:
             raise RunError(
-                f"The history of run {run_id} ({path}) is unreadable ({error}): clear the run "
-                f"with discard_results() or `python -m rnnkit delete {run_id}`, then train it."
-            ) from error
-        if not _is_history(history):
-            raise RunError(
-                f"The history of run {run_id} ({path}) is not a list of epochs: clear the run "
+                f"The history of run {run_id} ({path}) is damaged ({problem}): clear the run "
                 f"with discard_results() or `python -m rnnkit delete {run_id}`, then train it."
             )
         return history
@@ -704,10 +766,11 @@ class RunStore:
             run_id: the run id.
 
         Returns:
-            "missing" (no folder), "complete" (its marker and every file it needs are whole),
-            "failed" (training stopped with an error), "incomplete" (started; resumable) or
-            "damaged" (its config is unreadable, its history cannot be read to resume it, or
-            it is marked complete but a file it needs is missing or truncated).
+            "missing" (no folder), "complete" (its marker and every file it needs hold what
+            `rnnkit.run_schema` asks), "failed" (training stopped with an error), "incomplete"
+            (started; resumable) or "damaged" (its config is not a configuration, its history
+            cannot be read to resume it, or it is marked complete but a file it needs is
+            missing or does not hold what it must).
 
         Raises:
             ValueError: `run_id` is not a run id.
@@ -779,61 +842,69 @@ class RunStore:
                 f"Run {run_id} in {folder} is damaged ({inspection.reason}): {delete_hint} or "
                 f"train it again."
             )
-        try:
-            return Run(
-                run_id=run_id,
-                folder=folder,
-                config=inspection.config,
-                history=self.history_epochs(run_id),
-                metrics=self.read_json(run_id, METRICS_FILE),
-                predictions=self.read_array(run_id, PREDICTIONS_FILE),
-                timings=self._optional_json(folder / TIMINGS_FILE),
-                versions=self._optional_json(folder / VERSIONS_FILE),
-                summary=inspection.complete,
-            )
-        except (OSError, ValueError) as error:  # deleted or rewritten while it was read
-            raise RunError(
-                f"Run {run_id} in {folder} could not be read ({error}): {delete_hint} or train "
-                f"it again."
-            ) from error
+        files = inspection.files  # the very contents that were checked
+        return Run(
+            run_id=run_id,
+            folder=folder,
+            config=inspection.config,
+            history=files.history,
+            metrics=files.metrics,
+            predictions=files.predictions,
+            timings=files.optional.get(TIMINGS_FILE, {}),
+            versions=files.optional.get(VERSIONS_FILE, {}),
+            summary=inspection.complete,
+        )
 
     def timings(self, run_id: str) -> dict:
-        """A run's `timings.json`: {} when it is missing or unreadable."""
-        return self._optional_json(self.folder(run_id) / TIMINGS_FILE)
+        """A run's `timings.json`: {} when it is missing, unreadable or not what it must be."""
+        timings, problem = _read_json_or_problem(self.folder(run_id) / TIMINGS_FILE)
+        if problem is None and json_problem(TIMINGS_FILE, timings) is None:
+            return timings
+        return {}
 
     # --- inspection -----------------------------------------------------------------------------
 
     @staticmethod
-    def _optional_json(path: Path) -> dict:
-        """A JSON object that is nice to have (timings, versions): {} when absent or unreadable."""
-        try:
-            data = _read_json_file(path)
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+    def _complete_files(
+        folder: Path, config: Any, complete: Any
+    ) -> tuple[_CompleteFiles | None, str | None]:
+        """Read the files a complete run needs and check them, with `complete` (complete.json,
+        parsed) and `config` (config.json), against `rnnkit.run_schema`.
 
-    @staticmethod
-    def _required_files_problem(folder: Path) -> str | None:
-        """What keeps `folder` from holding a complete run's files, or None when nothing does."""
-        expected_types = {CONFIG_FILE: dict, METRICS_FILE: dict}
+        Returns:
+            (the files, None), or (None, what is missing or wrong).
+        """
         for name in REQUIRED_FILES:
-            path = folder / name
-            if not path.is_file():
-                return f"{name} is missing"
-            try:
-                if name == HISTORY_FILE:
-                    if not _is_history(_read_json_file(path)):
-                        return f"{name} does not hold a JSON list of epochs"
-                elif name in expected_types:
-                    if not isinstance(_read_json_file(path), expected_types[name]):
-                        return f"{name} does not hold a JSON {expected_types[name].__name__}"
-                elif name == PREDICTIONS_FILE:
-                    _check_array_file(path)
-                elif not _is_model_archive(path):
-                    return f"{name} is not a whole Keras model file"
-            except (OSError, ValueError, zipfile.BadZipFile) as error:
-                return f"{name} is unreadable ({error})"
-        return None
+            if not (folder / name).is_file():
+                return None, f"{name} is missing"
+        history, problem = _read_json_or_problem(folder / HISTORY_FILE)
+        problem = problem or history_problem(history)
+        if problem is not None:
+            return None, problem
+        metrics, problem = _read_json_or_problem(folder / METRICS_FILE)
+        if problem is not None:
+            return None, problem
+        try:
+            predictions = np.load(folder / PREDICTIONS_FILE, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            return None, f"{PREDICTIONS_FILE} is unreadable ({error})"
+        try:
+            if not _is_model_archive(folder / MODEL_FILE):
+                return None, f"{MODEL_FILE} is not a whole Keras model file"
+        except (OSError, zipfile.BadZipFile) as error:
+            return None, f"{MODEL_FILE} is unreadable ({error})"
+        optional = {}
+        for name in OPTIONAL_FILES:
+            if (folder / name).exists():
+                optional[name], problem = _read_json_or_problem(folder / name)
+                if problem is not None:
+                    return None, problem
+        problem = complete_run_problem(
+            folder.name, config, history, complete, metrics, predictions, optional
+        )
+        if problem is not None:
+            return None, problem
+        return _CompleteFiles(history, metrics, predictions, optional), None
 
     def _inspect(self, folder: Path) -> _Inspection:
         """The status of one run folder, with what listings show; never raises for bad files."""
@@ -852,58 +923,46 @@ class RunStore:
         if not folder.is_dir() or folder.is_symlink():
             return damaged("not a folder")
         config_path = folder / CONFIG_FILE
+        config, problem = _read_json_or_problem(config_path)
+        problem = problem or config_problem(config, folder.name, None)
+        if problem is not None:
+            return damaged(problem)
         try:
-            config = _read_json_file(config_path)
             started = config_path.stat().st_mtime
-        except FileNotFoundError:
-            return damaged(f"{CONFIG_FILE} is missing")
-        except (OSError, ValueError) as error:
+        except OSError as error:  # deleted meanwhile
             return damaged(f"{CONFIG_FILE} is unreadable ({error})")
-        if not isinstance(config, dict):
-            return damaged(f"{CONFIG_FILE} does not hold a JSON object")
         history_path = folder / HISTORY_FILE
-        try:
-            history = _read_json_file(history_path)
-            history_problem = None if _is_history(history) else "is not a list of epochs"
-        except FileNotFoundError:
-            history, history_problem = [], None
-        except (OSError, ValueError) as error:
-            history, history_problem = [], f"is unreadable ({error})"
-        epochs_done = len(history) if history_problem is None else 0
+        if history_path.exists():
+            history, history_trouble = _read_json_or_problem(history_path)
+            history_trouble = history_trouble or history_problem(history)
+        else:
+            history, history_trouble = [], None
+        epochs_done = len(history) if history_trouble is None else 0
 
         complete_path = folder / COMPLETE_FILE
         if complete_path.exists():
-            try:
-                complete = _read_json_file(complete_path)
-            except (OSError, ValueError) as error:
-                return damaged(f"{COMPLETE_FILE} is unreadable ({error})", config, epochs_done)
-            if not isinstance(complete, dict):
-                return damaged(f"{COMPLETE_FILE} does not hold a JSON object", config, epochs_done)
-            problem = self._required_files_problem(folder)
+            complete, problem = _read_json_or_problem(complete_path)
+            files = None
+            if problem is None:
+                files, problem = self._complete_files(folder, config, complete)
             if problem is not None:
                 return damaged(f"marked complete, but {problem}", config, epochs_done)
-            created = complete.get("created")
-            if isinstance(created, str):
-                try:
-                    parsed = datetime.fromisoformat(created)
-                    if parsed.tzinfo is None:
-                        parsed = parsed.replace(tzinfo=UTC)
-                    sort_time = parsed.timestamp()
-                except ValueError:
-                    sort_time = started
-            else:
-                created, sort_time = _iso_time(started), started
-            return _Inspection("complete", None, config, complete, epochs_done, created, sort_time)
+            created = complete["created"]
+            parsed = datetime.fromisoformat(created)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return _Inspection(
+                "complete", None, config, complete, epochs_done, created, parsed.timestamp(), files
+            )
 
-        if history_problem is not None:  # what resuming needs: the run cannot go on
-            return damaged(f"{HISTORY_FILE} {history_problem}", config)
+        if history_trouble is not None:  # what resuming needs: the run cannot go on
+            return damaged(history_trouble, config)
         failed_path = folder / FAILED_FILE
         if failed_path.exists():
-            try:
-                failure = _read_json_file(failed_path)
-                reason = str(failure["error"]) if isinstance(failure, dict) else str(failure)
-            except (OSError, ValueError, KeyError) as error:
-                reason = f"unknown error ({FAILED_FILE} is unreadable: {error})"
+            failure, problem = _read_json_or_problem(failed_path)
+            problem = problem or json_problem(FAILED_FILE, failure)
+            # Why it failed is for people: a damaged record still leaves the run resumable.
+            reason = failure["error"] if problem is None else f"unknown error ({problem})"
             return _Inspection(
                 "failed", reason, config, None, epochs_done, _iso_time(started), started
             )

@@ -445,6 +445,9 @@ def _fit_and_store(
             "test_accuracy": test_metrics["test_accuracy"],
             "epochs_done": len(history),
             "seconds": timings["seconds"],
+            # What the predictions must be: one per test review of this data.
+            "test_reviews": len(prepared.y_test),
+            "data_fingerprint": data.fingerprint,
         },
     )
     progress.emit("end", setup.batches_per_epoch, test_metrics)

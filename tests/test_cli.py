@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from rnnkit import RunStore, preset
 from rnnkit.cli import main
+from rnnkit.runs import RunError
 from tests.helpers import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,3 +99,120 @@ def test_python_dash_m_rnnkit_is_the_entry_point(tmp_path):
         check=False,
     )
     assert unknown.returncode == 2 and "invalid choice: 'huge'" in unknown.stderr
+
+
+# --- run ids by prefix ---------------------------------------------------------------------------
+
+
+def stopped_run(store: RunStore, run_id: str) -> None:
+    """A run folder that training started (its config only)."""
+    store.create(run_id, preset("seed").to_dict())
+
+
+def test_show_and_delete_take_a_unique_prefix_of_four_or_more_characters(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs")
+    for run_id in ("8329d8a6aaaaaaaa", "8329d8a6bbbbbbbb", "0123456789abcdef"):
+        stopped_run(store, run_id)
+    arguments = ["--runs-dir", str(store.root)]
+
+    assert main([*arguments, "show", "0123"]) == 1  # found: it is not finished
+    assert "Run 0123456789abcdef is not finished" in capsys.readouterr().err
+    assert main([*arguments, "show", "8329d8a6a"]) == 1
+    assert "Run 8329d8a6aaaaaaaa is not finished" in capsys.readouterr().err
+
+    assert main([*arguments, "show", "8329d8a6"]) == 2  # the app's 8 characters, twice
+    error = capsys.readouterr().err
+    assert "2 runs start with '8329d8a6': 8329d8a6aaaaaaaa, 8329d8a6bbbbbbbb" in error
+    assert main([*arguments, "delete", "8329"]) == 2
+    assert store.status("8329d8a6aaaaaaaa") == store.status("8329d8a6bbbbbbbb") == "incomplete"
+
+    assert main([*arguments, "delete", "8329d8a6b"]) == 0
+    assert "deleted run 8329d8a6bbbbbbbb" in capsys.readouterr().out
+    assert main([*arguments, "delete", "8329d8a6"]) == 0  # unique now
+    assert store.status("8329d8a6aaaaaaaa") == "missing"
+
+    assert main([*arguments, "show", "feed"]) == 1
+    assert f"There is no run feed in {store.root}" in capsys.readouterr().err
+    for malformed in ("012", "0123456789abcdef0", "01G3", "0123-", "０１２３", "ABCD"):
+        assert main([*arguments, "show", malformed]) == 2, malformed
+        assert "its first 4 or more" in capsys.readouterr().err
+    assert store.status("0123456789abcdef") == "incomplete"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sets(st.text("0123456789abcdef", min_size=16, max_size=16), max_size=6),
+    st.text("0123456789abcdefABG-", min_size=0, max_size=17),
+)
+def test_resolving_a_prefix_finds_the_one_run_it_names(run_ids, prefix):
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        for run_id in run_ids:
+            store.folder(run_id).mkdir(parents=True)
+        matches = sorted(run_id for run_id in run_ids if run_id.startswith(prefix))
+        well_formed = 4 <= len(prefix) <= 16 and set(prefix) <= set("0123456789abcdef")
+        if not well_formed:
+            with pytest.raises(ValueError, match="is not a valid run id"):
+                store.resolve(prefix)
+        elif len(matches) == 1:
+            assert store.resolve(prefix) == matches[0]
+        elif matches:
+            with pytest.raises(ValueError, match=f"{len(matches)} runs start with {prefix!r}"):
+                store.resolve(prefix)
+        else:
+            with pytest.raises(RunError, match=f"There is no run {prefix} in "):
+                store.resolve(prefix)
+
+
+# --- damaged runs --------------------------------------------------------------------------------
+
+
+def rewrite_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+CLI_DAMAGES = {
+    "history without epoch numbers": (
+        "history.json",
+        lambda path: rewrite_json(path, lambda history: history[0].pop("epoch")),
+    ),
+    "empty metrics": ("metrics.json", lambda path: path.write_text("{}")),
+    "predictions of the wrong length": (
+        "predictions.npy",
+        lambda path: np.save(path, np.load(path)[:5], allow_pickle=False),
+    ),
+    "text where numbers belong": (
+        "complete.json",
+        lambda path: rewrite_json(path, lambda summary: summary.update(best_val_accuracy="0.9")),
+    ),
+}
+
+
+def test_a_damaged_run_is_named_by_runs_and_show_and_trained_again(corpus, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main([*tiny_arguments(corpus, runs), "--epochs", "2"]) == 0
+    run_id = capsys.readouterr().err.split("run id ")[1].split()[0]
+    folder = RunStore(runs).folder(run_id)
+    pristine = shutil.copytree(folder, tmp_path / "pristine")
+    for damage, (name, spoil) in CLI_DAMAGES.items():
+        shutil.rmtree(folder)
+        shutil.copytree(pristine, folder)
+        spoil(folder / name)
+        assert main(["--runs-dir", str(runs), "show", run_id[:8]]) == 1, damage
+        error = capsys.readouterr().err
+        assert f"Run {run_id} in {folder} is damaged (marked complete, but {name}" in error
+        assert f"python -m rnnkit delete {run_id}` or train it again" in error
+        assert "Traceback" not in error
+        assert main(["--runs-dir", str(runs), "runs"]) == 0
+        listing = capsys.readouterr().out
+        assert f"{run_id}  damaged" in listing and f"[marked complete, but {name}" in listing
+
+    assert main([*tiny_arguments(corpus, runs), "--epochs", "2"]) == 0
+    output = capsys.readouterr()
+    assert "the stored run is damaged (marked complete, but complete.json" in output.err
+    assert "trained again from scratch" in output.err and "epoch 1/2 [" in output.err
+    run = RunStore(runs).load(run_id)
+    assert [record["epoch"] for record in run.history] == [1, 2]
+    assert len(run.predictions) == run.summary["test_reviews"] == 20

@@ -141,6 +141,28 @@ def test_a_trained_config_is_never_trained_again(data, store):
     np.testing.assert_array_equal(second.predictions, first.predictions)
 
 
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("metrics.json", lambda path: path.write_text("{}")),
+        ("predictions.npy", lambda path: np.save(path, np.zeros(7, np.float32))),
+        ("history.json", lambda path: path.write_text('[{"loss": "0.5"}]')),
+    ],
+)
+def test_a_damaged_run_is_trained_again_from_scratch(data, store, name, damage):
+    first = train(tiny_masked_config(), data, store)
+    damage(first.folder / name)
+    assert store.status(first.run_id) == "damaged"
+    events = []
+    again = train(tiny_masked_config(), data, store, on_progress=events.append)
+    assert events[0].kind == "start" and events[0].epoch == 1  # from scratch, not served
+    assert [event.epoch for event in events if event.kind == "epoch"] == [1, 2, 3]
+    assert store.status(again.run_id) == "complete"
+    assert [record["epoch"] for record in again.history] == [1, 2, 3]
+    assert len(again.predictions) == again.summary["test_reviews"] == len(data.test)
+    assert set(again.metrics) >= {"test_loss", "test_accuracy"}
+
+
 def test_same_config_and_seed_give_the_same_history(data, tmp_path):
     first = train(tiny_masked_config(), data, RunStore(tmp_path / "a"))
     second = train(tiny_masked_config(), data, RunStore(tmp_path / "b"))

@@ -1,0 +1,338 @@
+"""What a run's files must hold: one table, `SCHEMA`, and the checks that hold a run's parsed
+files against it.
+
+`rnnkit.runs` reads and writes a run's files; it asks this module whether what it read is a run.
+A file that does not match makes the run "damaged", with the reason these checks give, e.g.
+"metrics.json: test_accuracy is 'high', not a number from 0 to 1".
+
+The table, by file (JSON unless said otherwise):
+
+- `config.json`: a `TrainConfig` as `TrainConfig.to_dict()` writes it; once complete, its run
+  id with `complete.json`'s `data_fingerprint` is the folder's name.
+- `history.json`: a list, one object per finished epoch: `epoch` the whole numbers 1, 2, ... n
+  in order; `loss` and `val_loss` numbers of 0 or more, `accuracy` and `val_accuracy` from 0
+  to 1, `seconds` 0 or more; any other key a finite number (what else Keras logs).
+- `metrics.json`: `test_accuracy` from 0 to 1, `test_loss` 0 or more; other keys finite numbers.
+- `predictions.npy`: a 1-D float32 array of probabilities from 0 to 1, one per test review:
+  `complete.json`'s `test_reviews` of them.
+- `complete.json`: `test_accuracy` from 0 to 1 (the one in `metrics.json`), `test_reviews` and
+  `epochs_done` (the epochs in `history.json`) whole numbers of 1 or more, `best_epoch` (1 to
+  `epochs_done`) and `best_val_accuracy` (0 to 1), both null without validation, `seconds` 0 or
+  more, `created` an ISO 8601 time, `data_fingerprint` the data's 64 hex digits.
+- `timings.json`, `versions.json`: optional; when present, `timings.json`'s `seconds` and
+  `fit_seconds` are 0 or more, `epoch_seconds` a list of such numbers, `fused_rnn` true or
+  false, `finished` text; every value of `versions.json` is text.
+- `failed.json`: `error` text, `when` an ISO 8601 time.
+- `model.keras`: a zip archive holding a model's `config.json`, as every `.keras` file is.
+
+Numbers are finite (NaN and infinities are not numbers here) and never true or false; a whole
+number is an int, not 3.0.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npy"
+MODEL_FILE = "model.keras"
+TIMINGS_FILE = "timings.json"
+VERSIONS_FILE = "versions.json"
+FAILED_FILE = "failed.json"
+COMPLETE_FILE = "complete.json"
+
+ValueKind = Literal["int", "number", "bool", "text", "time", "hex", "numbers"]
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Value:
+    """One JSON value: its kind and, for numbers, the range it lies in (both ends included).
+
+    Kinds: "int" (a whole number), "number" (finite), "bool", "text", "time" (ISO 8601 text),
+    "hex" (64 lowercase hex digits, a sha256) or "numbers" (a list of numbers in the range).
+    """
+
+    kind: ValueKind
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False  # null is allowed too
+
+    @property
+    def allowed(self) -> str:
+        """What is allowed, in words: "a number from 0 to 1"."""
+        nouns = {
+            "int": "a whole number",
+            "number": "a number",
+            "bool": "true or false",
+            "text": "text",
+            "time": "an ISO 8601 time",
+            "hex": "64 lowercase hex digits",
+            "numbers": "a list of numbers",
+        }
+        text = nouns[self.kind]
+        if self.low is not None and self.high is not None:
+            text += f" from {self.low:g} to {self.high:g}"
+        elif self.low is not None:
+            text += f" of {self.low:g} or more"
+        return f"{text} or null" if self.nullable else text
+
+    def _number_fits(self, value: Any, whole: bool) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if whole and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def fits(self, value: Any) -> bool:
+        """Whether `value` (parsed JSON) is allowed."""
+        if value is None:
+            return self.nullable
+        if self.kind in ("int", "number"):
+            return self._number_fits(value, whole=self.kind == "int")
+        if self.kind == "numbers":
+            return isinstance(value, list) and all(
+                self._number_fits(item, whole=False) for item in value
+            )
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if not isinstance(value, str):
+            return False
+        if self.kind == "hex":
+            return _HEX.fullmatch(value) is not None
+        if self.kind == "time":
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class JsonObject:
+    """A JSON object: keys it must have, keys it may have, and what any other key may hold."""
+
+    required: Mapping[str, Value] = field(default_factory=dict)
+    optional: Mapping[str, Value] = field(default_factory=dict)
+    others: Value | None = None  # None: another key may hold anything
+
+    def problem(self, data: Any, where: str) -> str | None:
+        """What in `data` does not match, or None; `where` names it ("metrics.json")."""
+        if not isinstance(data, dict):
+            return f"{where} is {_shown(data)}, not a JSON object"
+        for key in self.required:
+            if key not in data:
+                return f"{where} has no {key!r}"
+        for key, item in data.items():
+            expected = self.required.get(key) or self.optional.get(key) or self.others
+            if expected is not None and not expected.fits(item):
+                return f"{where}: {key} is {_shown(item)}, not {expected.allowed}"
+        return None
+
+
+@dataclass(frozen=True)
+class JsonList:
+    """A JSON list of objects of one kind."""
+
+    items: JsonObject
+
+    def problem(self, data: Any, where: str) -> str | None:
+        """What in `data` does not match, or None; `where` names it ("history.json")."""
+        if not isinstance(data, list):
+            return f"{where} is {_shown(data)}, not a JSON list"
+        for index, item in enumerate(data):
+            problem = self.items.problem(item, f"{where} entry {index + 1}")
+            if problem is not None:
+                return problem
+        return None
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    """A 1-D float32 `.npy` array of probabilities, one per test review."""
+
+    dtype: str = "float32"
+
+    def problem(self, array: np.ndarray, test_reviews: int | None, where: str) -> str | None:
+        """What in `array` does not match, or None.
+
+        Args:
+            array: the array read.
+            test_reviews: how many values it must hold; None: not checked.
+            where: names it ("predictions.npy").
+        """
+        if array.dtype != np.dtype(self.dtype) or array.ndim != 1:
+            return f"{where} holds {array.dtype} of shape {array.shape}, not 1-D {self.dtype}"
+        if test_reviews is not None and len(array) != test_reviews:
+            return f"{where} holds {len(array)} values, not one per test review ({test_reviews})"
+        outside = ~((array >= 0) & (array <= 1))  # NaN is outside too
+        if outside.any():
+            first = array[np.flatnonzero(outside)[0]]
+            return f"{where} holds {first!r}, not a probability from 0 to 1"
+        return None
+
+
+PROBABILITY = Value("number", 0, 1)
+NON_NEGATIVE = Value("number", 0)
+FINITE = Value("number")
+
+EPOCH_RECORD = JsonObject(
+    required={"epoch": Value("int", 1)},
+    optional={
+        "seconds": NON_NEGATIVE,
+        "loss": NON_NEGATIVE,
+        "accuracy": PROBABILITY,
+        "val_loss": NON_NEGATIVE,
+        "val_accuracy": PROBABILITY,
+    },
+    others=FINITE,
+)
+
+# Every file of a run and what it holds (config.json and model.keras are checked by code: a
+# TrainConfig, and a zip archive with a model's config.json; see the module doc).
+SCHEMA: dict[str, JsonObject | JsonList | Probabilities] = {
+    HISTORY_FILE: JsonList(EPOCH_RECORD),
+    METRICS_FILE: JsonObject(
+        required={"test_accuracy": PROBABILITY, "test_loss": NON_NEGATIVE}, others=FINITE
+    ),
+    PREDICTIONS_FILE: Probabilities(),
+    COMPLETE_FILE: JsonObject(
+        required={
+            "test_accuracy": PROBABILITY,
+            "test_reviews": Value("int", 1),
+            "epochs_done": Value("int", 1),
+            "best_epoch": Value("int", 1, nullable=True),
+            "best_val_accuracy": Value("number", 0, 1, nullable=True),
+            "seconds": NON_NEGATIVE,
+            "created": Value("time"),
+            "data_fingerprint": Value("hex"),
+        }
+    ),
+    TIMINGS_FILE: JsonObject(
+        optional={
+            "seconds": NON_NEGATIVE,
+            "fit_seconds": NON_NEGATIVE,
+            "epoch_seconds": Value("numbers", 0),
+            "fused_rnn": Value("bool"),
+            "finished": Value("text"),
+        }
+    ),
+    VERSIONS_FILE: JsonObject(others=Value("text")),
+    FAILED_FILE: JsonObject(required={"error": Value("text")}, optional={"when": Value("time")}),
+}
+OPTIONAL_FILES = (TIMINGS_FILE, VERSIONS_FILE)  # a complete run may lack them
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, cut short: a damaged file may hold megabytes."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def json_problem(name: str, data: Any) -> str | None:
+    """What keeps parsed JSON from being the run file `name`, or None.
+
+    Args:
+        name: a JSON file of `SCHEMA` ("metrics.json").
+        data: its parsed content.
+
+    Returns:
+        None, or the reason, naming the file and the key.
+    """
+    spec = SCHEMA[name]
+    if isinstance(spec, Probabilities):
+        raise ValueError(f"{name} is not a JSON file")
+    return spec.problem(data, name)
+
+
+def history_problem(history: Any) -> str | None:
+    """What keeps parsed `history.json` from being a run's finished epochs, or None: it must
+    match the schema and number its epochs 1, 2, ... in order.
+    """
+    problem = json_problem(HISTORY_FILE, history)
+    if problem is not None:
+        return problem
+    for index, record in enumerate(history):
+        if record["epoch"] != index + 1:
+            return f"{HISTORY_FILE} entry {index + 1} is epoch {record['epoch']}, not {index + 1}"
+    return None
+
+
+def config_problem(config: Any, run_id: str, data_fingerprint: str | None) -> str | None:
+    """What keeps parsed `config.json` from being this run's configuration, or None.
+
+    Args:
+        config: the parsed file.
+        run_id: the folder's name.
+        data_fingerprint: the data the run was trained on (`complete.json`); None before the
+            run is complete, when the run id cannot be checked.
+    """
+    from rnnkit.config import TrainConfig
+
+    if not isinstance(config, dict):
+        return f"{CONFIG_FILE} is {_shown(config)}, not a JSON object"
+    try:
+        parsed = TrainConfig.from_dict(config)
+    except ValueError as error:
+        return f"{CONFIG_FILE} is not a configuration ({error})"
+    if data_fingerprint is not None and parsed.run_id(data_fingerprint) != run_id:
+        return f"{CONFIG_FILE} is the configuration of run {parsed.run_id(data_fingerprint)}"
+    return None
+
+
+def complete_run_problem(
+    run_id: str,
+    config: Any,
+    history: list[dict],
+    complete: Any,
+    metrics: Any,
+    predictions: np.ndarray,
+    optional: Mapping[str, Any],
+) -> str | None:
+    """What keeps a run's parsed files from being a complete run, or None: each file against
+    `SCHEMA`, then the files against each other.
+
+    Args:
+        run_id: the folder's name.
+        config, complete, metrics: the parsed JSON files.
+        history: the parsed `history.json`, already checked by `history_problem`.
+        predictions: `predictions.npy`.
+        optional: the optional files present (`timings.json`, `versions.json`), parsed.
+
+    Returns:
+        None, or the first reason found.
+    """
+    problem = (
+        json_problem(COMPLETE_FILE, complete)
+        or config_problem(config, run_id, complete["data_fingerprint"])
+        or json_problem(METRICS_FILE, metrics)
+        or SCHEMA[PREDICTIONS_FILE].problem(predictions, complete["test_reviews"], PREDICTIONS_FILE)
+        or next(filter(None, (json_problem(name, data) for name, data in optional.items())), None)
+    )
+    if problem is not None:
+        return problem
+    if complete["epochs_done"] != len(history):
+        return (
+            f"{COMPLETE_FILE} says {complete['epochs_done']} epochs, {HISTORY_FILE} holds "
+            f"{len(history)}"
+        )
+    best_epoch = complete["best_epoch"]
+    if best_epoch is not None and best_epoch > len(history):
+        return f"{COMPLETE_FILE}: best_epoch is {best_epoch}, after the last epoch"
+    if complete["test_accuracy"] != metrics["test_accuracy"]:
+        return (
+            f"{COMPLETE_FILE}'s test_accuracy {complete['test_accuracy']!r} is not "
+            f"{METRICS_FILE}'s {metrics['test_accuracy']!r}"
+        )
+    return None
