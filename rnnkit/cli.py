@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import TextIO
@@ -217,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(Exception):
+    """SIGTERM asked the command to stop."""
+
+
+def _on_terminate(number: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = build_parser().parse_args(argv)
@@ -225,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # SIGTERM ends the command as Ctrl+C does, with its message (training defers both to the
+    # end of the batch in progress, rnnkit.training).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_terminate) if in_main_thread else None
+    interrupted = "\ninterrupted: the run resumes from its last finished epoch when asked again"
     try:
         return arguments.handler(arguments)
     except ValueError as error:
@@ -234,8 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, TrainingCancelled):
-        print(
-            "\ninterrupted: the run resumes from its last finished epoch when asked again",
-            file=sys.stderr,
-        )
-        return 130
+        print(interrupted, file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Terminated:
+        print(interrupted, file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -24,6 +24,8 @@ The table, by file (JSON unless said otherwise):
   false, `finished` text; every value of `versions.json` is text.
 - `failed.json`: `error` text, `when` an ISO 8601 time.
 - `model.keras`: a zip archive holding a model's `config.json`, as every `.keras` file is.
+- `backup/training_metadata.json`, the checkpoint of an unfinished run: `epoch` (the finished
+  epochs it holds, 1 or more) and `weights`, the name of its weights file in `backup/`.
 
 Numbers are finite (NaN and infinities are not numbers here) and never true or false; a whole
 number is an int, not 3.0.
@@ -49,6 +51,7 @@ TIMINGS_FILE = "timings.json"
 VERSIONS_FILE = "versions.json"
 FAILED_FILE = "failed.json"
 COMPLETE_FILE = "complete.json"
+CHECKPOINT_FILE = "backup/training_metadata.json"
 
 ValueKind = Literal["int", "number", "bool", "text", "time", "hex", "numbers"]
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -230,6 +233,11 @@ SCHEMA: dict[str, JsonObject | JsonList | Probabilities] = {
     ),
     VERSIONS_FILE: JsonObject(others=Value("text")),
     FAILED_FILE: JsonObject(required={"error": Value("text")}, optional={"when": Value("time")}),
+    CHECKPOINT_FILE: JsonObject(
+        # "weights" is absent in checkpoints of Keras' BackupAndRestore: latest.weights.h5.
+        required={"epoch": Value("int", 1)},
+        optional={"weights": Value("text"), "batch": Value("int", 0)},
+    ),
 }
 OPTIONAL_FILES = (TIMINGS_FILE, VERSIONS_FILE)  # a complete run may lack them
 

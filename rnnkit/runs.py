@@ -11,8 +11,8 @@ and lives in `root/<run_id>/`:
 - `complete.json`: the completion marker, written last, holding a small summary
   (`best_val_accuracy`, `best_epoch`, `test_accuracy`, `created`, `seconds`, `epochs_done`,
   and `test_reviews` and `data_fingerprint`, which say what the predictions must be);
-- `backup/`: the folder `keras.callbacks.BackupAndRestore` keeps its checkpoint in, so an
-  interrupted run resumes from its last epoch.
+- `backup/`: the checkpoint of an unfinished run, saved after each epoch
+  (`write_checkpoint`), so an interrupted run resumes from its last finished epoch.
 
 What each file must hold is `rnnkit.run_schema`'s table: every file is checked against it when
 it is read, and a run whose files do not match is "damaged", with the reason, in listings, in
@@ -25,6 +25,8 @@ hold `lock(run_id)` while they train, so two processes never train the same run 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
@@ -32,16 +34,17 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from rnnkit.run_schema import (
+    CHECKPOINT_FILE,
     COMPLETE_FILE,
     CONFIG_FILE,
     FAILED_FILE,
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
     import keras
 
 BACKUP_FOLDER = "backup"
+LEGACY_WEIGHTS = "latest.weights.h5"  # Keras' BackupAndRestore's file, in older runs
 LOCKS_FOLDER = ".locks"  # outside every run folder, so deleting a run never pulls a held lock
 
 # What a complete run must hold besides its marker; `status()` checks each one.
@@ -77,6 +81,51 @@ _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 class RunError(Exception):
     """A run could not be loaded or written; the message names the run and the fix."""
+
+
+_ELSEWHERE = "point RNNKIT_RUNS_DIR (or --runs-dir) at another folder"
+
+
+def _in_the_way(path: Path) -> Path:
+    """The file that stands where `path` or one of its folders belongs (or `path`)."""
+    for candidate in (path, *path.parents):
+        if candidate.is_symlink() or candidate.exists():
+            return path if candidate.is_dir() else candidate
+    return path
+
+
+def _write_failure(place: Path, error: OSError) -> str:
+    """What went wrong writing under `place` and what to do, for a RunError's message."""
+    where = _in_the_way(Path(error.filename)) if isinstance(error.filename, str) else place
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"make {place} writable, or {_ELSEWHERE} you can write"
+    elif error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = (
+            f"free disk space where {place} is and train again (an interrupted run resumes "
+            f"from its last finished epoch), or {_ELSEWHERE}"
+        )
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        fix = f"a file stands where a folder belongs: move {where} away, or {_ELSEWHERE}"
+    else:
+        fix = f"check the disk, or {_ELSEWHERE}"
+    named = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or error}{named}: {fix}"
+
+
+class _StoreLock(FileLock):
+    """A run's lock whose lock file cannot be made (a read-only store) raises a RunError."""
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().acquire(*args, **kwargs)
+        except Timeout:
+            raise
+        except OSError as error:
+            locks = Path(self.lock_file).parent
+            raise RunError(
+                f"The run store {locks.parent} cannot hold a lock in {locks}: "
+                f"{_write_failure(locks, error)}."
+            ) from error
 
 
 def is_run_id(text: object) -> bool:
@@ -354,7 +403,7 @@ class RunStore:
         return self.folder(run_id) / MODEL_FILE
 
     def backup_dir(self, run_id: str) -> Path:
-        """The folder to give `keras.callbacks.BackupAndRestore`; nothing is created (Keras does).
+        """The folder of a run's checkpoint (`write_checkpoint`); nothing is created.
 
         Raises:
             ValueError: `run_id` is not a run id.
@@ -372,15 +421,35 @@ class RunStore:
             run_id: the run id.
 
         Returns:
-            An unacquired `filelock.FileLock` (use `with store.lock(run_id):`).
+            An unacquired `filelock.FileLock` (use `with store.lock(run_id):`); acquiring it
+            raises RunError where its file cannot be made.
 
         Raises:
             ValueError: `run_id` is not a run id.
+            RunError: the store's folder cannot be made or written; the message says why.
         """
         _check_run_id(run_id)
         locks = self.root / LOCKS_FOLDER
-        locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(locks / f"{run_id}.lock")
+        with self._writing():
+            locks.mkdir(parents=True, exist_ok=True)
+        return _StoreLock(locks / f"{run_id}.lock")
+
+    @contextlib.contextmanager
+    def _writing(self, run_id: str | None = None) -> Iterator[None]:
+        """Make an OSError of the writes inside (a read-only folder, a full disk, a file where a
+        folder belongs) a RunError that names the folder and the fix."""
+        place = self.root if run_id is None else self.root / run_id
+        try:
+            yield
+        except Timeout:
+            raise
+        except OSError as error:
+            what = (
+                f"Run {run_id} could not be saved in {place}"
+                if run_id
+                else (f"The run store {self.root} could not be written")
+            )
+            raise RunError(f"{what}: {_write_failure(place, error)}.") from error
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -400,7 +469,8 @@ class RunStore:
 
         Raises:
             ValueError: `run_id` is not a run id, or `config` is not a configuration.
-            RunError: the run is complete; a configuration is never trained twice.
+            RunError: the run is complete (a configuration is never trained twice), or its
+                folder cannot be written (the message names it and the fix).
         """
         _check_run_id(run_id)
         if not isinstance(config, dict):
@@ -417,7 +487,8 @@ class RunStore:
         if status == "damaged":
             self.discard_results(run_id)
         folder = self.folder(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        with self._writing(run_id):
+            folder.mkdir(parents=True, exist_ok=True)
         try:
             unchanged = _read_json_file(folder / CONFIG_FILE) == config
         except (OSError, ValueError):
@@ -425,7 +496,8 @@ class RunStore:
         # Left as is when unchanged, so its time stays the time training first started.
         if not unchanged:
             self.write_json(run_id, CONFIG_FILE, config)
-        (folder / FAILED_FILE).unlink(missing_ok=True)
+        with self._writing(run_id):
+            (folder / FAILED_FILE).unlink(missing_ok=True)
         return folder
 
     def _write_atomically(self, run_id: str, name: str, write: Callable[[IO[bytes]], None]) -> Path:
@@ -436,7 +508,8 @@ class RunStore:
                 f"Run {run_id} has no folder in {self.root} (deleted while it was written?): "
                 f"call create() before writing its files."
             )
-        return write_atomically(folder / name, write)
+        with self._writing(run_id):
+            return write_atomically(folder / name, write)
 
     def write_json(self, run_id: str, name: str, data: Any) -> Path:
         """Write one JSON file of a run atomically (NumPy scalars and arrays are converted).
@@ -452,7 +525,8 @@ class RunStore:
         Raises:
             ValueError: `run_id` or `name` is not valid.
             TypeError: `data` cannot be written as JSON; the previous file is kept.
-            RunError: the run has no folder.
+            RunError: the run has no folder, or it cannot be written (read-only, disk full...);
+                the previous file is kept.
         """
         text = json.dumps(data, indent=2, default=_json_default)
         return self._write_atomically(run_id, name, lambda handle: handle.write(text.encode()))
@@ -491,17 +565,86 @@ class RunStore:
         path = self.model_path(run_id)
         if not path.parent.is_dir():
             raise RunError(f"Run {run_id} has no folder in {self.root}: call create() first.")
-        # Keras names the format by the file's ending: the temporary file ends in .keras too.
-        descriptor, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{MODEL_FILE}.", suffix=".keras"
-        )
-        os.close(descriptor)
-        try:
-            model.save(temporary)
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        with self._writing(run_id):
+            # Keras names the format by the file's ending: the temporary file ends in .keras too.
+            descriptor, temporary = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{MODEL_FILE}.", suffix=".keras"
+            )
+            os.close(descriptor)
+            try:
+                model.save(temporary)
+                os.replace(temporary, path)
+            finally:
+                Path(temporary).unlink(missing_ok=True)
         return path
+
+    def write_checkpoint(
+        self, run_id: str, epoch: int, save_weights: Callable[[Path], None]
+    ) -> Path:
+        """Save the training state after `epoch` finished epochs, for a resume to start there.
+
+        The weights go to a file of their own, written beside and renamed into place; then
+        `training_metadata.json` is replaced by one naming that file and the epoch. That last
+        rename is the moment the new state counts: a process stopped at any instant (killed,
+        the disk full) leaves the previous state or the new one, each whole. Older weights go
+        last. (Keras' `BackupAndRestore` overwrites its one weights file in place: stopped
+        while writing it, the run could not resume from that epoch, nor at all.)
+
+        Args:
+            run_id: the run id; its folder must exist (`create()`).
+            epoch: finished epochs, 1 or more.
+            save_weights: writes the model's weights (and optimizer state) to the path given,
+                e.g. `model.save_weights`; the path ends in `.weights.h5`.
+
+        Returns:
+            The path of the weights file.
+
+        Raises:
+            RunError: the run has no folder, or it cannot be written.
+        """
+        folder = self.folder(run_id)
+        if not folder.is_dir():
+            raise RunError(f"Run {run_id} has no folder in {self.root}: call create() first.")
+        backup = self.backup_dir(run_id)
+        name = f"epoch-{epoch}.weights.h5"
+        with self._writing(run_id):
+            backup.mkdir(exist_ok=True)
+            temporary = backup / f".partial-{name}"  # Keras reads the format from the ending
+            try:
+                save_weights(temporary)
+                with temporary.open("rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(temporary, backup / name)
+            finally:
+                temporary.unlink(missing_ok=True)
+            write_json_atomically(folder / CHECKPOINT_FILE, {"epoch": epoch, "weights": name})
+            for old in backup.glob("*.weights.h5"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+        return backup / name
+
+    def checkpoint(self, run_id: str) -> tuple[int, Path] | None:
+        """The checkpoint an unfinished run resumes from: its finished epochs and its weights.
+
+        Args:
+            run_id: the run id.
+
+        Returns:
+            (epochs, weights file), or None when there is no checkpoint to resume from (none
+            yet, or one that does not hold what `rnnkit.run_schema` asks: resuming starts over).
+
+        Raises:
+            ValueError: `run_id` is not a run id.
+        """
+        folder = self.folder(run_id)
+        metadata, problem = _read_json_or_problem(folder / CHECKPOINT_FILE)
+        if problem is not None or json_problem(CHECKPOINT_FILE, metadata) is not None:
+            return None
+        name = metadata.get("weights", LEGACY_WEIGHTS)
+        weights = self.backup_dir(run_id) / name
+        if _FILE_NAME.fullmatch(name) is None or not weights.is_file():
+            return None
+        return metadata["epoch"], weights
 
     def write_run_facts(self, run_id: str, timings: dict, versions: dict) -> None:
         """Write `timings.json` (how long training took, and how it was computed) and
@@ -563,7 +706,8 @@ class RunStore:
             problem = self._complete_files(folder, config, summary)[1]
         if problem is not None:
             raise RunError(f"Run {run_id} cannot be marked complete: {problem}.")
-        (folder / FAILED_FILE).unlink(missing_ok=True)
+        with self._writing(run_id):
+            (folder / FAILED_FILE).unlink(missing_ok=True)
         path = self.write_json(run_id, COMPLETE_FILE, summary)
         shutil.rmtree(folder / BACKUP_FOLDER, ignore_errors=True)
         return path
@@ -605,22 +749,23 @@ class RunStore:
             ValueError: `run_id` is not a run id.
         """
         folder = self.folder(run_id)
-        if folder.is_symlink() or folder.is_file():  # a stray file where the folder belongs
-            folder.unlink()
-            return [run_id]
-        if not folder.is_dir():
-            return []
-        removed = []
-        # The marker first: if this stops halfway, the run reads incomplete, never complete.
-        entries = sorted(folder.iterdir(), key=lambda entry: entry.name != COMPLETE_FILE)
-        for entry in entries:
-            if entry.name == CONFIG_FILE and entry.is_file():
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-            removed.append(entry.name)
+        with self._writing(run_id):
+            if folder.is_symlink() or folder.is_file():  # a stray file where the folder belongs
+                folder.unlink()
+                return [run_id]
+            if not folder.is_dir():
+                return []
+            removed = []
+            # The marker first: if this stops halfway, the run reads incomplete, never complete.
+            entries = sorted(folder.iterdir(), key=lambda entry: entry.name != COMPLETE_FILE)
+            for entry in entries:
+                if entry.name == CONFIG_FILE and entry.is_file():
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry.name)
         return sorted(removed)
 
     def delete(self, run_id: str) -> bool:
@@ -637,20 +782,22 @@ class RunStore:
 
         Raises:
             ValueError: `run_id` is not a run id.
+            RunError: the store cannot be written (the message names it and the fix).
         """
         folder = self.folder(run_id)
         if not folder.exists() and not folder.is_symlink():
             return False
-        if folder.is_dir() and not folder.is_symlink():
-            trash = Path(tempfile.mkdtemp(prefix=f".deleting-{run_id}-", dir=self.root))
-            try:
-                os.replace(folder, trash / run_id)
-            except FileNotFoundError:  # deleted by someone else meanwhile
-                trash.rmdir()
-                return False
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            folder.unlink()
+        with self._writing(run_id):
+            if folder.is_dir() and not folder.is_symlink():
+                trash = Path(tempfile.mkdtemp(prefix=f".deleting-{run_id}-", dir=self.root))
+                try:
+                    os.replace(folder, trash / run_id)
+                except FileNotFoundError:  # deleted by someone else meanwhile
+                    trash.rmdir()
+                    return False
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                folder.unlink()
         return True
 
     # --- reading --------------------------------------------------------------------------------
@@ -785,11 +932,19 @@ class RunStore:
 
         Returns:
             One `RunSummary` per run folder, newest first.
+
+        Raises:
+            RunError: the store's root is a file, or cannot be read.
         """
         try:
             entries = [entry for entry in self.root.iterdir() if is_run_id(entry.name)]
         except FileNotFoundError:
             return []
+        except OSError as error:  # a file, or a folder this process may not read
+            raise RunError(
+                f"The run store {self.root} cannot be read ({error.strerror or error}): "
+                f"{_ELSEWHERE} (a folder of runs, or a new one)."
+            ) from error
         inspected = [(entry.name, self._inspect(entry)) for entry in entries]
         inspected.sort(key=lambda item: (-item[1].sort_time, item[0]))
         return [_summary(run_id, inspection) for run_id, inspection in inspected]
@@ -910,7 +1065,7 @@ class RunStore:
         """The status of one run folder, with what listings show; never raises for bad files."""
         try:
             folder_time = folder.lstat().st_mtime
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no such folder (the root is a file)
             return _Inspection("missing", None, None, None, 0, None, 0.0)
         except OSError as error:
             return _Inspection("damaged", f"unreadable ({error})", None, None, 0, None, 0.0)

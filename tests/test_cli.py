@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnkit import RunStore, preset
+from rnnkit import RunStore, load_imdb, preset, train
 from rnnkit.cli import main
 from rnnkit.runs import RunError
-from tests.helpers import TINY_OVERRIDES
+from tests.helpers import TINY_OVERRIDES, tiny_masked_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,3 +220,115 @@ def test_a_damaged_run_is_named_by_runs_and_show_and_trained_again(corpus, tmp_p
     run = RunStore(runs).load(run_id)
     assert [record["epoch"] for record in run.history] == [1, 2]
     assert len(run.predictions) == run.summary["test_reviews"] == 20
+
+
+# --- interrupted by a signal ---------------------------------------------------------------------
+
+
+def train_process(corpus: Path, runs: Path, epochs: int = 4) -> subprocess.Popen:
+    """`python -m rnnkit train` of the tiny config, in batches of 2 (32 batches an epoch)."""
+    arguments = [*tiny_arguments(corpus, runs), "--epochs", str(epochs)]
+    arguments += ["--set", "training.batch_size=2"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", *arguments],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def read_until(stream, marker: str, timeout: float = 240) -> str:
+    """What `stream` gives up to and with `marker` (fails after `timeout` seconds)."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        assert time.monotonic() < deadline, f"{marker!r} not seen in time: {seen[-2000:]}"
+        character = stream.read(1)
+        assert character, f"the process ended before {marker!r}: {seen[-2000:]}"
+        seen += character
+    return seen
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "  epoch 2: ",  # epoch 2's history is written, its checkpoint not yet
+        "epoch 3/4 [",  # epoch 3 has started
+    ],
+)
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_a_signal_in_epoch_3_leaves_epochs_1_and_2_to_resume_from(
+    corpus, tmp_path, signal_number, moment
+):
+    runs = tmp_path / "runs"
+    process = train_process(corpus, runs)
+    try:
+        seen = read_until(process.stderr, moment)
+        process.send_signal(signal_number)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal_number, seen + rest
+    assert "interrupted: the run resumes from its last finished epoch" in rest
+    assert "Traceback" not in rest
+    run_id = seen.split("run id ")[1].split()[0]
+    store = RunStore(runs)
+    assert store.status(run_id) == "incomplete"
+    kept = store.history_epochs(run_id)
+    assert [record["epoch"] for record in kept] == [1, 2]
+    assert store.checkpoint(run_id)[0] == 2  # the checkpoint agrees with the history
+
+    config = tiny_masked_config(**{"training.epochs": "4", "training.batch_size": "2"})
+    events = []
+    run = train(config, load_imdb(num_words=100, path=corpus), store, on_progress=events.append)
+    assert run.run_id == run_id
+    assert events[0].kind == "start" and events[0].epoch == 3  # resumed, epochs 1-2 kept
+    assert [record["epoch"] for record in run.history] == [1, 2, 3, 4]
+    assert run.history[:2] == kept
+
+
+# --- a store that cannot be written --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """Make `folder` read-only for this process, root included (root ignores file modes, not
+    the immutable attribute); undone afterwards."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+        undo = ["chattr", "-i", str(folder)]
+    else:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    try:
+        probe = folder / "probe"
+        with pytest.raises(OSError):
+            probe.write_text("written")  # it is read-only
+        yield folder
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_a_read_only_run_folder_is_named_with_the_fix(corpus, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    config = tiny_masked_config(**{"training.epochs": "1"})
+    run_id = config.run_id(load_imdb(num_words=100, path=corpus).fingerprint)
+    store = RunStore(runs)
+    store.create(run_id, config.to_dict())  # an earlier start, then the folder went read-only
+    with read_only(store.folder(run_id)):
+        assert main([*tiny_arguments(corpus, runs), "--epochs", "1"]) == 1
+    error = capsys.readouterr().err
+    assert f"error: Run {run_id} could not be saved in {store.folder(run_id)}: " in error
+    assert f"make {store.folder(run_id)} writable, or point RNNKIT_RUNS_DIR" in error
+    assert "Traceback" not in error and "PermissionError" not in error
+    assert store.status(run_id) == "incomplete"  # nothing lost: it trains once writable
+    assert main([*tiny_arguments(corpus, runs), "--epochs", "1"]) == 0
+
+
+def test_a_file_given_as_the_run_store_is_named(corpus, tmp_path, capsys):
+    (tmp_path / "runs").write_text("not a folder")
+    assert main([*tiny_arguments(corpus, tmp_path / "runs")]) == 1
+    error = capsys.readouterr().err
+    assert f"a file stands where a folder belongs: move {tmp_path / 'runs'} away" in error
+    assert "Traceback" not in error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnkit.config import preset
-from rnnkit.run_schema import SCHEMA, JsonList, JsonObject
+from rnnkit.run_schema import CHECKPOINT_FILE, SCHEMA, JsonList, JsonObject
 from rnnkit.runs import Run, RunError, RunStore, RunSummary, is_run_id
 
 FINGERPRINT = "ab" * 32  # the data the runs below were "trained" on
@@ -183,9 +184,9 @@ def test_a_crash_mid_write_keeps_the_previous_file(store, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunError, match=f"Run {RUN_ID} could not be saved in .*: disk full"):
         store.write_json(RUN_ID, "history.json", HISTORY)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunError, match="disk full"):
         store.write_array(RUN_ID, "predictions.npy", np.zeros(7, dtype=np.float32))
     monkeypatch.undo()
 
@@ -575,6 +576,9 @@ SCHEMA_FIELDS = [
 ]
 
 
+UNFINISHED_RUN_FILES = ("failed.json", CHECKPOINT_FILE)
+
+
 def complete_run_files(store: RunStore, run_id: str = RUN_ID) -> Path:
     """A complete run, its files written by the store; returns its folder."""
     write_complete_run(store, run_id)
@@ -602,8 +606,8 @@ def assert_damaged_everywhere(store: RunStore, file_named: str, run_id: str = RU
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_value_of_the_wrong_type_or_range_in_any_file_makes_the_run_damaged(data):
-    # A complete run has no failed.json: see the failed-run test below.
-    fields = [field for field in SCHEMA_FIELDS if field[0] != "failed.json"]
+    # A complete run has no failed.json nor checkpoint: see the tests of those below.
+    fields = [field for field in SCHEMA_FIELDS if field[0] not in UNFINISHED_RUN_FILES]
     name, key, expected = data.draw(st.sampled_from(fields), label="field")
     wrong = data.draw(JSON_VALUES.filter(lambda value: not expected.fits(value)), label="value")
     with tempfile.TemporaryDirectory() as folder:
@@ -621,7 +625,8 @@ def test_a_value_of_the_wrong_type_or_range_in_any_file_makes_the_run_damaged(da
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_missing_key_or_a_file_of_another_shape_makes_the_run_damaged(data):
-    name = data.draw(st.sampled_from(sorted(SCHEMA.keys() - {"predictions.npy", "failed.json"})))
+    names = SCHEMA.keys() - {"predictions.npy", *UNFINISHED_RUN_FILES}
+    name = data.draw(st.sampled_from(sorted(names)))
     with tempfile.TemporaryDirectory() as folder:
         store = RunStore(folder)
         run = complete_run_files(store)
@@ -808,3 +813,147 @@ def test_creating_a_run_needs_a_configuration(store):
     with pytest.raises(ValueError, match=f"Run {RUN_ID} cannot be created: config.json is not"):
         store.create(RUN_ID, {"units": 64})
     assert not store.folder(RUN_ID).exists()
+
+
+# --- a store that cannot be written --------------------------------------------------------------
+
+WRITE_ERRORS = {
+    errno.EACCES: "make .* writable, or point RNNKIT_RUNS_DIR \\(or --runs-dir\\) at another",
+    errno.EROFS: "make .* writable",
+    errno.ENOSPC: "free disk space where .* is and train again",
+    errno.EDQUOT: "free disk space",
+    errno.ENOTDIR: "a file stands where a folder belongs",
+    errno.EIO: "check the disk, or point RNNKIT_RUNS_DIR",
+}
+# What the store may be doing when the disk says no: each on a run with every file written.
+STORE_WRITES = {
+    "create": lambda store: store.create(OTHER_ID, config_of(OTHER_ID)),
+    "write_json": lambda store: store.write_json(RUN_ID, "history.json", HISTORY[:1]),
+    "write_array": lambda store: store.write_array(RUN_ID, "predictions.npy", PREDICTIONS),
+    "mark_complete": lambda store: store.mark_complete(RUN_ID, SUMMARY),
+    "mark_failed": lambda store: store.mark_failed(RUN_ID, "boom"),
+    "write_checkpoint": lambda store: store.write_checkpoint(
+        RUN_ID, 1, lambda path: path.write_bytes(b"weights")
+    ),
+    "discard_results": lambda store: store.discard_results(RUN_ID),
+    "delete": lambda store: store.delete(RUN_ID),
+    "lock": lambda store: store.lock(RUN_ID).acquire(timeout=1),
+}
+# The calls a write goes through; each fails in turn.
+FAILING_CALLS = [
+    (os, "replace"),
+    (os, "open"),
+    (os, "unlink"),
+    (os, "mkdir"),
+    (os, "rename"),
+    (os, "rmdir"),
+    (os, "fsync"),
+]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(STORE_WRITES)),
+    st.sampled_from(FAILING_CALLS),
+    st.sampled_from(sorted(WRITE_ERRORS)),
+)
+def test_a_write_the_disk_refuses_is_a_run_error_naming_the_folder_and_the_fix(
+    operation, failing, error_number
+):
+    module, name = failing
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(Path(folder) / "runs")
+        write_results(store, RUN_ID)
+        before = {path.name: path.read_bytes() for path in store.folder(RUN_ID).iterdir()}
+        assert "history.json" in before  # rewritten by one of the writes, whole
+        original = getattr(module, name)
+
+        def refuse(*arguments, **keywords):
+            path = arguments[0] if isinstance(arguments[0], str | os.PathLike) else None
+            raise OSError(error_number, os.strerror(error_number), path)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(module, name, refuse)
+            try:
+                STORE_WRITES[operation](store)
+            except RunError as error:
+                message = str(error)
+                assert str(store.root) in message, message
+                assert os.strerror(error_number) in message, message
+                assert re.search(WRITE_ERRORS[error_number], message), message
+            except OSError as error:  # what must not happen
+                pytest.fail(f"{operation} let {error!r} through ({module.__name__}.{name})")
+        assert getattr(module, name) is original
+        # Nothing half written: each file is as it was or whole, no temporary file is left
+        # (unless removing files is what failed).
+        folder = store.folder(RUN_ID)
+        files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
+        if name != "unlink":
+            assert not [path for path in files if path.name.startswith(".")], files
+        for path in files:
+            if path.name in before and path.name != "history.json":
+                assert path.read_bytes() == before[path.name], path.name
+            elif path.suffix == ".json" and not path.name.startswith("."):
+                json.loads(path.read_text())  # whole
+
+
+def test_a_store_whose_root_is_a_file_says_so(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(RunError, match=r"a file stands where a folder belongs: move .*runs away"):
+        store.lock(RUN_ID)
+    with pytest.raises(RunError, match="a file stands where a folder belongs"):
+        store.create(RUN_ID, CONFIG)
+    with pytest.raises(RunError, match=r"run store .*runs cannot be read \(Not a directory\)"):
+        store.list_runs()
+    assert store.status(RUN_ID) == "missing"
+
+
+# --- the checkpoint -------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_counts_once_its_metadata_names_it(store):
+    store.create(RUN_ID, CONFIG)
+    assert store.checkpoint(RUN_ID) is None
+    store.write_checkpoint(RUN_ID, 1, lambda path: path.write_bytes(b"epoch one"))
+    epoch, weights = store.checkpoint(RUN_ID)
+    assert (epoch, weights.read_bytes()) == (1, b"epoch one")
+
+    def killed_while_saving(path: Path) -> None:
+        path.write_bytes(b"epoch tw")  # half of it
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.write_checkpoint(RUN_ID, 2, killed_while_saving)
+    epoch, weights = store.checkpoint(RUN_ID)
+    assert (epoch, weights.read_bytes()) == (1, b"epoch one")  # the previous one, whole
+    store.write_checkpoint(RUN_ID, 2, lambda path: path.write_bytes(b"epoch two"))
+    assert sorted(path.name for path in store.backup_dir(RUN_ID).iterdir()) == [
+        "epoch-2.weights.h5",
+        "training_metadata.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    ['{"epoch": 0, "weights": "epoch-0.weights.h5"}', '{"epoch": 1, "weights": "../x"}', "{", "[]"],
+)
+def test_a_checkpoint_that_is_not_one_is_not_resumed(store, metadata):
+    store.create(RUN_ID, CONFIG)
+    store.write_checkpoint(RUN_ID, 1, lambda path: path.write_bytes(b"weights"))
+    (store.backup_dir(RUN_ID) / "training_metadata.json").write_text(metadata)
+    assert store.checkpoint(RUN_ID) is None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_checkpoint_with_a_wrong_value_is_not_resumed(data):
+    spec = SCHEMA[CHECKPOINT_FILE]
+    key, expected = data.draw(st.sampled_from(sorted({**spec.required, **spec.optional}.items())))
+    wrong = data.draw(JSON_VALUES.filter(lambda value: not expected.fits(value)))
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        store.create(RUN_ID, CONFIG)
+        store.write_checkpoint(RUN_ID, 2, lambda path: path.write_bytes(b"weights"))
+        rewrite_json(store.folder(RUN_ID) / CHECKPOINT_FILE, lambda meta: meta.update({key: wrong}))
+        assert store.checkpoint(RUN_ID) is None
