@@ -68,7 +68,7 @@ class SettingsError(ValueError):
         else:
             lines = "\n".join(f"- {problem}" for problem in self.problems)
             message = (
-                f"{len(self.problems)} environment variables cannot be used:\n{lines}\n"
+                f"{len(self.problems)} environment variables cannot be used:\n{lines}\n\n"
                 f"Fix or unset them and start again."
             )
         super().__init__(message)
