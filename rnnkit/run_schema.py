@@ -242,10 +242,23 @@ SCHEMA: dict[str, JsonObject | JsonList | Probabilities] = {
 OPTIONAL_FILES = (TIMINGS_FILE, VERSIONS_FILE)  # a complete run may lack them
 
 
+_PLAIN_TEXT = re.compile(r"[\w .:+-]{0,24}", re.ASCII)
+
+
 def _shown(value: Any) -> str:
-    """A value for a message, cut short: a damaged file may hold megabytes."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """A value for a message, short, and quoted only where it is plain: a damaged file may
+    hold megabytes, or text that means something to whatever shows the message."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int | float):
+        text = repr(value)
+        return text if len(text) <= 24 else f"a number of {len(text)} digits"
+    if isinstance(value, str):
+        plain = _PLAIN_TEXT.fullmatch(value) is not None
+        return repr(value) if plain else f"text of {len(value)} characters"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return "a JSON object" if isinstance(value, dict) else type(value).__name__
 
 
 def json_problem(name: str, data: Any) -> str | None:

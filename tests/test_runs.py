@@ -957,3 +957,14 @@ def test_a_checkpoint_with_a_wrong_value_is_not_resumed(data):
         store.write_checkpoint(RUN_ID, 2, lambda path: path.write_bytes(b"weights"))
         rewrite_json(store.folder(RUN_ID) / CHECKPOINT_FILE, lambda meta: meta.update({key: wrong}))
         assert store.checkpoint(RUN_ID) is None
+
+
+def test_a_reason_quotes_only_plain_values(store):
+    run = complete_run_files(store)
+    link = "[click](http://example.org)"
+    rewrite_json(run / "metrics.json", lambda metrics: metrics.update(test_accuracy=link))
+    reason = store.summary(RUN_ID).error
+    assert f"test_accuracy is text of {len(link)} characters, not a number from 0 to 1" in reason
+    assert "http" not in reason
+    rewrite_json(run / "metrics.json", lambda metrics: metrics.update(test_accuracy=[1] * 10**5))
+    assert "test_accuracy is a list of 100000 items" in store.summary(RUN_ID).error
