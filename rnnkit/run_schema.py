@@ -1,8 +1,8 @@
-"""What a run's files must hold: one table, `SCHEMA`, and the checks that hold a run's parsed
-files against it.
+"""What a run's files must hold: one table, `SCHEMA`, the checks that hold a run's parsed files
+against it, and `inspect_folder`, which reads a run folder and says where it stands.
 
-`rnnkit.runs` reads and writes a run's files; it asks this module whether what it read is a run.
-A file that does not match makes the run "damaged", with the reason these checks give, e.g.
+`rnnkit.runs` writes a run's files (it alone) and asks this module what a folder holds. A file
+that does not match makes the run "damaged", with the reason these checks give, e.g.
 "metrics.json: test_accuracy is 'high', not a number from 0 to 1".
 
 The table, by file (JSON unless said otherwise):
@@ -33,14 +33,19 @@ number is an int, not 3.0.
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from rnnkit.config import TrainConfig
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
@@ -52,6 +57,8 @@ VERSIONS_FILE = "versions.json"
 FAILED_FILE = "failed.json"
 COMPLETE_FILE = "complete.json"
 CHECKPOINT_FILE = "backup/training_metadata.json"
+# What a complete run must hold besides its marker.
+REQUIRED_FILES = (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, MODEL_FILE)
 
 ValueKind = Literal["int", "number", "bool", "text", "time", "hex", "numbers"]
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -299,8 +306,6 @@ def config_problem(config: Any, run_id: str, data_fingerprint: str | None) -> st
         data_fingerprint: the data the run was trained on (`complete.json`); None before the
             run is complete, when the run id cannot be checked.
     """
-    from rnnkit.config import TrainConfig
-
     if not isinstance(config, dict):
         return f"{CONFIG_FILE} is {_shown(config)}, not a JSON object"
     try:
@@ -357,3 +362,172 @@ def complete_run_problem(
             f"{METRICS_FILE}'s {metrics['test_accuracy']!r}"
         )
     return None
+
+
+# --- reading a run folder ---------------------------------------------------------------------
+
+
+def read_json_file(path: Path) -> Any:
+    """A file's JSON, read as UTF-8."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_json_or_problem(path: Path) -> tuple[Any, str | None]:
+    """(parsed JSON, None), or (None, why it cannot be read) naming the file."""
+    try:
+        return read_json_file(path), None
+    except FileNotFoundError:
+        return None, f"{path.name} is missing"
+    except (OSError, ValueError) as error:
+        return None, f"{path.name} is unreadable ({error})"
+
+
+def iso_time(timestamp: float) -> str:
+    """Seconds since the epoch as an ISO 8601 time in UTC, to the second."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _is_model_archive(path: Path) -> bool:
+    """Whether `path` is a zip archive with a model's `config.json`, as every `.keras` file is.
+
+    Only the archive's directory is read (milliseconds), not the weights.
+    """
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "config.json" in archive.namelist()
+
+
+@dataclass(frozen=True)
+class CompleteFiles:
+    """A complete run's files as read and checked against the schema."""
+
+    history: list[dict]
+    metrics: dict
+    predictions: np.ndarray
+    optional: dict[str, dict]  # timings.json and versions.json, where present
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """Where a run folder stands, as `inspect_folder` read it."""
+
+    status: str  # "missing", "complete", "incomplete", "failed" or "damaged"
+    reason: str | None  # a failed run's error or what is damaged
+    config: dict | None  # None when it is missing or not a configuration
+    complete: dict | None  # complete.json of a complete run
+    epochs_done: int
+    created: str | None
+    sort_time: float  # seconds since the epoch, newest first in listings
+    files: CompleteFiles | None = None  # a complete run's files, as checked
+
+
+def read_complete_files(
+    folder: Path, config: Any, complete: Any
+) -> tuple[CompleteFiles | None, str | None]:
+    """Read the files a complete run needs and check them, with `complete` (complete.json,
+    parsed) and `config` (config.json), against the schema.
+
+    Returns:
+        (the files, None), or (None, what is missing or wrong).
+    """
+    for name in REQUIRED_FILES:
+        if not (folder / name).is_file():
+            return None, f"{name} is missing"
+    history, problem = read_json_or_problem(folder / HISTORY_FILE)
+    problem = problem or history_problem(history)
+    if problem is not None:
+        return None, problem
+    metrics, problem = read_json_or_problem(folder / METRICS_FILE)
+    if problem is not None:
+        return None, problem
+    try:
+        predictions = np.load(folder / PREDICTIONS_FILE, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        return None, f"{PREDICTIONS_FILE} is unreadable ({error})"
+    try:
+        if not _is_model_archive(folder / MODEL_FILE):
+            return None, f"{MODEL_FILE} is not a whole Keras model file"
+    except (OSError, zipfile.BadZipFile) as error:
+        return None, f"{MODEL_FILE} is unreadable ({error})"
+    optional = {}
+    for name in OPTIONAL_FILES:
+        if (folder / name).exists():
+            optional[name], problem = read_json_or_problem(folder / name)
+            if problem is not None:
+                return None, problem
+    problem = complete_run_problem(
+        folder.name, config, history, complete, metrics, predictions, optional
+    )
+    if problem is not None:
+        return None, problem
+    return CompleteFiles(history, metrics, predictions, optional), None
+
+
+def inspect_folder(folder: Path) -> Inspection:
+    """Read one run folder and say where it stands, with what listings show; never raises for
+    bad files: what does not match the schema makes the run "damaged", with the reason.
+
+    Args:
+        folder: the run folder, named by its run id.
+
+    Returns:
+        The `Inspection`; for a complete run it holds its checked files.
+    """
+    try:
+        folder_time = folder.lstat().st_mtime
+    except (FileNotFoundError, NotADirectoryError):  # no such folder (the root is a file)
+        return Inspection("missing", None, None, None, 0, None, 0.0)
+    except OSError as error:
+        return Inspection("damaged", f"unreadable ({error})", None, None, 0, None, 0.0)
+
+    def damaged(reason: str, config: dict | None = None, epochs_done: int = 0) -> Inspection:
+        return Inspection(
+            "damaged", reason, config, None, epochs_done, iso_time(folder_time), folder_time
+        )
+
+    if not folder.is_dir() or folder.is_symlink():
+        return damaged("not a folder")
+    config_path = folder / CONFIG_FILE
+    config, problem = read_json_or_problem(config_path)
+    problem = problem or config_problem(config, folder.name, None)
+    if problem is not None:
+        return damaged(problem)
+    try:
+        started = config_path.stat().st_mtime
+    except OSError as error:  # deleted meanwhile
+        return damaged(f"{CONFIG_FILE} is unreadable ({error})")
+    history_path = folder / HISTORY_FILE
+    if history_path.exists():
+        history, history_trouble = read_json_or_problem(history_path)
+        history_trouble = history_trouble or history_problem(history)
+    else:
+        history, history_trouble = [], None
+    epochs_done = len(history) if history_trouble is None else 0
+
+    complete_path = folder / COMPLETE_FILE
+    if complete_path.exists():
+        complete, problem = read_json_or_problem(complete_path)
+        files = None
+        if problem is None:
+            files, problem = read_complete_files(folder, config, complete)
+        if problem is not None:
+            return damaged(f"marked complete, but {problem}", config, epochs_done)
+        created = complete["created"]
+        parsed = datetime.fromisoformat(created)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return Inspection(
+            "complete", None, config, complete, epochs_done, created, parsed.timestamp(), files
+        )
+
+    if history_trouble is not None:  # what resuming needs: the run cannot go on
+        return damaged(history_trouble, config)
+    failed_path = folder / FAILED_FILE
+    if failed_path.exists():
+        failure, problem = read_json_or_problem(failed_path)
+        problem = problem or json_problem(FAILED_FILE, failure)
+        # Why it failed is for people: a damaged record still leaves the run resumable.
+        reason = failure["error"] if problem is None else f"unknown error ({problem})"
+        return Inspection("failed", reason, config, None, epochs_done, iso_time(started), started)
+    return Inspection("incomplete", None, config, None, epochs_done, iso_time(started), started)

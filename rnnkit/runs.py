@@ -51,14 +51,18 @@ from rnnkit.run_schema import (
     HISTORY_FILE,
     METRICS_FILE,
     MODEL_FILE,
-    OPTIONAL_FILES,
     PREDICTIONS_FILE,
     TIMINGS_FILE,
     VERSIONS_FILE,
-    complete_run_problem,
+    Inspection,
     config_problem,
     history_problem,
+    inspect_folder,
+    iso_time,
     json_problem,
+    read_complete_files,
+    read_json_file,
+    read_json_or_problem,
 )
 from rnnkit.settings import get_settings
 
@@ -69,8 +73,6 @@ BACKUP_FOLDER = "backup"
 LEGACY_WEIGHTS = "latest.weights.h5"  # Keras' BackupAndRestore's file, in older runs
 LOCKS_FOLDER = ".locks"  # outside every run folder, so deleting a run never pulls a held lock
 
-# What a complete run must hold besides its marker; `status()` checks each one.
-REQUIRED_FILES = (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, MODEL_FILE)
 STATUSES = ("missing", "complete", "incomplete", "failed", "damaged")
 
 _RUN_ID = re.compile(r"[0-9a-f]{16}")
@@ -160,10 +162,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _iso_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
 def _json_default(value: Any) -> Any:
     """Let NumPy scalars and arrays (Keras metrics often are) be written as JSON."""
     if isinstance(value, np.generic):
@@ -171,21 +169,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _read_json_file(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _is_model_archive(path: Path) -> bool:
-    """Whether `path` is a zip archive with a model's `config.json`, as every `.keras` file is.
-
-    Only the archive's directory is read (milliseconds), not the weights.
-    """
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return "config.json" in archive.namelist()
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -315,39 +298,7 @@ class Run:
             ) from error
 
 
-@dataclass(frozen=True)
-class _CompleteFiles:
-    """A complete run's files as read and checked against `rnnkit.run_schema`."""
-
-    history: list[dict]
-    metrics: dict
-    predictions: np.ndarray
-    optional: dict[str, dict]  # timings.json and versions.json, where present
-
-
-@dataclass(frozen=True)
-class _Inspection:
-    status: str
-    reason: str | None  # a failed run's error or what is damaged
-    config: dict | None  # None when it is missing or not a configuration
-    complete: dict | None  # complete.json of a complete run
-    epochs_done: int
-    created: str | None
-    sort_time: float  # seconds since the epoch, newest first in listings
-    files: _CompleteFiles | None = None  # what load() returns, as checked
-
-
-def _read_json_or_problem(path: Path) -> tuple[Any, str | None]:
-    """(parsed JSON, None), or (None, why it cannot be read) naming the file."""
-    try:
-        return _read_json_file(path), None
-    except FileNotFoundError:
-        return None, f"{path.name} is missing"
-    except (OSError, ValueError) as error:
-        return None, f"{path.name} is unreadable ({error})"
-
-
-def _summary(run_id: str, inspection: _Inspection) -> RunSummary:
+def _summary(run_id: str, inspection: Inspection) -> RunSummary:
     complete = inspection.complete or {}
     return RunSummary(
         run_id=run_id,
@@ -490,7 +441,7 @@ class RunStore:
         with self._writing(run_id):
             folder.mkdir(parents=True, exist_ok=True)
         try:
-            unchanged = _read_json_file(folder / CONFIG_FILE) == config
+            unchanged = read_json_file(folder / CONFIG_FILE) == config
         except (OSError, ValueError):
             unchanged = False
         # Left as is when unchanged, so its time stays the time training first started.
@@ -637,7 +588,7 @@ class RunStore:
             ValueError: `run_id` is not a run id.
         """
         folder = self.folder(run_id)
-        metadata, problem = _read_json_or_problem(folder / CHECKPOINT_FILE)
+        metadata, problem = read_json_or_problem(folder / CHECKPOINT_FILE)
         if problem is not None or json_problem(CHECKPOINT_FILE, metadata) is not None:
             return None
         name = metadata.get("weights", LEGACY_WEIGHTS)
@@ -700,10 +651,10 @@ class RunStore:
         if not isinstance(summary, dict):
             raise ValueError(f"summary must be a dict, not {type(summary).__name__}.")
         summary = dict(summary)
-        config, problem = _read_json_or_problem(folder / CONFIG_FILE)
+        config, problem = read_json_or_problem(folder / CONFIG_FILE)
         if problem is None:
-            summary.setdefault("created", _iso_time((folder / CONFIG_FILE).stat().st_mtime))
-            problem = self._complete_files(folder, config, summary)[1]
+            summary.setdefault("created", iso_time((folder / CONFIG_FILE).stat().st_mtime))
+            problem = read_complete_files(folder, config, summary)[1]
         if problem is not None:
             raise RunError(f"Run {run_id} cannot be marked complete: {problem}.")
         with self._writing(run_id):
@@ -861,7 +812,7 @@ class RunStore:
             ValueError: `run_id` or `name` is not valid, or the file is not JSON.
             FileNotFoundError: the file does not exist.
         """
-        return _read_json_file(self.folder(run_id) / _check_file_name(name))
+        return read_json_file(self.folder(run_id) / _check_file_name(name))
 
     def read_array(self, run_id: str, name: str) -> np.ndarray:
         """Read one `.npy` file of a run (no pickles).
@@ -894,7 +845,7 @@ class RunStore:
                 asks for.
         """
         path = self.folder(run_id) / HISTORY_FILE
-        history, problem = _read_json_or_problem(path)
+        history, problem = read_json_or_problem(path)
         if problem is None:
             problem = history_problem(history)
         elif not path.exists():
@@ -922,7 +873,7 @@ class RunStore:
         Raises:
             ValueError: `run_id` is not a run id.
         """
-        return self._inspect(self.folder(run_id)).status
+        return inspect_folder(self.folder(run_id)).status
 
     def list_runs(self) -> list[RunSummary]:
         """Every run in the store, newest first; damaged runs included, with what is wrong.
@@ -945,7 +896,7 @@ class RunStore:
                 f"The run store {self.root} cannot be read ({error.strerror or error}): "
                 f"{_ELSEWHERE} (a folder of runs, or a new one)."
             ) from error
-        inspected = [(entry.name, self._inspect(entry)) for entry in entries]
+        inspected = [(entry.name, inspect_folder(entry)) for entry in entries]
         inspected.sort(key=lambda item: (-item[1].sort_time, item[0]))
         return [_summary(run_id, inspection) for run_id, inspection in inspected]
 
@@ -961,7 +912,7 @@ class RunStore:
         Raises:
             ValueError: `run_id` is not a run id.
         """
-        return _summary(run_id, self._inspect(self.folder(run_id)))
+        return _summary(run_id, inspect_folder(self.folder(run_id)))
 
     def load(self, run_id: str) -> Run:
         """Read a complete run: its config, history, metrics, predictions and summary.
@@ -978,7 +929,7 @@ class RunStore:
                 do.
         """
         folder = self.folder(run_id)
-        inspection = self._inspect(folder)
+        inspection = inspect_folder(folder)
         delete_hint = f"delete it with `python -m rnnkit delete {run_id}`"
         if inspection.status == "missing":
             raise RunError(f"There is no run {run_id} in {self.root}: train its configuration.")
@@ -1012,115 +963,7 @@ class RunStore:
 
     def timings(self, run_id: str) -> dict:
         """A run's `timings.json`: {} when it is missing, unreadable or not what it must be."""
-        timings, problem = _read_json_or_problem(self.folder(run_id) / TIMINGS_FILE)
+        timings, problem = read_json_or_problem(self.folder(run_id) / TIMINGS_FILE)
         if problem is None and json_problem(TIMINGS_FILE, timings) is None:
             return timings
         return {}
-
-    # --- inspection -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _complete_files(
-        folder: Path, config: Any, complete: Any
-    ) -> tuple[_CompleteFiles | None, str | None]:
-        """Read the files a complete run needs and check them, with `complete` (complete.json,
-        parsed) and `config` (config.json), against `rnnkit.run_schema`.
-
-        Returns:
-            (the files, None), or (None, what is missing or wrong).
-        """
-        for name in REQUIRED_FILES:
-            if not (folder / name).is_file():
-                return None, f"{name} is missing"
-        history, problem = _read_json_or_problem(folder / HISTORY_FILE)
-        problem = problem or history_problem(history)
-        if problem is not None:
-            return None, problem
-        metrics, problem = _read_json_or_problem(folder / METRICS_FILE)
-        if problem is not None:
-            return None, problem
-        try:
-            predictions = np.load(folder / PREDICTIONS_FILE, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as error:
-            return None, f"{PREDICTIONS_FILE} is unreadable ({error})"
-        try:
-            if not _is_model_archive(folder / MODEL_FILE):
-                return None, f"{MODEL_FILE} is not a whole Keras model file"
-        except (OSError, zipfile.BadZipFile) as error:
-            return None, f"{MODEL_FILE} is unreadable ({error})"
-        optional = {}
-        for name in OPTIONAL_FILES:
-            if (folder / name).exists():
-                optional[name], problem = _read_json_or_problem(folder / name)
-                if problem is not None:
-                    return None, problem
-        problem = complete_run_problem(
-            folder.name, config, history, complete, metrics, predictions, optional
-        )
-        if problem is not None:
-            return None, problem
-        return _CompleteFiles(history, metrics, predictions, optional), None
-
-    def _inspect(self, folder: Path) -> _Inspection:
-        """The status of one run folder, with what listings show; never raises for bad files."""
-        try:
-            folder_time = folder.lstat().st_mtime
-        except (FileNotFoundError, NotADirectoryError):  # no such folder (the root is a file)
-            return _Inspection("missing", None, None, None, 0, None, 0.0)
-        except OSError as error:
-            return _Inspection("damaged", f"unreadable ({error})", None, None, 0, None, 0.0)
-
-        def damaged(reason: str, config: dict | None = None, epochs_done: int = 0) -> _Inspection:
-            return _Inspection(
-                "damaged", reason, config, None, epochs_done, _iso_time(folder_time), folder_time
-            )
-
-        if not folder.is_dir() or folder.is_symlink():
-            return damaged("not a folder")
-        config_path = folder / CONFIG_FILE
-        config, problem = _read_json_or_problem(config_path)
-        problem = problem or config_problem(config, folder.name, None)
-        if problem is not None:
-            return damaged(problem)
-        try:
-            started = config_path.stat().st_mtime
-        except OSError as error:  # deleted meanwhile
-            return damaged(f"{CONFIG_FILE} is unreadable ({error})")
-        history_path = folder / HISTORY_FILE
-        if history_path.exists():
-            history, history_trouble = _read_json_or_problem(history_path)
-            history_trouble = history_trouble or history_problem(history)
-        else:
-            history, history_trouble = [], None
-        epochs_done = len(history) if history_trouble is None else 0
-
-        complete_path = folder / COMPLETE_FILE
-        if complete_path.exists():
-            complete, problem = _read_json_or_problem(complete_path)
-            files = None
-            if problem is None:
-                files, problem = self._complete_files(folder, config, complete)
-            if problem is not None:
-                return damaged(f"marked complete, but {problem}", config, epochs_done)
-            created = complete["created"]
-            parsed = datetime.fromisoformat(created)
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return _Inspection(
-                "complete", None, config, complete, epochs_done, created, parsed.timestamp(), files
-            )
-
-        if history_trouble is not None:  # what resuming needs: the run cannot go on
-            return damaged(history_trouble, config)
-        failed_path = folder / FAILED_FILE
-        if failed_path.exists():
-            failure, problem = _read_json_or_problem(failed_path)
-            problem = problem or json_problem(FAILED_FILE, failure)
-            # Why it failed is for people: a damaged record still leaves the run resumable.
-            reason = failure["error"] if problem is None else f"unknown error ({problem})"
-            return _Inspection(
-                "failed", reason, config, None, epochs_done, _iso_time(started), started
-            )
-        return _Inspection(
-            "incomplete", None, config, None, epochs_done, _iso_time(started), started
-        )

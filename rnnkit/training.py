@@ -344,7 +344,7 @@ def _progress_callback(
         def check_cancel(self) -> None:
             if any(cancel.cancelled for cancel in cancels):
                 # Raised, not stop_training: Keras would otherwise close the partial epoch as
-                # finished and delete the backup that resuming needs.
+                # finished, and its history and checkpoint would skip the rest of it.
                 raise TrainingCancelled(f"run {run_id} was cancelled in epoch {self.epoch + 1}")
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
