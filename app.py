@@ -3,18 +3,26 @@
 One page per script in `views/`; add a page by adding an `st.Page` to the list in `main`. The
 folder is not called `pages/`: beside the entry point, Streamlit reads such a folder as its old
 multipage layout until `st.navigation` has run once, so a shared link to a page would skip
-app.py. The reviews are loaded here, under a status in the sidebar, before any page runs: the
-first visit parses them, every later view (of any session) takes them from `st.cache_resource`.
+app.py. The environment's settings are checked first: a bad `RNNKIT_*` variable stops every page
+with an error naming it. The reviews are loaded here, under a status in the sidebar, before any
+page runs: the first visit parses them, every later view (of any session) takes them from
+`st.cache_resource`.
 """
 
 import streamlit as st
 
+from rnnkit.settings import SettingsError, check_environment
 from rnnkit.ui.loading import data_sidebar
 
 
 def main() -> None:
     """Set up the page, the navigation and the data sidebar, then run the chosen page."""
     st.set_page_config(page_title="rnnkit: RNNs on IMDB", page_icon="🎬", layout="wide")
+    try:
+        check_environment()  # every page, before any of it runs: no page works with these
+    except SettingsError as error:
+        st.error(f"This server's settings cannot be used.\n\n{error}")
+        st.stop()
     page = st.navigation(
         [
             st.Page("views/home.py", title="Home", icon="🏠", default=True),

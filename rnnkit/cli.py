@@ -5,15 +5,21 @@
     python -m rnnkit show RUN_ID
     python -m rnnkit delete RUN_ID
 
-Exit codes: 0 done, 1 the data or a run could not be used, 2 a bad argument or setting,
-130 interrupted (the run resumes from its last finished epoch when asked again).
+RUN_ID is a run id or any unique prefix of 4 or more of its characters (the app shows 8).
+
+Exit codes: 0 done, 1 the data or a run could not be used (no such run, a damaged run, a
+store that cannot be written), 2 a bad argument or setting (an ambiguous or malformed run id,
+an `RNNKIT_*` variable out of range), 130 interrupted by Ctrl+C and 143 by SIGTERM (the run
+resumes from its last finished epoch when asked again).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import TextIO
@@ -21,6 +27,7 @@ from typing import TextIO
 from rnnkit.config import PRESETS, TrainConfig, preset
 from rnnkit.data import load_imdb
 from rnnkit.runs import RunError, RunStore
+from rnnkit.settings import SettingsError, check_environment
 from rnnkit.sources import DataError
 from rnnkit.training import ProgressEvent, TrainingCancelled, train
 
@@ -96,7 +103,7 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 def _config_from(arguments: argparse.Namespace) -> TrainConfig:
     overrides = _parse_sets(arguments.set)
     if arguments.epochs is not None:
-        overrides["training.epochs"] = str(arguments.epochs)
+        overrides["training.epochs"] = arguments.epochs  # read like --set training.epochs=
     return preset(arguments.preset).with_overrides(overrides)
 
 
@@ -110,9 +117,15 @@ def command_train(arguments: argparse.Namespace) -> int:
     store = _store(arguments)
     run_id = config.run_id(data.fingerprint)
     print(f"{config.summary()}\nrun id {run_id}", file=sys.stderr)
-    already_trained = store.status(run_id) == "complete"
+    stored = store.summary(run_id)
+    already_trained = stored.status == "complete"
     if already_trained:
         print("already trained: returning the stored run, no training", file=sys.stderr)
+    elif stored.status == "damaged":
+        print(
+            f"the stored run is damaged ({stored.error}): it is trained again from scratch",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     bar = ProgressBar()
     run = train(config, data, store, on_progress=bar, started_at=arguments.started_at)
@@ -157,7 +170,8 @@ def command_runs(arguments: argparse.Namespace) -> int:
 
 
 def command_show(arguments: argparse.Namespace) -> int:
-    run = _store(arguments).load(arguments.run_id)
+    store = _store(arguments)
+    run = store.load(store.resolve(arguments.run_id))
     print(f"run {run.run_id}: {TrainConfig.from_dict(run.config).summary()}")
     print(json.dumps({"summary": run.summary, "metrics": run.metrics}, indent=2))
     print(f"{'epoch':>5}  {'loss':>7}  {'acc':>7}  {'val_loss':>8}  {'val_acc':>7}  seconds")
@@ -171,10 +185,12 @@ def command_show(arguments: argparse.Namespace) -> int:
 
 
 def command_delete(arguments: argparse.Namespace) -> int:
-    if _store(arguments).delete(arguments.run_id):
-        print(f"deleted run {arguments.run_id}")
+    store = _store(arguments)
+    run_id = store.resolve(arguments.run_id)
+    if store.delete(run_id):
+        print(f"deleted run {run_id}")
         return 0
-    print(f"error: no run {arguments.run_id} in {_store(arguments).root}", file=sys.stderr)
+    print(f"error: no run {run_id} in {store.root} (deleted meanwhile?)", file=sys.stderr)
     return 1
 
 
@@ -185,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_parser = commands.add_parser("train", help="train a configuration (or reuse its run)")
     train_parser.add_argument("--preset", default="seed", choices=sorted(PRESETS))
-    train_parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
+    train_parser.add_argument("--epochs", default=None, help="override the epochs")
     train_parser.add_argument(
         "--set",
         action="append",
@@ -202,9 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
         ("delete", command_delete, "delete a run"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("run_id")
+        sub.add_argument("run_id", help="a run id, or its first 4 or more characters")
         sub.set_defaults(handler=handler)
     return parser
+
+
+class _Terminated(Exception):
+    """SIGTERM asked the command to stop."""
+
+
+def _on_terminate(number: int, frame: object) -> None:
+    raise _Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,6 +236,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     started_at = time.time()  # a run's start counts from the command, TensorFlow's load included
     arguments = build_parser().parse_args(argv)
     arguments.started_at = started_at
+    try:
+        check_environment()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # SIGTERM ends the command as Ctrl+C does, with its message (training defers both to the
+    # end of the batch in progress, rnnkit.training).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_terminate) if in_main_thread else None
+    interrupted = "\ninterrupted: the run resumes from its last finished epoch when asked again"
     try:
         return arguments.handler(arguments)
     except ValueError as error:
@@ -221,8 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, TrainingCancelled):
-        print(
-            "\ninterrupted: the run resumes from its last finished epoch when asked again",
-            file=sys.stderr,
-        )
-        return 130
+        print(interrupted, file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Terminated:
+        print(interrupted, file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -8,6 +8,8 @@ sliders and choices.
 
 A config names its run: `run_id(data_fingerprint)` hashes the canonical JSON of every setting
 together with the data's fingerprint, so the same settings on the same data find the same run.
+Each value is stored in one form however it was written (a float setting's 1 is 1.0, -0.0 is
+0.0, a list is a tuple; text is read by `Limit.parse`), so equal settings give equal ids.
 
 This module imports neither Keras nor TensorFlow: `rnnkit.model` builds the model.
 """
@@ -22,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from rnnkit.parsing import parse_number
 from rnnkit.sequences import SIDES, Side
 
 Cell = Literal["simple_rnn", "lstm", "gru"]
@@ -107,7 +110,7 @@ class Limit:
             and not isinstance(value, bool)
             and self._in_range(value)
         ):
-            return float(value)
+            return float(value) + 0.0  # -0.0 + 0.0 is 0.0: one run id for "-0" and "0"
         if (
             self.kind == "int_tuple"
             and isinstance(value, list | tuple)
@@ -120,6 +123,9 @@ class Limit:
     def parse(self, name: str, text: str) -> Any:
         """Read a value for `name` from text, as a command line gives it ("3", "64,64", "none").
 
+        Numbers are read by `rnnkit.parsing.parse_number`, as every number from text is: ASCII
+        digits only ("３" is refused), "-0" is 0, and "3.0" or "3e0" is the whole number 3.
+
         Returns:
             The value, checked as `check` does.
         """
@@ -128,23 +134,26 @@ class Limit:
         try:
             if self.optional and lowered in ("none", "null", ""):
                 value: Any = None
-            elif self.kind == "int":
-                value = int(cleaned)
-            elif self.kind == "float":
-                value = float(cleaned)
+            elif self.kind in ("int", "float"):
+                value = parse_number(cleaned, self.kind)
             elif self.kind == "bool":
-                value = {"true": True, "yes": True, "on": True, "1": True}.get(lowered)
-                if value is None:
-                    value = {"false": False, "no": False, "off": False, "0": False}[lowered]
+                value = _BOOLEAN_WORDS[lowered]
             elif self.kind == "choice":
                 value = lowered
             else:
                 items = cleaned.strip("[]() ").replace(",", " ").split()
                 empty = items in ([], ["none"])
-                value = () if empty else tuple(int(item) for item in items)
+                value = () if empty else tuple(parse_number(item, "int") for item in items)
         except (ValueError, KeyError):
             raise ValueError(f"{name} must be {self.allowed}, not {text!r}") from None
         return self.check(name, value)
+
+
+# How a yes or a no may be written on a command line or in a URL.
+_BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "yes", "on", "1"), True),
+    **dict.fromkeys(("false", "no", "off", "0"), False),
+}
 
 
 def _format(number: float | None) -> str:

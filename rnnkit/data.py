@@ -14,13 +14,18 @@ the course notebook's code and numbers carry over:
 Sources: the Large Movie Review Dataset ("aclImdb": the official `aclImdb_v1.tar.gz`, a copy of
 its labeled part, or the unpacked folder; `rnnkit.sources` reads and downloads it) or Keras' own
 download ("keras"). Parsing aclImdb takes seconds; the parsed result is cached on disk for every
-later process and every `num_words`. Tokenizing and the vocabulary live in `rnnkit.vocabulary`.
+later process and every `num_words`, with a CRC-32 of each cached file in its `meta.json`: a file
+changed since (even in place, at the same size) is found on reading, and the source is parsed
+again with a warning. What the source warned of when it was parsed (a cut archive, missing
+reviews) is kept with the cache and warned of at every load. Tokenizing and the vocabulary live
+in `rnnkit.vocabulary`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import pickle
 import shutil
@@ -30,6 +35,7 @@ import tempfile
 import threading
 import time
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count
@@ -40,7 +46,7 @@ import numpy as np
 from filelock import FileLock
 
 from rnnkit.sequences import TokenSequences
-from rnnkit.settings import DATA_VARIABLE, child_environment, get_settings
+from rnnkit.settings import DATA_VARIABLE, child_environment
 from rnnkit.sources import (
     LABEL_NAMES,
     OFFICIAL_URL,
@@ -48,6 +54,7 @@ from rnnkit.sources import (
     DataError,
     DataWarning,
     RawReview,
+    check_cache_folder,
     download_imdb,
     download_path,
     read_archive,
@@ -97,7 +104,7 @@ __all__ = [
 ]
 
 # Bump when the layout of the cached corpus changes: caches of another format are rebuilt.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: checksums and the source's warnings in meta.json
 
 Source = Literal["aclImdb", "keras"]
 
@@ -265,6 +272,7 @@ class _Corpus:
             if value is not None:
                 np.save(folder / f"{name}.npy", value, allow_pickle=False)
         (folder / "words.txt").write_text("\n".join(self.words), encoding="utf-8")
+        arrays = [name for name in self._ARRAYS if getattr(self, name) is not None]
         meta = {
             **meta,
             "train_reviews": self.train_reviews,
@@ -272,14 +280,29 @@ class _Corpus:
             "tokens": len(self.ranks),
             "replaced_reviews": self.replaced_reviews,
             "shuffled": self.shuffled,
-            "arrays": [name for name in self._ARRAYS if getattr(self, name) is not None],
+            "arrays": arrays,
+            "checksums": {
+                name: _checksum(folder / name)
+                for name in [*(f"{array}.npy" for array in arrays), "words.txt"]
+            },
         }
         # meta.json last: a folder without it was never finished.
         (folder / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> tuple[_Corpus, dict]:
+        """Read a cached corpus, each file checked against its checksum first.
+
+        Raises:
+            ValueError, KeyError, TypeError, OSError: the cache is damaged or incomplete.
+        """
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if not set(meta["arrays"]) <= set(cls._ARRAYS):
+            raise ValueError(f"meta.json names arrays no corpus has: {meta['arrays']!r}")
+        checksums = meta["checksums"]
+        for name in [*(f"{array}.npy" for array in meta["arrays"]), "words.txt"]:
+            if _checksum(folder / name) != checksums[name]:
+                raise ValueError(f"{name} changed since it was cached (its CRC-32 differs)")
         arrays = {name: None for name in cls._ARRAYS}
         for name in meta["arrays"]:
             # Memory-mapped: the tokens and texts are read from disk as they are used.
@@ -315,6 +338,16 @@ class _Corpus:
             problems.append("a review reaches past the end of ranks")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def _checksum(path: Path) -> int:
+    """CRC-32 of a file's bytes: tens of milliseconds for the whole cache, which a parse takes
+    seconds to rebuild."""
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return zlib.crc32(b"")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return zlib.crc32(view)
 
 
 def _rank_words(
@@ -523,7 +556,7 @@ def _assemble(
 
 def _cache_folder(fingerprint: str) -> Path:
     key = hashlib.sha256(f"{fingerprint}:{TOKENIZER_VERSION}:{CACHE_FORMAT}".encode()).hexdigest()
-    return get_settings().cache_dir / "imdb" / key[:20]
+    return check_cache_folder() / "imdb" / key[:20]
 
 
 def _write_cache(corpus: _Corpus, folder: Path, meta: dict) -> None:
@@ -558,24 +591,37 @@ def _load_aclimdb_corpus(path: Path) -> tuple[_Corpus, SourceInfo]:
     kind = "aclImdb folder" if path.is_dir() else "aclImdb archive"
     fingerprint = source_fingerprint(path)
     folder = _cache_folder(fingerprint)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder) + ".lock")
+        lock.acquire()
+    except OSError as error:  # a read-only cache, a file where its folder belongs
+        raise DataError(
+            f"The cache folder {folder.parent} cannot be written ({error.strerror or error}): "
+            f"point RNNKIT_CACHE_DIR at a folder this process can write."
+        ) from None
     # One process parses; others wait for it and then read its cache.
-    with FileLock(str(folder) + ".lock"):
+    try:
         corpus = None
         if (folder / "meta.json").exists():
             try:
-                corpus, _ = _Corpus.load(folder)
+                corpus, meta = _Corpus.load(folder)
+                source_warnings = meta["source_warnings"]
+                if not all(isinstance(message, str) for message in source_warnings):
+                    raise TypeError("meta.json's source_warnings are not texts")
             except (OSError, ValueError, KeyError, TypeError) as error:
                 warnings.warn(
                     f"The cached reviews in {folder} are damaged ({error}); parsing {path} again.",
                     DataWarning,
                     stacklevel=3,
                 )
+                corpus = None
                 shutil.rmtree(folder, ignore_errors=True)
         from_cache = corpus is not None
         if corpus is None:
             reader = read_folder if path.is_dir() else read_archive
-            corpus = _build_corpus(reader(path))
+            source = reader(path)
+            corpus, source_warnings = _build_corpus(source.reviews), source.warnings
             _write_cache(
                 corpus,
                 folder,
@@ -584,8 +630,13 @@ def _load_aclimdb_corpus(path: Path) -> tuple[_Corpus, SourceInfo]:
                     "tokenizer": TOKENIZER_VERSION,
                     "fingerprint": fingerprint,
                     "source_path": str(path.resolve()),
+                    "source_warnings": source_warnings,
                 },
             )
+    finally:
+        lock.release()
+    for message in source_warnings:  # at every load, from the cache too
+        warnings.warn(message, DataWarning, stacklevel=3)
     if corpus.replaced_reviews:
         warnings.warn(
             f"{corpus.replaced_reviews} review(s) in {path} hold bytes that are not UTF-8; "

@@ -504,9 +504,12 @@ class JobBoard:
             problems = limit_problems(config, self.limits)
             if problems:
                 raise LimitError("; ".join(problems) + ".")
-            if len(self._queue) >= self.limits.max_queue:
+            # The queue also holds jobs a free slot is about to take: those do not wait.
+            free_slots = max(0, self.limits.max_jobs - self._running)
+            waiting = max(0, len(self._queue) - free_slots)
+            if len(self._queue) >= free_slots and waiting >= self.limits.max_queue:
                 raise LimitError(
-                    f"The queue is full: {len(self._queue)} waiting, this server's limit "
+                    f"The queue is full: {waiting} waiting, this server's limit "
                     f"(RNNKIT_MAX_QUEUE = {self.limits.max_queue}); try again later."
                 )
             job = Job(run_id=run_id, config=config, data=data)

@@ -9,18 +9,24 @@ and lives in `root/<run_id>/`:
   `timings.json`, `versions.json`: the results;
 - `failed.json` (`{"error": ..., "when": ...}`): training stopped with an error;
 - `complete.json`: the completion marker, written last, holding a small summary
-  (`best_val_accuracy`, `best_epoch`, `test_accuracy`, `created`, `seconds`);
-- `backup/`: the folder `keras.callbacks.BackupAndRestore` keeps its checkpoint in, so an
-  interrupted run resumes from its last epoch.
+  (`best_val_accuracy`, `best_epoch`, `test_accuracy`, `created`, `seconds`, `epochs_done`,
+  and `test_reviews` and `data_fingerprint`, which say what the predictions must be);
+- `backup/`: the checkpoint of an unfinished run, saved after each epoch
+  (`write_checkpoint`), so an interrupted run resumes from its last finished epoch.
 
-Every file is written atomically (a temporary file in the same folder, then `os.replace`), so a
-reader sees the previous version or the new one, never half of one. A configuration trained once is
-never trained again: `create()` refuses a complete run. Trainers hold `lock(run_id)` while they
-train, so two processes never train the same run at once.
+What each file must hold is `rnnkit.run_schema`'s table: every file is checked against it when
+it is read, and a run whose files do not match is "damaged", with the reason, in listings, in
+`load()` and for training (which starts it over). This module is the only code that writes a
+run's files. Every file is written atomically (a temporary file in the same folder, then
+`os.replace`), so a reader sees the previous version or the new one, never half of one. A
+configuration trained once is never trained again: `create()` refuses a complete run. Trainers
+hold `lock(run_id)` while they train, so two processes never train the same run at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
@@ -28,43 +34,100 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from rnnkit.run_schema import (
+    CHECKPOINT_FILE,
+    COMPLETE_FILE,
+    CONFIG_FILE,
+    FAILED_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREDICTIONS_FILE,
+    TIMINGS_FILE,
+    VERSIONS_FILE,
+    Inspection,
+    config_problem,
+    history_problem,
+    inspect_folder,
+    iso_time,
+    json_problem,
+    read_complete_files,
+    read_json_file,
+    read_json_or_problem,
+)
 from rnnkit.settings import get_settings
 
 if TYPE_CHECKING:
     import keras
 
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.json"
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.npy"
-MODEL_FILE = "model.keras"
-TIMINGS_FILE = "timings.json"
-VERSIONS_FILE = "versions.json"
-FAILED_FILE = "failed.json"
-COMPLETE_FILE = "complete.json"
 BACKUP_FOLDER = "backup"
+LEGACY_WEIGHTS = "latest.weights.h5"  # Keras' BackupAndRestore's file, in older runs
 LOCKS_FOLDER = ".locks"  # outside every run folder, so deleting a run never pulls a held lock
 
-# What a complete run must hold besides its marker; `status()` checks each one.
-REQUIRED_FILES = (CONFIG_FILE, HISTORY_FILE, METRICS_FILE, PREDICTIONS_FILE, MODEL_FILE)
 STATUSES = ("missing", "complete", "incomplete", "failed", "damaged")
 
 _RUN_ID = re.compile(r"[0-9a-f]{16}")
+_RUN_ID_PREFIX = re.compile(r"[0-9a-f]{4,16}")  # the app shows the first 8
 # A file of a run folder: a plain name, never a path ("../x", "a/b") nor a hidden file.
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class RunError(Exception):
     """A run could not be loaded or written; the message names the run and the fix."""
+
+
+_ELSEWHERE = "point RNNKIT_RUNS_DIR (or --runs-dir) at another folder"
+
+
+def _in_the_way(path: Path) -> Path:
+    """The file that stands where `path` or one of its folders belongs (or `path`)."""
+    for candidate in (path, *path.parents):
+        if candidate.is_symlink() or candidate.exists():
+            return path if candidate.is_dir() else candidate
+    return path
+
+
+def _write_failure(place: Path, error: OSError) -> str:
+    """What went wrong writing under `place` and what to do, for a RunError's message."""
+    where = _in_the_way(Path(error.filename)) if isinstance(error.filename, str) else place
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"make {place} writable, or {_ELSEWHERE} you can write"
+    elif error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = (
+            f"free disk space where {place} is and train again (an interrupted run resumes "
+            f"from its last finished epoch), or {_ELSEWHERE}"
+        )
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        fix = f"a file stands where a folder belongs: move {where} away, or {_ELSEWHERE}"
+    else:
+        fix = f"check the disk, or {_ELSEWHERE}"
+    named = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or error}{named}: {fix}"
+
+
+class _StoreLock(FileLock):
+    """A run's lock whose lock file cannot be made (a read-only store) raises a RunError."""
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().acquire(*args, **kwargs)
+        except Timeout:
+            raise
+        except OSError as error:
+            locks = Path(self.lock_file).parent
+            raise RunError(
+                f"The run store {locks.parent} cannot hold a lock in {locks}: "
+                f"{_write_failure(locks, error)}."
+            ) from error
 
 
 def is_run_id(text: object) -> bool:
@@ -99,10 +162,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _iso_time(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
 def _json_default(value: Any) -> Any:
     """Let NumPy scalars and arrays (Keras metrics often are) be written as JSON."""
     if isinstance(value, np.generic):
@@ -110,41 +169,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _read_json_file(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _check_array_file(path: Path) -> None:
-    """Raise ValueError unless `path` is a whole `.npy` file (its size matches its header)."""
-    with path.open("rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-        else:
-            raise ValueError(f"unsupported .npy format version {version}")
-        expected_size = handle.tell() + int(np.prod(shape)) * dtype.itemsize
-    if path.stat().st_size != expected_size:
-        raise ValueError(f"holds {path.stat().st_size} bytes, its header says {expected_size}")
-
-
-def _is_model_archive(path: Path) -> bool:
-    """Whether `path` is a zip archive with a model's `config.json`, as every `.keras` file is.
-
-    Only the archive's directory is read (milliseconds), not the weights.
-    """
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return "config.json" in archive.namelist()
-
-
-def _is_history(data: Any) -> bool:
-    """Whether `data` (parsed `history.json`) is a list of per-epoch dicts."""
-    return isinstance(data, list) and all(isinstance(epoch, dict) for epoch in data)
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -274,18 +298,7 @@ class Run:
             ) from error
 
 
-@dataclass(frozen=True)
-class _Inspection:
-    status: str
-    reason: str | None  # a failed run's error or what is damaged
-    config: dict | None
-    complete: dict | None  # complete.json, when it parsed
-    epochs_done: int
-    created: str | None
-    sort_time: float  # seconds since the epoch, newest first in listings
-
-
-def _summary(run_id: str, inspection: _Inspection) -> RunSummary:
+def _summary(run_id: str, inspection: Inspection) -> RunSummary:
     complete = inspection.complete or {}
     return RunSummary(
         run_id=run_id,
@@ -341,7 +354,7 @@ class RunStore:
         return self.folder(run_id) / MODEL_FILE
 
     def backup_dir(self, run_id: str) -> Path:
-        """The folder to give `keras.callbacks.BackupAndRestore`; nothing is created (Keras does).
+        """The folder of a run's checkpoint (`write_checkpoint`); nothing is created.
 
         Raises:
             ValueError: `run_id` is not a run id.
@@ -359,15 +372,35 @@ class RunStore:
             run_id: the run id.
 
         Returns:
-            An unacquired `filelock.FileLock` (use `with store.lock(run_id):`).
+            An unacquired `filelock.FileLock` (use `with store.lock(run_id):`); acquiring it
+            raises RunError where its file cannot be made.
 
         Raises:
             ValueError: `run_id` is not a run id.
+            RunError: the store's folder cannot be made or written; the message says why.
         """
         _check_run_id(run_id)
         locks = self.root / LOCKS_FOLDER
-        locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(locks / f"{run_id}.lock")
+        with self._writing():
+            locks.mkdir(parents=True, exist_ok=True)
+        return _StoreLock(locks / f"{run_id}.lock")
+
+    @contextlib.contextmanager
+    def _writing(self, run_id: str | None = None) -> Iterator[None]:
+        """Make an OSError of the writes inside (a read-only folder, a full disk, a file where a
+        folder belongs) a RunError that names the folder and the fix."""
+        place = self.root if run_id is None else self.root / run_id
+        try:
+            yield
+        except Timeout:
+            raise
+        except OSError as error:
+            what = (
+                f"Run {run_id} could not be saved in {place}"
+                if run_id
+                else (f"The run store {self.root} could not be written")
+            )
+            raise RunError(f"{what}: {_write_failure(place, error)}.") from error
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -380,18 +413,22 @@ class RunStore:
 
         Args:
             run_id: the run id, made from `config`.
-            config: the configuration, as JSON-compatible values.
+            config: the configuration, as `TrainConfig.to_dict()` gives it.
 
         Returns:
             The run folder.
 
         Raises:
-            ValueError: `run_id` is not a run id, or `config` is not a dict.
-            RunError: the run is complete; a configuration is never trained twice.
+            ValueError: `run_id` is not a run id, or `config` is not a configuration.
+            RunError: the run is complete (a configuration is never trained twice), or its
+                folder cannot be written (the message names it and the fix).
         """
         _check_run_id(run_id)
         if not isinstance(config, dict):
             raise ValueError(f"config must be a dict, not {type(config).__name__}.")
+        problem = config_problem(config, run_id, None)
+        if problem is not None:
+            raise ValueError(f"Run {run_id} cannot be created: {problem}.")
         status = self.status(run_id)
         if status == "complete":
             raise RunError(
@@ -401,15 +438,17 @@ class RunStore:
         if status == "damaged":
             self.discard_results(run_id)
         folder = self.folder(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        with self._writing(run_id):
+            folder.mkdir(parents=True, exist_ok=True)
         try:
-            unchanged = _read_json_file(folder / CONFIG_FILE) == config
+            unchanged = read_json_file(folder / CONFIG_FILE) == config
         except (OSError, ValueError):
             unchanged = False
         # Left as is when unchanged, so its time stays the time training first started.
         if not unchanged:
             self.write_json(run_id, CONFIG_FILE, config)
-        (folder / FAILED_FILE).unlink(missing_ok=True)
+        with self._writing(run_id):
+            (folder / FAILED_FILE).unlink(missing_ok=True)
         return folder
 
     def _write_atomically(self, run_id: str, name: str, write: Callable[[IO[bytes]], None]) -> Path:
@@ -420,7 +459,8 @@ class RunStore:
                 f"Run {run_id} has no folder in {self.root} (deleted while it was written?): "
                 f"call create() before writing its files."
             )
-        return write_atomically(folder / name, write)
+        with self._writing(run_id):
+            return write_atomically(folder / name, write)
 
     def write_json(self, run_id: str, name: str, data: Any) -> Path:
         """Write one JSON file of a run atomically (NumPy scalars and arrays are converted).
@@ -436,7 +476,8 @@ class RunStore:
         Raises:
             ValueError: `run_id` or `name` is not valid.
             TypeError: `data` cannot be written as JSON; the previous file is kept.
-            RunError: the run has no folder.
+            RunError: the run has no folder, or it cannot be written (read-only, disk full...);
+                the previous file is kept.
         """
         text = json.dumps(data, indent=2, default=_json_default)
         return self._write_atomically(run_id, name, lambda handle: handle.write(text.encode()))
@@ -475,17 +516,86 @@ class RunStore:
         path = self.model_path(run_id)
         if not path.parent.is_dir():
             raise RunError(f"Run {run_id} has no folder in {self.root}: call create() first.")
-        # Keras names the format by the file's ending: the temporary file ends in .keras too.
-        descriptor, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{MODEL_FILE}.", suffix=".keras"
-        )
-        os.close(descriptor)
-        try:
-            model.save(temporary)
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        with self._writing(run_id):
+            # Keras names the format by the file's ending: the temporary file ends in .keras too.
+            descriptor, temporary = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{MODEL_FILE}.", suffix=".keras"
+            )
+            os.close(descriptor)
+            try:
+                model.save(temporary)
+                os.replace(temporary, path)
+            finally:
+                Path(temporary).unlink(missing_ok=True)
         return path
+
+    def write_checkpoint(
+        self, run_id: str, epoch: int, save_weights: Callable[[Path], None]
+    ) -> Path:
+        """Save the training state after `epoch` finished epochs, for a resume to start there.
+
+        The weights go to a file of their own, written beside and renamed into place; then
+        `training_metadata.json` is replaced by one naming that file and the epoch. That last
+        rename is the moment the new state counts: a process stopped at any instant (killed,
+        the disk full) leaves the previous state or the new one, each whole. Older weights go
+        last. (Keras' `BackupAndRestore` overwrites its one weights file in place: stopped
+        while writing it, the run could not resume from that epoch, nor at all.)
+
+        Args:
+            run_id: the run id; its folder must exist (`create()`).
+            epoch: finished epochs, 1 or more.
+            save_weights: writes the model's weights (and optimizer state) to the path given,
+                e.g. `model.save_weights`; the path ends in `.weights.h5`.
+
+        Returns:
+            The path of the weights file.
+
+        Raises:
+            RunError: the run has no folder, or it cannot be written.
+        """
+        folder = self.folder(run_id)
+        if not folder.is_dir():
+            raise RunError(f"Run {run_id} has no folder in {self.root}: call create() first.")
+        backup = self.backup_dir(run_id)
+        name = f"epoch-{epoch}.weights.h5"
+        with self._writing(run_id):
+            backup.mkdir(exist_ok=True)
+            temporary = backup / f".partial-{name}"  # Keras reads the format from the ending
+            try:
+                save_weights(temporary)
+                with temporary.open("rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(temporary, backup / name)
+            finally:
+                temporary.unlink(missing_ok=True)
+            write_json_atomically(folder / CHECKPOINT_FILE, {"epoch": epoch, "weights": name})
+            for old in backup.glob("*.weights.h5"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+        return backup / name
+
+    def checkpoint(self, run_id: str) -> tuple[int, Path] | None:
+        """The checkpoint an unfinished run resumes from: its finished epochs and its weights.
+
+        Args:
+            run_id: the run id.
+
+        Returns:
+            (epochs, weights file), or None when there is no checkpoint to resume from (none
+            yet, or one that does not hold what `rnnkit.run_schema` asks: resuming starts over).
+
+        Raises:
+            ValueError: `run_id` is not a run id.
+        """
+        folder = self.folder(run_id)
+        metadata, problem = read_json_or_problem(folder / CHECKPOINT_FILE)
+        if problem is not None or json_problem(CHECKPOINT_FILE, metadata) is not None:
+            return None
+        name = metadata.get("weights", LEGACY_WEIGHTS)
+        weights = self.backup_dir(run_id) / name
+        if _FILE_NAME.fullmatch(name) is None or not weights.is_file():
+            return None
+        return metadata["epoch"], weights
 
     def write_run_facts(self, run_id: str, timings: dict, versions: dict) -> None:
         """Write `timings.json` (how long training took, and how it was computed) and
@@ -524,26 +634,36 @@ class RunStore:
 
         Args:
             run_id: the run id.
-            summary: JSON-compatible values for listings: best_val_accuracy, best_epoch,
-                test_accuracy, seconds, and created (ISO time; default when config.json was
-                written, i.e. when training started).
+            summary: what `rnnkit.run_schema` asks of `complete.json`: best_val_accuracy,
+                best_epoch, test_accuracy, epochs_done, seconds, test_reviews,
+                data_fingerprint, and created (ISO time; default when config.json was written,
+                i.e. when training started).
 
         Returns:
             The path of `complete.json`.
 
         Raises:
             ValueError: `run_id` is not a run id, or `summary` is not a dict.
-            RunError: a file a complete run needs is missing or damaged.
+            RunError: a file a complete run needs is missing or does not hold what it must,
+                or `summary` does not; the message says which.
         """
         folder = self.folder(run_id)
         if not isinstance(summary, dict):
             raise ValueError(f"summary must be a dict, not {type(summary).__name__}.")
-        problem = self._required_files_problem(folder)
+        summary = dict(summary)
+        for key in ("test_reviews", "data_fingerprint"):  # what later reads check the files by
+            if key not in summary:
+                raise RunError(
+                    f"Run {run_id} cannot be marked complete: {COMPLETE_FILE} has no {key!r}."
+                )
+        config, problem = read_json_or_problem(folder / CONFIG_FILE)
+        if problem is None:
+            summary.setdefault("created", iso_time((folder / CONFIG_FILE).stat().st_mtime))
+            problem = read_complete_files(folder, config, summary)[1]
         if problem is not None:
             raise RunError(f"Run {run_id} cannot be marked complete: {problem}.")
-        summary = dict(summary)
-        summary.setdefault("created", _iso_time((folder / CONFIG_FILE).stat().st_mtime))
-        (folder / FAILED_FILE).unlink(missing_ok=True)
+        with self._writing(run_id):
+            (folder / FAILED_FILE).unlink(missing_ok=True)
         path = self.write_json(run_id, COMPLETE_FILE, summary)
         shutil.rmtree(folder / BACKUP_FOLDER, ignore_errors=True)
         return path
@@ -585,22 +705,23 @@ class RunStore:
             ValueError: `run_id` is not a run id.
         """
         folder = self.folder(run_id)
-        if folder.is_symlink() or folder.is_file():  # a stray file where the folder belongs
-            folder.unlink()
-            return [run_id]
-        if not folder.is_dir():
-            return []
-        removed = []
-        # The marker first: if this stops halfway, the run reads incomplete, never complete.
-        entries = sorted(folder.iterdir(), key=lambda entry: entry.name != COMPLETE_FILE)
-        for entry in entries:
-            if entry.name == CONFIG_FILE and entry.is_file():
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-            removed.append(entry.name)
+        with self._writing(run_id):
+            if folder.is_symlink() or folder.is_file():  # a stray file where the folder belongs
+                folder.unlink()
+                return [run_id]
+            if not folder.is_dir():
+                return []
+            removed = []
+            # The marker first: if this stops halfway, the run reads incomplete, never complete.
+            entries = sorted(folder.iterdir(), key=lambda entry: entry.name != COMPLETE_FILE)
+            for entry in entries:
+                if entry.name == CONFIG_FILE and entry.is_file():
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry.name)
         return sorted(removed)
 
     def delete(self, run_id: str) -> bool:
@@ -617,23 +738,70 @@ class RunStore:
 
         Raises:
             ValueError: `run_id` is not a run id.
+            RunError: the store cannot be written (the message names it and the fix).
         """
         folder = self.folder(run_id)
         if not folder.exists() and not folder.is_symlink():
             return False
-        if folder.is_dir() and not folder.is_symlink():
-            trash = Path(tempfile.mkdtemp(prefix=f".deleting-{run_id}-", dir=self.root))
-            try:
-                os.replace(folder, trash / run_id)
-            except FileNotFoundError:  # deleted by someone else meanwhile
-                trash.rmdir()
-                return False
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            folder.unlink()
+        with self._writing(run_id):
+            if folder.is_dir() and not folder.is_symlink():
+                trash = Path(tempfile.mkdtemp(prefix=f".deleting-{run_id}-", dir=self.root))
+                try:
+                    os.replace(folder, trash / run_id)
+                except FileNotFoundError:  # deleted by someone else meanwhile
+                    trash.rmdir()
+                    return False
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                folder.unlink()
         return True
 
     # --- reading --------------------------------------------------------------------------------
+
+    def resolve(self, prefix: str) -> str:
+        """The run id of the one run in the store whose id starts with `prefix`, as people
+        copy ids from the app (which shows their first 8 characters).
+
+        Args:
+            prefix: 4 to 16 lowercase hex characters.
+
+        Returns:
+            The full run id.
+
+        Raises:
+            ValueError: `prefix` is not 4 to 16 lowercase hex characters, or several runs start
+                with it (the message lists them).
+            RunError: no run of the store starts with it (the message names the store).
+        """
+        if not isinstance(prefix, str) or _RUN_ID_PREFIX.fullmatch(prefix) is None:
+            raise ValueError(
+                f"{prefix!r} is not a valid run id: give a run id, 16 lowercase hex "
+                f"characters, or its first 4 or more (as the app shows it: 8)."
+            )
+        try:
+            matches = sorted(
+                entry.name
+                for entry in self.root.iterdir()
+                if is_run_id(entry.name) and entry.name.startswith(prefix)
+            )
+        except FileNotFoundError:
+            matches = []
+        except OSError as error:
+            raise RunError(
+                f"The run store {self.root} cannot be read ({error}): point RNNKIT_RUNS_DIR "
+                f"(or --runs-dir) at the folder of your runs."
+            ) from error
+        if len(matches) > 1:
+            raise ValueError(
+                f"{len(matches)} runs start with {prefix!r}: {', '.join(matches)}; give more "
+                f"characters of the one you mean."
+            )
+        if not matches:
+            raise RunError(
+                f"There is no run {prefix} in {self.root}: `python -m rnnkit runs` lists the "
+                f"runs there."
+            )
+        return matches[0]
 
     def read_json(self, run_id: str, name: str) -> Any:
         """Read one JSON file of a run.
@@ -649,7 +817,7 @@ class RunStore:
             ValueError: `run_id` or `name` is not valid, or the file is not JSON.
             FileNotFoundError: the file does not exist.
         """
-        return _read_json_file(self.folder(run_id) / _check_file_name(name))
+        return read_json_file(self.folder(run_id) / _check_file_name(name))
 
     def read_array(self, run_id: str, name: str) -> np.ndarray:
         """Read one `.npy` file of a run (no pickles).
@@ -678,21 +846,18 @@ class RunStore:
 
         Raises:
             ValueError: `run_id` is not a run id.
-            RunError: `history.json` exists but is not a list of dicts.
+            RunError: `history.json` exists but does not hold the epochs `rnnkit.run_schema`
+                asks for.
         """
         path = self.folder(run_id) / HISTORY_FILE
-        try:
-            history = _read_json_file(path)
-        except FileNotFoundError:
+        history, problem = read_json_or_problem(path)
+        if problem is None:
+            problem = history_problem(history)
+        elif not path.exists():
             return []
-        except (OSError, ValueError) as error:
+        if problem is not None:
             raise RunError(
-                f"The history of run {run_id} ({path}) is unreadable ({error}): clear the run "
-                f"with discard_results() or `python -m rnnkit delete {run_id}`, then train it."
-            ) from error
-        if not _is_history(history):
-            raise RunError(
-                f"The history of run {run_id} ({path}) is not a list of epochs: clear the run "
+                f"The history of run {run_id} ({path}) is damaged ({problem}): clear the run "
                 f"with discard_results() or `python -m rnnkit delete {run_id}`, then train it."
             )
         return history
@@ -704,15 +869,16 @@ class RunStore:
             run_id: the run id.
 
         Returns:
-            "missing" (no folder), "complete" (its marker and every file it needs are whole),
-            "failed" (training stopped with an error), "incomplete" (started; resumable) or
-            "damaged" (its config is unreadable, its history cannot be read to resume it, or
-            it is marked complete but a file it needs is missing or truncated).
+            "missing" (no folder), "complete" (its marker and every file it needs hold what
+            `rnnkit.run_schema` asks), "failed" (training stopped with an error), "incomplete"
+            (started; resumable) or "damaged" (its config is not a configuration, its history
+            cannot be read to resume it, or it is marked complete but a file it needs is
+            missing or does not hold what it must).
 
         Raises:
             ValueError: `run_id` is not a run id.
         """
-        return self._inspect(self.folder(run_id)).status
+        return inspect_folder(self.folder(run_id)).status
 
     def list_runs(self) -> list[RunSummary]:
         """Every run in the store, newest first; damaged runs included, with what is wrong.
@@ -722,12 +888,20 @@ class RunStore:
 
         Returns:
             One `RunSummary` per run folder, newest first.
+
+        Raises:
+            RunError: the store's root is a file, or cannot be read.
         """
         try:
             entries = [entry for entry in self.root.iterdir() if is_run_id(entry.name)]
         except FileNotFoundError:
             return []
-        inspected = [(entry.name, self._inspect(entry)) for entry in entries]
+        except OSError as error:  # a file, or a folder this process may not read
+            raise RunError(
+                f"The run store {self.root} cannot be read ({error.strerror or error}): "
+                f"{_ELSEWHERE} (a folder of runs, or a new one)."
+            ) from error
+        inspected = [(entry.name, inspect_folder(entry)) for entry in entries]
         inspected.sort(key=lambda item: (-item[1].sort_time, item[0]))
         return [_summary(run_id, inspection) for run_id, inspection in inspected]
 
@@ -743,7 +917,7 @@ class RunStore:
         Raises:
             ValueError: `run_id` is not a run id.
         """
-        return _summary(run_id, self._inspect(self.folder(run_id)))
+        return _summary(run_id, inspect_folder(self.folder(run_id)))
 
     def load(self, run_id: str) -> Run:
         """Read a complete run: its config, history, metrics, predictions and summary.
@@ -760,7 +934,7 @@ class RunStore:
                 do.
         """
         folder = self.folder(run_id)
-        inspection = self._inspect(folder)
+        inspection = inspect_folder(folder)
         delete_hint = f"delete it with `python -m rnnkit delete {run_id}`"
         if inspection.status == "missing":
             raise RunError(f"There is no run {run_id} in {self.root}: train its configuration.")
@@ -779,134 +953,22 @@ class RunStore:
                 f"Run {run_id} in {folder} is damaged ({inspection.reason}): {delete_hint} or "
                 f"train it again."
             )
-        try:
-            return Run(
-                run_id=run_id,
-                folder=folder,
-                config=inspection.config,
-                history=self.history_epochs(run_id),
-                metrics=self.read_json(run_id, METRICS_FILE),
-                predictions=self.read_array(run_id, PREDICTIONS_FILE),
-                timings=self._optional_json(folder / TIMINGS_FILE),
-                versions=self._optional_json(folder / VERSIONS_FILE),
-                summary=inspection.complete,
-            )
-        except (OSError, ValueError) as error:  # deleted or rewritten while it was read
-            raise RunError(
-                f"Run {run_id} in {folder} could not be read ({error}): {delete_hint} or train "
-                f"it again."
-            ) from error
+        files = inspection.files  # the very contents that were checked
+        return Run(
+            run_id=run_id,
+            folder=folder,
+            config=inspection.config,
+            history=files.history,
+            metrics=files.metrics,
+            predictions=files.predictions,
+            timings=files.optional.get(TIMINGS_FILE, {}),
+            versions=files.optional.get(VERSIONS_FILE, {}),
+            summary=inspection.complete,
+        )
 
     def timings(self, run_id: str) -> dict:
-        """A run's `timings.json`: {} when it is missing or unreadable."""
-        return self._optional_json(self.folder(run_id) / TIMINGS_FILE)
-
-    # --- inspection -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _optional_json(path: Path) -> dict:
-        """A JSON object that is nice to have (timings, versions): {} when absent or unreadable."""
-        try:
-            data = _read_json_file(path)
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    @staticmethod
-    def _required_files_problem(folder: Path) -> str | None:
-        """What keeps `folder` from holding a complete run's files, or None when nothing does."""
-        expected_types = {CONFIG_FILE: dict, METRICS_FILE: dict}
-        for name in REQUIRED_FILES:
-            path = folder / name
-            if not path.is_file():
-                return f"{name} is missing"
-            try:
-                if name == HISTORY_FILE:
-                    if not _is_history(_read_json_file(path)):
-                        return f"{name} does not hold a JSON list of epochs"
-                elif name in expected_types:
-                    if not isinstance(_read_json_file(path), expected_types[name]):
-                        return f"{name} does not hold a JSON {expected_types[name].__name__}"
-                elif name == PREDICTIONS_FILE:
-                    _check_array_file(path)
-                elif not _is_model_archive(path):
-                    return f"{name} is not a whole Keras model file"
-            except (OSError, ValueError, zipfile.BadZipFile) as error:
-                return f"{name} is unreadable ({error})"
-        return None
-
-    def _inspect(self, folder: Path) -> _Inspection:
-        """The status of one run folder, with what listings show; never raises for bad files."""
-        try:
-            folder_time = folder.lstat().st_mtime
-        except FileNotFoundError:
-            return _Inspection("missing", None, None, None, 0, None, 0.0)
-        except OSError as error:
-            return _Inspection("damaged", f"unreadable ({error})", None, None, 0, None, 0.0)
-
-        def damaged(reason: str, config: dict | None = None, epochs_done: int = 0) -> _Inspection:
-            return _Inspection(
-                "damaged", reason, config, None, epochs_done, _iso_time(folder_time), folder_time
-            )
-
-        if not folder.is_dir() or folder.is_symlink():
-            return damaged("not a folder")
-        config_path = folder / CONFIG_FILE
-        try:
-            config = _read_json_file(config_path)
-            started = config_path.stat().st_mtime
-        except FileNotFoundError:
-            return damaged(f"{CONFIG_FILE} is missing")
-        except (OSError, ValueError) as error:
-            return damaged(f"{CONFIG_FILE} is unreadable ({error})")
-        if not isinstance(config, dict):
-            return damaged(f"{CONFIG_FILE} does not hold a JSON object")
-        history_path = folder / HISTORY_FILE
-        try:
-            history = _read_json_file(history_path)
-            history_problem = None if _is_history(history) else "is not a list of epochs"
-        except FileNotFoundError:
-            history, history_problem = [], None
-        except (OSError, ValueError) as error:
-            history, history_problem = [], f"is unreadable ({error})"
-        epochs_done = len(history) if history_problem is None else 0
-
-        complete_path = folder / COMPLETE_FILE
-        if complete_path.exists():
-            try:
-                complete = _read_json_file(complete_path)
-            except (OSError, ValueError) as error:
-                return damaged(f"{COMPLETE_FILE} is unreadable ({error})", config, epochs_done)
-            if not isinstance(complete, dict):
-                return damaged(f"{COMPLETE_FILE} does not hold a JSON object", config, epochs_done)
-            problem = self._required_files_problem(folder)
-            if problem is not None:
-                return damaged(f"marked complete, but {problem}", config, epochs_done)
-            created = complete.get("created")
-            if isinstance(created, str):
-                try:
-                    parsed = datetime.fromisoformat(created)
-                    if parsed.tzinfo is None:
-                        parsed = parsed.replace(tzinfo=UTC)
-                    sort_time = parsed.timestamp()
-                except ValueError:
-                    sort_time = started
-            else:
-                created, sort_time = _iso_time(started), started
-            return _Inspection("complete", None, config, complete, epochs_done, created, sort_time)
-
-        if history_problem is not None:  # what resuming needs: the run cannot go on
-            return damaged(f"{HISTORY_FILE} {history_problem}", config)
-        failed_path = folder / FAILED_FILE
-        if failed_path.exists():
-            try:
-                failure = _read_json_file(failed_path)
-                reason = str(failure["error"]) if isinstance(failure, dict) else str(failure)
-            except (OSError, ValueError, KeyError) as error:
-                reason = f"unknown error ({FAILED_FILE} is unreadable: {error})"
-            return _Inspection(
-                "failed", reason, config, None, epochs_done, _iso_time(started), started
-            )
-        return _Inspection(
-            "incomplete", None, config, None, epochs_done, _iso_time(started), started
-        )
+        """A run's `timings.json`: {} when it is missing, unreadable or not what it must be."""
+        timings, problem = read_json_or_problem(self.folder(run_id) / TIMINGS_FILE)
+        if problem is None and json_problem(TIMINGS_FILE, timings) is None:
+            return timings
+        return {}

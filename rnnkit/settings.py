@@ -1,42 +1,80 @@
-"""Every setting that an environment variable can change, read in one place.
+"""Every setting that an environment variable can change, read and checked in one place.
 
 - `RNNKIT_DATA`: the aclImdb archive (`.tar.gz`) or unpacked `aclImdb` folder; unset, the
   archive is downloaded once into `RNNKIT_CACHE_DIR/downloads` (`rnnkit.data.download_imdb`).
-- `RNNKIT_DATA_URL`: where that download comes from; default the official
-  `aclImdb_v1.tar.gz`, whose sha256 is checked. A file from another address (a mirror, a test
-  server) has no known checksum: it is checked by reading it through as a tar archive instead.
+  A device, a pipe or a socket is refused (reading one would never end).
+- `RNNKIT_DATA_URL`: where that download comes from, an `http://`, `https://` or `file://`
+  address; default the official `aclImdb_v1.tar.gz`, whose sha256 is checked. A file from
+  another address (a mirror, a test server) has no known checksum: it is checked by reading it
+  through as a tar archive instead.
 - `RNNKIT_CACHE_DIR`: where parsed datasets are cached; default the user's cache folder
-  (`~/.cache/rnnkit` on Linux).
+  (`~/.cache/rnnkit` on Linux). It must be a folder, or a path where one can be made.
 - `RNNKIT_RUNS_DIR`: the run store, one folder per trained configuration; default
-  `RNNKIT_CACHE_DIR/runs`.
+  `RNNKIT_CACHE_DIR/runs`. A folder, like the cache.
 - Training limits of the app's server (`TrainingLimits`; the command line and the library
-  are not limited): `RNNKIT_HOSTED` (1: the tighter hosted defaults below),
-  `RNNKIT_ALLOW_TRAINING`, `RNNKIT_MAX_EPOCHS`, `RNNKIT_MAX_UNITS`, `RNNKIT_MAX_EMBEDDING_DIM`,
-  `RNNKIT_MAX_LENGTH`, `RNNKIT_MAX_NUM_WORDS`, `RNNKIT_MAX_JOBS` (trained at once),
-  `RNNKIT_MAX_QUEUE` (waiting), `RNNKIT_MAX_TRAINING_MINUTES` (a job running longer is
-  cancelled; it stays resumable).
-- `RNNKIT_STANDBY`: 1 keeps one training process on standby while visitors use the Train page,
-  so that a job starts without waiting for TensorFlow to load; 0 saves its memory (several
-  hundred MB). Default: 1, but 0 when `RNNKIT_HOSTED` is on.
-- `RNNKIT_FUSED_RNN`: 1 (default) computes SimpleRNN layers with the fused CPU loop of
-  `rnnkit.fused` (same results, faster); 0 uses Keras' own loop.
+  are not limited), each a number in a range (`LIMIT_RANGES`):
 
-Settings are read when asked for, not at import, so a test or a notebook can change the
-environment and see the change.
+  | variable | allowed | default (hosted) |
+  |---|---|---|
+  | `RNNKIT_MAX_EPOCHS` | 1 to 1,000 | 50 (10) |
+  | `RNNKIT_MAX_UNITS` (per RNN or Dense layer) | 1 to 1,024 | 256 (128) |
+  | `RNNKIT_MAX_EMBEDDING_DIM` | 1 to 1,024 | 256 (128) |
+  | `RNNKIT_MAX_LENGTH` | 1 to 5,000 | 1,000 (500) |
+  | `RNNKIT_MAX_NUM_WORDS` | 10 to 200,000 | 50,000 (20,000) |
+  | `RNNKIT_MAX_JOBS` (trained at once) | 1 to 64 | 1 |
+  | `RNNKIT_MAX_QUEUE` (waiting; 0: none wait) | 0 to 1,000 | 10 (5) |
+  | `RNNKIT_MAX_TRAINING_MINUTES` (then cancelled, resumable) | 1 to 10,080 (a week) | 60 (15) |
+
+  The sizes' upper ends are what a configuration allows at all (`rnnkit.config.LIMITS`).
+- Yes-or-no variables, each 1/true/yes/on or 0/false/no/off: `RNNKIT_HOSTED` (the tighter
+  hosted defaults above; default off), `RNNKIT_ALLOW_TRAINING` (whether the app trains at all;
+  default on), `RNNKIT_FUSED_RNN` (SimpleRNN layers computed by the fused CPU loop of
+  `rnnkit.fused`, same results, faster; 0 uses Keras' own loop; default on),
+  `RNNKIT_STANDBY` (the app keeps one training process on standby while visitors use the Train
+  page, so that a job starts without waiting for TensorFlow to load; 0 saves its several
+  hundred MB; default on, but off when `RNNKIT_HOSTED` is on).
+
+Numbers are read by `rnnkit.parsing.parse_number`, as everywhere in rnnkit: ASCII digits, finite
+("nan", "inf" and "３" are refused). Settings are read when asked for, not at import, so a test
+or a notebook can change the environment and see the change. `check_environment()` reads every
+variable at once and raises one `SettingsError` naming each bad one: the command line and the
+app call it as they start.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import urllib.parse
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import platformdirs
 
+from rnnkit.parsing import NumberKind, parse_number
+
 DATA_VARIABLE = "RNNKIT_DATA"
 DATA_URL_VARIABLE = "RNNKIT_DATA_URL"
 CACHE_VARIABLE = "RNNKIT_CACHE_DIR"
 RUNS_VARIABLE = "RNNKIT_RUNS_DIR"
+URL_SCHEMES = ("http", "https", "file")
+
+
+class SettingsError(ValueError):
+    """Environment variables hold values rnnkit cannot use; the message names each variable, its
+    value and what it allows."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = f"{self.problems[0]}. Fix or unset the variable and start again."
+        else:
+            lines = "\n".join(f"- {problem}" for problem in self.problems)
+            message = (
+                f"{len(self.problems)} environment variables cannot be used:\n{lines}\n\n"
+                f"Fix or unset them and start again."
+            )
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -54,6 +92,59 @@ def _path_from_env(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def folder_problem(path: Path) -> str | None:
+    """What keeps `path` from being used as a folder rnnkit writes in, or None.
+
+    A folder that exists is fine; one that does not is fine when its nearest existing parent is
+    a folder (it is made when needed). Write permission is left to the writes, whose errors say
+    so.
+
+    Args:
+        path: the folder.
+
+    Returns:
+        None, or a short reason ("/a/b is a file, not a folder").
+    """
+    for candidate in (path, *path.parents):
+        try:
+            mode = candidate.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):  # not there: its parent decides
+            continue
+        except OSError as error:
+            return f"{candidate} cannot be read ({error.strerror or error})"
+        if stat.S_ISDIR(mode):
+            return None
+        return f"{candidate} is {_kind_of_file(mode)}, not a folder"
+    return None
+
+
+def source_problem(path: Path) -> str | None:
+    """What keeps an existing `path` from being read as the reviews (an archive or a folder): a
+    device, a pipe or a socket would be read forever, or block. None when it is a regular file,
+    a folder or missing (the loader says what is missing).
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        return f"{path} cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return f"{path} is {_kind_of_file(mode)}, not an archive or a folder"
+
+
+def _kind_of_file(mode: int) -> str:
+    kinds = [
+        (stat.S_ISREG, "a file"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment now.
 
@@ -67,6 +158,37 @@ def get_settings() -> Settings:
         cache_dir=cache_dir,
         runs_dir=_path_from_env(RUNS_VARIABLE) or cache_dir / "runs",
     )
+
+
+@dataclass(frozen=True)
+class LimitRange:
+    """The values a limit variable accepts: numbers of one kind from `low` to `high`."""
+
+    kind: NumberKind
+    low: float
+    high: float
+    unit: str = ""
+
+    @property
+    def allowed(self) -> str:
+        """In words: "a whole number from 1 to 1,000"."""
+        noun = "a whole number" if self.kind == "int" else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{noun} from {self.low:,g} to {self.high:,g}{unit}"
+
+
+# What each limit variable (RNNKIT_<FIELD>) accepts. The sizes end where a configuration's own
+# limits end (rnnkit.config.LIMITS); jobs, queue and minutes at what one server can hold.
+LIMIT_RANGES = {
+    "max_epochs": LimitRange("int", 1, 1000),
+    "max_units": LimitRange("int", 1, 1024),
+    "max_embedding_dim": LimitRange("int", 1, 1024),
+    "max_length": LimitRange("int", 1, 5000),
+    "max_num_words": LimitRange("int", 10, 200_000),
+    "max_jobs": LimitRange("int", 1, 64),  # each job keeps the cores busy: more only queue
+    "max_queue": LimitRange("int", 0, 1000),  # 0: a job starts at once or is refused
+    "max_training_minutes": LimitRange("float", 1, 10_080, "minutes"),  # a week
+}
 
 
 @dataclass(frozen=True)
@@ -120,13 +242,33 @@ HOSTED_VARIABLE = "RNNKIT_HOSTED"
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
+def _flag_problem(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    if not value or value.lower() in _TRUE | _FALSE:
+        return None
+    return f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}"
+
+
 def _flag(name: str, default: bool) -> bool:
+    problem = _flag_problem(name)
+    if problem is not None:
+        raise SettingsError([problem])
     value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in _TRUE | _FALSE:
-        return value in _TRUE
-    raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {value!r}")
+    return value in _TRUE if value else default
+
+
+def _limit_from_env(name: str, limit_range: LimitRange, default: float) -> tuple[float, str | None]:
+    """(the limit's value, None) or (the default, what is wrong with the variable)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default, None
+    try:
+        value = parse_number(text, limit_range.kind)
+    except ValueError:
+        value = None
+    if value is None or not limit_range.low <= value <= limit_range.high:
+        return default, f"{name} must be {limit_range.allowed}, not {text!r}"
+    return value, None
 
 
 FUSED_VARIABLE = "RNNKIT_FUSED_RNN"
@@ -150,7 +292,7 @@ def fused_rnn_enabled() -> bool:
     """Whether SimpleRNN layers use `rnnkit.fused` (`RNNKIT_FUSED_RNN`, default on).
 
     Raises:
-        ValueError: the variable is set to something other than a yes or a no.
+        SettingsError: the variable is set to something other than a yes or a no.
     """
     return _flag(FUSED_VARIABLE, True)
 
@@ -171,33 +313,78 @@ def child_environment() -> dict[str, str]:
 def get_limits() -> TrainingLimits:
     """Read the app's training limits from the environment now.
 
-    Each field `max_epochs` is read from `RNNKIT_MAX_EPOCHS` and so on; unset fields take the
-    defaults, or the hosted defaults when `RNNKIT_HOSTED` is on.
+    Each field `max_epochs` is read from `RNNKIT_MAX_EPOCHS` and so on, within its
+    `LIMIT_RANGES`; unset fields take the defaults, or the hosted defaults when `RNNKIT_HOSTED`
+    is on.
 
     Returns:
         The `TrainingLimits`.
 
     Raises:
-        ValueError: a variable holds something else than a positive number (or a flag).
+        SettingsError: variables hold something else than a number in range (or a flag); the
+            message names every one of them.
     """
-    base = HOSTED_LIMITS if _flag(HOSTED_VARIABLE, False) else TrainingLimits()
+    limits, problems = _limits_from_env()
+    if problems:
+        raise SettingsError(problems)
+    return limits
+
+
+def _limits_from_env() -> tuple[TrainingLimits, list[str]]:
+    """The limits from the environment, each bad variable left at its default, and what is bad."""
+    hosted_problem = _flag_problem(HOSTED_VARIABLE)
+    base = HOSTED_LIMITS if not hosted_problem and _flag(HOSTED_VARIABLE, False) else None
+    base = base or TrainingLimits()
+    problems = [hosted_problem] if hosted_problem else []
     values = {}
     for item in fields(TrainingLimits):
         name = f"RNNKIT_{item.name.upper()}"
         default = getattr(base, item.name)
         if isinstance(default, bool):
-            values[item.name] = _flag(name, default)
-            continue
-        text = os.environ.get(name, "").strip()
-        if not text:
-            values[item.name] = default
-            continue
-        kind = type(default)
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value <= 0:
-            raise ValueError(f"{name} must be a positive {kind.__name__}, not {text!r}")
-        values[item.name] = value
-    return TrainingLimits(**values)
+            problem = _flag_problem(name)
+            values[item.name] = default if problem else _flag(name, default)
+        else:
+            values[item.name], problem = _limit_from_env(name, LIMIT_RANGES[item.name], default)
+        if problem:
+            problems.append(problem)
+    return TrainingLimits(**values), problems
+
+
+def check_environment() -> None:
+    """Read every `RNNKIT_*` variable now and check it, as a process starts.
+
+    Checks the training limits and the flags (see the module doc for what each allows), the
+    download address, and the paths: the cache and the run store must be folders (or where one
+    can be made), the data a regular file or a folder, never a device, a pipe or a socket.
+
+    Raises:
+        SettingsError: one or more variables cannot be used; the message lists every one with
+            its value and what it allows.
+    """
+    problems = _limits_from_env()[1]
+    for flag in (FUSED_VARIABLE, STANDBY_VARIABLE):
+        flag_problem = _flag_problem(flag)
+        if flag_problem:
+            problems.append(flag_problem)
+    data_url = os.environ.get(DATA_URL_VARIABLE, "").strip()
+    if data_url:
+        parts = urllib.parse.urlsplit(data_url)
+        if parts.scheme.lower() not in URL_SCHEMES or not (parts.netloc or parts.path):
+            problems.append(
+                f"{DATA_URL_VARIABLE} must be an http://, https:// or file:// address, not "
+                f"{data_url!r}"
+            )
+    data_path = _path_from_env(DATA_VARIABLE)
+    problem = source_problem(data_path) if data_path else None
+    if problem:
+        problems.append(f"{DATA_VARIABLE} must name an aclImdb archive or folder: {problem}")
+    settings = get_settings()
+    cache_problem = folder_problem(settings.cache_dir)
+    if cache_problem:
+        problems.append(f"{CACHE_VARIABLE} must be a folder: {cache_problem}")
+    # Unset, the run store is a folder of the cache: its problem is the cache's, named above.
+    runs_problem = folder_problem(settings.runs_dir)
+    if runs_problem and (_path_from_env(RUNS_VARIABLE) or not cache_problem):
+        problems.append(f"{RUNS_VARIABLE} must be a folder: {runs_problem}")
+    if problems:
+        raise SettingsError(problems)

@@ -4,6 +4,14 @@ official archive's download.
 The Large Movie Review Dataset (Maas et al., 2011) keeps each review in
 `aclImdb/{train,test}/{pos,neg}/ID_RATING.txt`: the official `aclImdb_v1.tar.gz`, any tar of
 that layout, or the unpacked folder. `rnnkit.data` parses what these functions read.
+
+What a source holds is checked as it is read. A review's rating must be 1 to 10 and its id fit
+the dataset's integer type (0 to 2,147,483,647), else the file is named in a `DataError`. What is
+usable but short is a `DataWarning` kept with the reviews (`SourceReviews.warnings`): a tar
+archive that ends without tar's end-of-archive marker (cut short: it may hold fewer reviews than
+it did), a split and label with another number of reviews than its `urls_pos.txt` or
+`urls_neg.txt` lists (one line per review; 12,500 in the official archive), files skipped for
+their names. A device, a pipe or a socket is refused at once: reading one never ends.
 """
 
 from __future__ import annotations
@@ -16,7 +24,6 @@ import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +31,13 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from rnnkit.settings import DATA_VARIABLE, get_settings
+from rnnkit.settings import (
+    CACHE_VARIABLE,
+    DATA_VARIABLE,
+    folder_problem,
+    get_settings,
+    source_problem,
+)
 
 LABEL_NAMES = ("neg", "pos")  # label 0 is a negative review, 1 a positive one
 SPLITS = ("train", "test")
@@ -42,7 +55,10 @@ class DataWarning(UserWarning):
 
 
 _REVIEW_PATH = re.compile(r"(?:^|/)(train|test)/(pos|neg)/([^/]+)$")
-_REVIEW_NAME = re.compile(r"(\d+)_(\d+)\.txt")
+_REVIEW_NAME = re.compile(r"(\d+)_(\d+)\.txt", re.ASCII)
+_URLS_PATH = re.compile(r"(?:^|/)(train|test)/urls_(pos|neg)\.txt$")
+MAX_REVIEW_ID = 2**31 - 1  # review ids are kept as int32
+RATINGS = range(1, 11)  # IMDb's stars; aclImdb keeps 1-4 (neg) and 7-10 (pos)
 _LAYOUT_HINT = (
     "expected the aclImdb layout: aclImdb/{train,test}/{pos,neg}/ID_RATING.txt, as in the "
     f"official aclImdb_v1.tar.gz ({OFFICIAL_URL})"
@@ -59,24 +75,56 @@ class RawReview:
     replaced: bool  # held bytes that were not UTF-8, now U+FFFD
 
 
+@dataclass
+class SourceReviews:
+    """What a source held: its reviews, and the DataWarnings they come with."""
+
+    reviews: list[RawReview]  # by split, label, then review id
+    warnings: list[str]
+
+
+def _whole_number(digits: str, highest: int) -> int | None:
+    """The number written by ASCII `digits`, or None when it is over `highest`."""
+    if len(digits.lstrip("0")) > len(str(highest)):  # int() of thousands of digits is slow
+        return None
+    number = int(digits)
+    return number if number <= highest else None
+
+
 class _ReviewCollector:
-    """Turns (path inside the source, bytes) pairs into reviews, noting what it skips."""
+    """Turns (path inside the source, bytes) pairs into reviews, noting what it skips and how
+    many reviews the source's `urls_*.txt` files list."""
 
     def __init__(self, source: Path) -> None:
         self.source = source
         self.reviews: list[RawReview] = []
         self.misnamed: list[str] = []
-        self.first_replaced: str | None = None
+        self.listed: dict[tuple[str, int], int] = {}  # (split, label) -> lines of its urls file
+        self.warnings: list[str] = []
 
     def add(self, name: str, read: Callable[[], bytes]) -> None:
+        urls = _URLS_PATH.search(name)
+        if urls:
+            split, label_name = urls.groups()
+            self.listed[split, LABEL_NAMES.index(label_name)] = len(read().splitlines())
+            return
         match = _REVIEW_PATH.search(name)
         if not match:
-            return  # urls_*.txt, the unlabeled "unsup" reviews, .feat files, folders
+            return  # the unlabeled "unsup" reviews, .feat files, folders
         split, label_name, file_name = match.groups()
         name_match = _REVIEW_NAME.fullmatch(file_name)
         if not name_match:
             self.misnamed.append(name)
             return
+        review_id = _whole_number(name_match.group(1), MAX_REVIEW_ID)
+        rating = _whole_number(name_match.group(2), RATINGS[-1])
+        if review_id is None or rating not in RATINGS:
+            raise DataError(
+                f"{name} in {self.source} is no aclImdb review: a review's file is named "
+                f"ID_RATING.txt with an id from 0 to {MAX_REVIEW_ID:,} and a rating from 1 to "
+                f"10. Remove or rename the file, or use the official aclImdb_v1.tar.gz "
+                f"({OFFICIAL_URL})."
+            )
         data = read()
         replaced = False
         if not data.isascii():
@@ -85,20 +133,47 @@ class _ReviewCollector:
             except UnicodeDecodeError:
                 data = data.decode(errors="replace").encode()
                 replaced = True
-                self.first_replaced = self.first_replaced or name
         self.reviews.append(
             RawReview(
                 split=split,
                 label=LABEL_NAMES.index(label_name),
-                review_id=int(name_match.group(1)),
-                rating=int(name_match.group(2)),
+                review_id=review_id,
+                rating=rating,
                 data=data,
                 replaced=replaced,
             )
         )
 
-    def finish(self) -> list[RawReview]:
-        """The reviews in file order; raises DataError if a split or label has none."""
+    def _count_warnings(self) -> list[str]:
+        """A warning for each split and label whose reviews are not the ones its urls file
+        lists (line N is review N - 1)."""
+        found: dict[tuple[str, int], set[int]] = {key: set() for key in self.listed}
+        for review in self.reviews:
+            if (review.split, review.label) in found:
+                found[review.split, review.label].add(review.review_id)
+        notes = []
+        for (split, label), listed in sorted(self.listed.items()):
+            ids = found[split, label]
+            missing = sorted(set(range(listed)) - ids)
+            extra = len([review_id for review_id in ids if review_id >= listed])
+            if not missing and not extra:
+                continue
+            group = f"{split}/{LABEL_NAMES[label]}"
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            notes.append(
+                f"{self.source}: {group} holds {len(ids):,} reviews where its urls_"
+                f"{LABEL_NAMES[label]}.txt lists {listed:,} (the official archive has 12,500 in "
+                f"each)"
+                + (f"; {len(missing):,} missing (review id {shown})" if missing else "")
+                + (f"; {extra:,} beyond the list" if extra else "")
+                + ". The reviews there are used; for all of them, use the full "
+                f"aclImdb_v1.tar.gz ({OFFICIAL_URL})."
+            )
+        return notes
+
+    def finish(self) -> SourceReviews:
+        """The reviews in file order with the source's warnings; raises DataError if a split
+        or label has none."""
         if not self.reviews:
             raise DataError(f"No reviews found in {self.source}: {_LAYOUT_HINT}.")
         found = {(split, label): 0 for split in SPLITS for label in range(2)}
@@ -111,31 +186,66 @@ class _ReviewCollector:
                 f"{self.source} has no reviews in {', '.join(empty)} ({counts}): the copy is "
                 f"incomplete. Use the full aclImdb_v1.tar.gz or its unpacked folder."
             )
+        warnings_found = list(self.warnings)
         if self.misnamed:
-            warnings.warn(
+            warnings_found.append(
                 f"Skipped {len(self.misnamed)} file(s) in {self.source} not named ID_RATING.txt "
-                f"(first: {self.misnamed[0]}).",
-                DataWarning,
-                stacklevel=3,
+                f"(first: {self.misnamed[0]})."
             )
+        warnings_found += self._count_warnings()
         self.reviews.sort(key=lambda r: (SPLITS.index(r.split), r.label, r.review_id))
-        return self.reviews
+        return SourceReviews(self.reviews, warnings_found)
 
 
-def read_archive(path: Path) -> list[RawReview]:
+_REDOWNLOAD = (
+    f"Download aclImdb_v1.tar.gz again ({OFFICIAL_URL}, sha256 {OFFICIAL_SHA256[:12]}...) or "
+    f"point {DATA_VARIABLE} at an unpacked aclImdb folder."
+)
+
+
+def read_archive(path: Path) -> SourceReviews:
+    """Read the reviews of a tar archive (any compression) of the aclImdb layout.
+
+    Args:
+        path: the archive.
+
+    Returns:
+        The reviews, with a warning where the archive ends without tar's end-of-archive marker
+        (Python's tarfile takes such an archive as whole: it was cut short at a file's end).
+
+    Raises:
+        DataError: the archive is damaged, or not of the aclImdb layout.
+    """
     collector = _ReviewCollector(path)
+    last_header: list[bytes] = [b""]  # the last 512-byte block read where a header belongs
+
+    class RecordingTarInfo(tarfile.TarInfo):
+        @classmethod
+        def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+            last_header[0] = buf
+            return super().frombuf(buf, encoding, errors)
+
+    members = 0
     try:
         # Streaming mode reads the archive once, front to back, whatever its compression.
-        with tarfile.open(path, mode="r|*") as archive:
+        with tarfile.open(path, mode="r|*", tarinfo=RecordingTarInfo) as archive:
             for member in archive:
+                members += 1
                 if member.isfile():
                     collector.add(member.name, archive.extractfile(member).read)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise DataError(
             f"The archive {path} is damaged or incomplete ({type(error).__name__}: {error}). "
-            f"Download aclImdb_v1.tar.gz again ({OFFICIAL_URL}, sha256 {OFFICIAL_SHA256[:12]}...) "
-            f"or point {DATA_VARIABLE} at an unpacked aclImdb folder."
+            f"{_REDOWNLOAD}"
         ) from None
+    # A tar ends with a block of zeros; tarfile stops silently at the end of the bytes, at a
+    # header cut short, or at one that is not a header.
+    if last_header[0] != bytes(tarfile.BLOCKSIZE):
+        collector.warnings.append(
+            f"The archive {path} ends without tar's end-of-archive marker, after {members:,} "
+            f"files: it was cut short or is damaged there, and may hold fewer reviews than it "
+            f"should ({len(collector.reviews):,} read). {_REDOWNLOAD}"
+        )
     return collector.finish()
 
 
@@ -160,9 +270,26 @@ def _review_files(root: Path) -> Iterator[tuple[str, Path]]:
                             yield f"{split}/{label_name}/{entry.name}", Path(entry.path)
 
 
-def read_folder(path: Path) -> list[RawReview]:
+def _urls_files(root: Path) -> Iterator[tuple[str, Path]]:
+    for split in SPLITS:
+        for label_name in LABEL_NAMES:
+            path = root / split / f"urls_{label_name}.txt"
+            if path.is_file():
+                yield f"{split}/urls_{label_name}.txt", path
+
+
+def read_folder(path: Path) -> SourceReviews:
+    """Read the reviews of an unpacked aclImdb folder (`path` or `path/aclImdb`).
+
+    Returns:
+        The reviews, with the warnings they come with.
+
+    Raises:
+        DataError: a file cannot be read, or the folder is not of the aclImdb layout.
+    """
     collector = _ReviewCollector(path)
-    for name, file_path in _review_files(_folder_root(path)):
+    root = _folder_root(path)
+    for name, file_path in [*_urls_files(root), *_review_files(root)]:
         try:
             collector.add(name, file_path.read_bytes)
         except OSError as error:
@@ -270,6 +397,7 @@ def download_imdb(url: str | None = None, on_progress: DownloadProgress | None =
             rnnkit at a local copy instead.
     """
     url = url or get_settings().data_url or OFFICIAL_URL
+    check_cache_folder()
     target = download_path(url)
     if target.is_file():
         return target
@@ -300,6 +428,31 @@ def download_imdb(url: str | None = None, on_progress: DownloadProgress | None =
     return target
 
 
+def check_cache_folder() -> Path:
+    """The cache folder (`RNNKIT_CACHE_DIR`), made if need be.
+
+    Returns:
+        The folder.
+
+    Raises:
+        DataError: a file stands where it belongs, or it cannot be made; the message names
+            the file and the fix.
+    """
+    folder = get_settings().cache_dir
+    problem = folder_problem(folder)
+    try:
+        if problem is None:
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        problem = f"{folder} cannot be made ({error.strerror or error})"
+    if problem is not None:
+        raise DataError(
+            f"The cache folder {folder} ({CACHE_VARIABLE}) cannot be used: {problem}. Point "
+            f"{CACHE_VARIABLE} at a folder this process can write."
+        )
+    return folder
+
+
 def resolve_source(path: str | os.PathLike | None) -> Path:
     given_by = "the path argument"
     if path is None:
@@ -308,6 +461,12 @@ def resolve_source(path: str | os.PathLike | None) -> Path:
         if path is None:
             return download_imdb()
     path = Path(path).expanduser()
+    problem = source_problem(path)
+    if problem is not None:  # reading a device or a pipe would never end: refused at once
+        raise DataError(
+            f"No IMDB data at {path} (given by {given_by}): {problem}. Give the "
+            f"aclImdb_v1.tar.gz archive or its unpacked aclImdb folder."
+        )
     if not path.exists():
         raise DataError(
             f"No IMDB data at {path} (given by {given_by}): the path does not exist. Give the "

@@ -6,15 +6,23 @@ independent of how much padding a batch has, so this changes the speed, not the 
 that feeds the padding to the RNN (the notebook's) must compute every padded step.
 
 `train()` never trains a configuration twice: under a cross-process lock per run id it returns
-the stored run if one is complete, resumes an interrupted one from its last finished epoch
-(`keras.callbacks.BackupAndRestore`), and otherwise trains from scratch. What it writes:
+the stored run if one is complete, resumes an interrupted one from its last finished epoch (the
+checkpoint `RunStore.write_checkpoint` saves after each epoch, after the epoch's history), and
+otherwise trains from scratch; a damaged run is trained again from scratch. What it writes:
 config, per-epoch history, test metrics, test-set probabilities, the model, timings, versions,
 and last the completion marker.
+
+While it writes a run, SIGINT (Ctrl+C) and SIGTERM stop training after the batch in progress,
+as a `CancelToken` does, and are then delivered as usual (KeyboardInterrupt; the process ends):
+a signal never lands between an epoch's history and its checkpoint, so the last finished epoch
+is always where the run resumes. A second signal stops at once (every write is atomic).
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import signal
 import sys
 import threading
 import time
@@ -26,7 +34,7 @@ import numpy as np
 
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
-from rnnkit.runs import Run, RunStore
+from rnnkit.runs import Run, RunError, RunStore
 from rnnkit.sequences import length_grouped_batches, pad
 from rnnkit.settings import fused_rnn_enabled
 from rnnkit.version import VERSION
@@ -380,7 +388,7 @@ def _progress_callback(
     plan: _Plan,
     store: RunStore,
     on_progress: Callable[[ProgressEvent], None] | None,
-    cancel: CancelToken | None,
+    cancels: list[CancelToken],
 ) -> keras.callbacks.Callback:
     import keras
 
@@ -444,9 +452,9 @@ def _progress_callback(
             )
 
         def check_cancel(self) -> None:
-            if cancel is not None and cancel.cancelled:
+            if any(cancel.cancelled for cancel in cancels):
                 # Raised, not stop_training: Keras would otherwise close the partial epoch as
-                # finished and delete the backup that resuming needs.
+                # finished, and its history and checkpoint would skip the rest of it.
                 raise TrainingCancelled(f"run {run_id} was cancelled in epoch {self.epoch + 1}")
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -511,13 +519,51 @@ def _best_epoch(history: list[dict[str, Any]]) -> dict[str, Any]:
     return {"best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"]}
 
 
+def _checkpoint_callback(run_id: str, store: RunStore) -> keras.callbacks.Callback:
+    import keras
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Saves the training state after each epoch (`RunStore.write_checkpoint`)."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            store.write_checkpoint(run_id, epoch + 1, self.model.save_weights)
+
+    return Checkpoint()
+
+
+def _restore(
+    model: keras.Model, store: RunStore, run_id: str, strategy: tf.distribute.Strategy | None
+) -> int:
+    """Load the run's checkpoint into `model`; the epoch to start at (0: from scratch).
+
+    A checkpoint ahead of `history.json` (whose epochs it would lack) or one Keras cannot load
+    (a weights file written by an older rnnkit, cut off) cannot be resumed: the run starts over.
+    """
+    checkpoint = store.checkpoint(run_id)
+    if checkpoint is None:
+        return 0
+    epoch, weights = checkpoint
+    try:
+        if epoch > len(store.history_epochs(run_id)):
+            raise ValueError(f"the checkpoint holds {epoch} epochs, the history fewer")
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)  # its state is restored too
+            model.load_weights(weights)
+    # Keras raises what the damage leads to: OSError, ValueError for missing variables, ...
+    except Exception:
+        store.discard_results(run_id)
+        return 0
+    return epoch
+
+
 def _fit_and_store(
     config: TrainConfig,
     data: ImdbData,
     store: RunStore,
     run_id: str,
     on_progress: Callable[[ProgressEvent], None] | None,
-    cancel: CancelToken | None,
+    cancels: list[CancelToken],
     strategy: tf.distribute.Strategy | None,
     started_at: float,
     warm_start: bool,
@@ -529,6 +575,7 @@ def _fit_and_store(
     started = time.perf_counter()
     setup = setup_training(config, data, strategy)
     model, prepared, training = setup.model, setup.prepared, config.training
+    initial_epoch = _restore(model, store, run_id, strategy)
     steps_per_batch = setup.forward_steps(prepared.x_train) / setup.batches_per_epoch
     plan = _Plan(
         epochs=training.epochs,
@@ -538,15 +585,12 @@ def _fit_and_store(
         test_reviews=len(prepared.x_test),
         started_at=started_at,
     )
-    progress = _progress_callback(run_id, plan, store, on_progress, cancel)
+    progress = _progress_callback(run_id, plan, store, on_progress, cancels)
     callbacks = [
-        progress,  # before the backup: history is never behind the restored epoch
-        # The store removes the backup once the run is complete; Keras would delete it at the
-        # end of any fit, a cancelled one included. Two alternating checkpoints: a process
-        # killed while writing one still leaves the other to resume from.
-        keras.callbacks.BackupAndRestore(
-            str(store.backup_dir(run_id)), double_checkpoint=True, delete_checkpoint=False
-        ),
+        # History first, then the checkpoint: the checkpoint is never ahead of the history, and
+        # a signal never stops training between the two (_SignalStop).
+        progress,
+        _checkpoint_callback(run_id, store),
     ]
     if training.early_stopping_patience is not None:
         callbacks.append(
@@ -556,7 +600,13 @@ def _fit_and_store(
                 restore_best_weights=True,
             )
         )
-    model.fit(**setup.fit_arguments, epochs=training.epochs, callbacks=callbacks, verbose=0)
+    model.fit(
+        **setup.fit_arguments,
+        epochs=training.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        verbose=0,
+    )
     fit_seconds = time.perf_counter() - started
     progress.emit("evaluate", setup.batches_per_epoch)
     probabilities = setup.predict(prepared.x_test)
@@ -588,6 +638,9 @@ def _fit_and_store(
             "test_accuracy": test_metrics["test_accuracy"],
             "epochs_done": len(history),
             "seconds": timings["seconds"],
+            # What the predictions must be: one per test review of this data.
+            "test_reviews": len(prepared.y_test),
+            "data_fingerprint": data.fingerprint,
         },
     )
     progress.emit("end", setup.batches_per_epoch, test_metrics)
@@ -637,28 +690,97 @@ def train(
 
     Raises:
         TrainingCancelled: `cancel` was set; the run stays resumable.
+        KeyboardInterrupt: SIGINT (Ctrl+C) stopped training after its batch; resumable.
+        RunError: the run store cannot be written (read-only, disk full, a file where a folder
+            belongs); the message names the folder and the fix.
         ValueError: `RNNKIT_FUSED_RNN` is neither a yes nor a no (no run is created).
     """
     started_at = time.time() if started_at is None else started_at
     store = store or RunStore()
     fused_rnn_enabled()  # a bad RNNKIT_FUSED_RNN is named before any run folder is made
     run_id = config.run_id(data.fingerprint)
-    with store.lock(run_id):
-        if store.status(run_id) == "complete":
-            return store.load(run_id)
-        store.create(run_id, config.to_dict())
-        try:
-            _fit_and_store(
-                config, data, store, run_id, on_progress, cancel, strategy, started_at, warm_start
-            )
-        except TrainingCancelled:
-            raise
-        except Exception as error:
-            store.mark_failed(run_id, f"{type(error).__name__}: {error}")
-            raise
-        finally:
-            _release_fused_buffers()
+    cancels = [cancel] if cancel is not None else []
+    stop = _SignalStop()
+    try:
+        with store.lock(run_id):
+            if store.status(run_id) == "complete":
+                return store.load(run_id)
+            with stop:
+                store.create(run_id, config.to_dict())
+                try:
+                    _fit_and_store(
+                        config,
+                        data,
+                        store,
+                        run_id,
+                        on_progress,
+                        [*cancels, stop.token],
+                        strategy,
+                        started_at,
+                        warm_start,
+                    )
+                except TrainingCancelled:
+                    raise
+                except Exception as error:
+                    # The store may be what failed: then the record cannot be written either,
+                    # and the error raised says so.
+                    with contextlib.suppress(RunError):
+                        store.mark_failed(run_id, f"{type(error).__name__}: {error}")
+                    raise
+                finally:
+                    _release_fused_buffers()
+    except TrainingCancelled:
+        stop.deliver()  # a signal asked for the stop: it has its usual effect now
+        raise
+    stop.deliver()
     return store.load(run_id)
+
+
+class _SignalStop:
+    """While it is entered (in the main thread), SIGINT and SIGTERM ask training to stop after
+    the batch in progress, through `token`, instead of interrupting wherever Python is: between
+    an epoch's history and its checkpoint, that lost the epoch. `deliver()` then gives the
+    signal its usual effect. A second signal is delivered at once. Signals this process ignores
+    stay ignored (a job's child ignores Ctrl+C, which its server handles)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.token = CancelToken()
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalStop:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                previous = signal.getsignal(number)
+                if previous not in (signal.SIG_IGN, None):
+                    self._previous[number] = previous
+                    signal.signal(number, self._on_signal)
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self._restore()
+
+    def _on_signal(self, number: int, frame: object) -> None:
+        if self.received is not None:  # asked twice: at once
+            self._restore()
+            signal.raise_signal(number)
+            return
+        self.received = number
+        self.token.cancel()
+
+    def _restore(self) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+        self._previous.clear()
+
+    def deliver(self) -> None:
+        """Give a signal received meanwhile its usual effect (the handlers are restored)."""
+        self._restore()
+        if self.received is not None:
+            received, self.received = self.received, None
+            signal.raise_signal(received)
 
 
 def warm_up() -> None:

@@ -6,13 +6,18 @@ import dataclasses
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnkit.config import (
     LIMITS,
     PRESETS,
     DataConfig,
+    Limit,
     ModelConfig,
     TrainConfig,
     TrainingConfig,
@@ -327,3 +332,136 @@ def test_importing_the_config_loads_no_keras():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False False"
+
+
+# --- equal settings written differently name one run ---------------------------------------------
+
+
+def canonical_values(limit: Limit) -> st.SearchStrategy:
+    """Values a setting accepts, in the form the config stores them."""
+    if limit.kind == "bool":
+        values = st.booleans()
+    elif limit.kind == "choice":
+        values = st.sampled_from(limit.choices)
+    elif limit.kind == "int":
+        values = st.integers(int(limit.low), int(limit.high))
+    elif limit.kind == "float":
+        values = st.floats(
+            limit.low,
+            limit.high,
+            exclude_min=limit.low_open,
+            exclude_max=limit.high_open,
+            allow_nan=False,
+        ).map(lambda number: number + 0.0)
+        if not limit.low_open and limit.low == 0:
+            values = st.just(0.0) | values  # the value "-0" must reach
+    else:
+        items = st.integers(int(limit.low), int(limit.high))
+        values = st.lists(items, min_size=limit.min_items, max_size=limit.max_items).map(tuple)
+    return st.none() | values if limit.optional else values
+
+
+def spellings(limit: Limit, value) -> st.SearchStrategy:
+    """Ways a person, a URL or a program may write `value` for a setting."""
+    if value is None:
+        return st.sampled_from([None, "none", "None", "null", "", "  NONE "])
+    if limit.kind == "bool":
+        words = ["true", "True", "TRUE", "yes", "on", "1"] if value else ["false", "no", "0"]
+        return st.sampled_from([value, *words, f" {words[0]} ", "Off" if not value else "ON"])
+    if limit.kind == "choice":
+        return st.sampled_from([value, value.upper(), f" {value} ", value.title()])
+    if limit.kind == "int":
+        written = [value, np.int64(value), str(value), f"+{value}", f" {value} ", f"{value}.0"]
+        return st.sampled_from([*written, f"{value}e0", f"{value}.000", f"0{value}"])
+    if limit.kind == "float":
+        written = [value, np.float64(value), Fraction(value), repr(value), f" {value!r} "]
+        written += [repr(value).upper(), f"+{value!r}"]
+        if value == 0:
+            written += [-0.0, "-0", "-0.0", "0", 0, "-0e3", "+0.000", np.float64(-0.0)]
+        elif value.is_integer():
+            written += [int(value), str(int(value))]
+        return st.sampled_from(written)
+    separated = [",".join(map(str, value)), " ".join(map(str, value)), ", ".join(map(str, value))]
+    written = [value, list(value), *separated, f"[{', '.join(map(str, value))}]"]
+    written += [f"({','.join(map(str, value))})", [np.int64(item) for item in value]]
+    if not value:
+        written += ["none", "[]", "()", "  "]
+    return st.sampled_from(written)
+
+
+def key_spellings(name: str) -> list[str]:
+    """The dotted name, and the bare field name where no other section has it."""
+    bare = name.split(".")[1]
+    unique = [other for other in LIMITS if other.split(".")[1] == bare] == [name]
+    return [name, bare] if unique else [name]
+
+
+@st.composite
+def settings_written_twice(draw) -> tuple[dict, dict, dict]:
+    """Some settings' values, and two ways of writing each."""
+    names = draw(st.lists(st.sampled_from(list(LIMITS)), min_size=1, max_size=8, unique=True))
+    values = {name: draw(canonical_values(LIMITS[name])) for name in names}
+    written = []
+    for _ in range(2):
+        overrides = {}
+        for name, value in values.items():
+            key = draw(st.sampled_from(key_spellings(name)))
+            overrides[key] = draw(spellings(LIMITS[name], value))
+        written.append(overrides)
+    return values, written[0], written[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(settings_written_twice(), st.sampled_from(sorted(PRESETS)))
+def test_equal_settings_written_differently_give_one_run_id(written, preset_name):
+    values, first, second = written
+    base = preset(preset_name)
+    one, other = base.with_overrides(first), base.with_overrides(second)
+    assert one == other
+    assert one.canonical_json() == other.canonical_json()
+    assert one.run_id(FINGERPRINT) == other.run_id(FINGERPRINT)
+    stored = one.flat_settings()
+    for name, value in values.items():
+        assert stored[name] == value and type(stored[name]) is type(value), name
+    assert "-0.0" not in one.canonical_json()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_different_settings_give_different_run_ids(data):
+    name = data.draw(st.sampled_from(list(LIMITS)))
+    first = data.draw(canonical_values(LIMITS[name]))
+    second = data.draw(canonical_values(LIMITS[name]).filter(lambda value: value != first))
+    base = TrainConfig()
+    one = base.with_overrides({name: data.draw(spellings(LIMITS[name], first))})
+    other = base.with_overrides({name: data.draw(spellings(LIMITS[name], second))})
+    assert one.run_id(FINGERPRINT) != other.run_id(FINGERPRINT)
+
+
+def test_minus_zero_names_the_presets_run():
+    seed = preset("seed")
+    for written in ("-0", "-0.0", -0.0, "0"):
+        changed = seed.with_overrides({"model.dropout_rate": written})
+        assert changed.run_id(FINGERPRINT) == seed.run_id(FINGERPRINT), written
+    zero = TrainConfig(model=ModelConfig(l2=-0.0))
+    assert zero.canonical_json() == TrainConfig().canonical_json()
+
+
+NOT_ASCII_DIGITS = ["３", "٣", "३", "3\u200b", "1_000", "nan", "inf", "-inf", "0x10", "²"]
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_DIGITS)
+@pytest.mark.parametrize("name", ["training.epochs", "model.dropout_rate", "model.rnn_units"])
+def test_numbers_written_in_other_scripts_or_words_are_refused(name, text):
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        TrainConfig().with_overrides({name: text})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(categories=["Nd"]), min_size=1, max_size=4))
+def test_a_number_from_text_is_read_only_in_ascii_digits(text):
+    if text.isascii():
+        assert TrainConfig().with_overrides({"seed": text}).training.seed == int(text)
+    else:
+        with pytest.raises(ValueError, match=r"training\.seed must be"):
+            TrainConfig().with_overrides({"seed": text})

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import random
+import tarfile
+import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import rnnkit
 from rnnkit import data as data_module
 from rnnkit.data import load_imdb
-from rnnkit.sources import DataError, DataWarning
+from rnnkit.settings import get_settings
+from rnnkit.sources import OFFICIAL_URL, DataError, DataWarning, download_imdb
 from rnnkit.vocabulary import tokenize
 from tests.helpers import TINY_RANKED, TINY_REVIEWS, write_archive, write_corpus
 
@@ -364,3 +372,251 @@ def test_a_script_that_loads_at_top_level_does_not_hang(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "1200"
+
+
+# --- archives cut short ---------------------------------------------------------------------------
+
+
+def tar_bytes(reviews: dict, urls: bool = False) -> bytes:
+    """An uncompressed tar of the aclImdb layout (with urls_*.txt files listing each review
+    when `urls`), as bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+
+        def add(name: str, data: bytes) -> None:
+            member = tarfile.TarInfo(f"aclImdb/{name}")
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+
+        for (split, label), items in reviews.items():
+            for review_id, rating, text in items:
+                add(f"{split}/{label}/{review_id}_{rating}.txt", text.encode())
+            if urls:
+                add(f"{split}/urls_{label}.txt", b"".join(b"http://x\n" for _ in items))
+    return buffer.getvalue()
+
+
+# Four reviews per split and label, numbered 0-3: the urls files list 4 each.
+FOUR_EACH = {
+    key: [(i, 7 if key[1] == "pos" else 2, f"word{i} {key[1]}") for i in range(4)]
+    for key in TINY_REVIEWS
+}
+
+
+def load_quietly(path: Path):
+    """load_imdb(path), and the DataWarnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_imdb(path=path)
+    return data, [str(item.message) for item in caught if item.category is DataWarning]
+
+
+# FOUR_EACH as a tar: 16 members of a header and a data block each, then the end-of-archive
+# marker (two blocks of zeros), then zeros up to a multiple of 10,240 bytes.
+MEMBERS_END = 16 * 2 * 512
+MARKER_READ = MEMBERS_END + 512  # from here on, the first block of the marker is whole
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(0, len(tar_bytes(FOUR_EACH))),
+    how=st.sampled_from(["tar", "tar.gz", "cut gz"]),
+)
+@example(cut=13 * 1024, how="tar")  # at a file's end: 13 of 16 reviews
+@example(cut=13 * 1024 + 100, how="tar.gz")  # in a header
+@example(cut=MEMBERS_END, how="tar")  # every review, no marker
+def test_an_archive_cut_anywhere_is_refused_or_loads_with_a_warning(tmp_path, cut, how):
+    whole = tar_bytes(FOUR_EACH)
+    data = {
+        "tar": whole[:cut],
+        "tar.gz": gzip.compress(whole[:cut], mtime=0),  # a whole gzip of a cut tar
+        "cut gz": gzip.compress(whole, mtime=0)[: cut * 2 // 5],  # a gzip cut short
+    }[how]
+    path = tmp_path / f"cut-{cut}.{how.replace(' ', '.')}"
+    path.write_bytes(data)
+    try:
+        loaded, said = load_quietly(path)
+    except DataError as error:
+        assert str(path) in str(error)
+        assert how == "cut gz" or cut < MARKER_READ  # a whole archive always loads
+        return
+    reviews = len(loaded.train) + len(loaded.test)
+    cut_short = [message for message in said if "ends without tar's end-of-archive" in message]
+    if reviews < 16:
+        assert cut_short and str(path) in cut_short[0]  # fewer reviews: never in silence
+        assert f"({reviews} read)" in cut_short[0]
+    if how != "cut gz" and cut >= MARKER_READ:
+        assert (reviews, said) == (16, [])
+    again, said_again = load_quietly(path)
+    assert again.source.from_cache and said_again == said  # the warning outlives the parse
+
+
+def test_a_tar_cut_at_a_file_boundary_warns_that_it_is_cut(tmp_path):
+    whole = tar_bytes(FOUR_EACH)
+    boundary = 512 * 2 * (len(FOUR_EACH) * 4 - 2)  # header and data block of 14 reviews
+    path = tmp_path / "cut.tar"
+    path.write_bytes(whole[:boundary])
+    with pytest.warns(
+        DataWarning, match=r"cut\.tar ends without tar's end-of-archive marker, after 14 files"
+    ):
+        data = load_imdb(path=path)
+    assert len(data.train) + len(data.test) == 14
+    path.write_bytes(whole)
+    loaded, said = load_quietly(path)  # the whole archive: no warning
+    assert (len(loaded.train) + len(loaded.test), said) == (16, [])
+
+
+# --- counts the layout promises ------------------------------------------------------------------
+
+
+def test_missing_reviews_are_named_by_the_urls_files(tmp_path):
+    reviews = {
+        **FOUR_EACH,
+        ("test", "pos"): [item for item in FOUR_EACH["test", "pos"] if item[0] != 2],
+    }
+    path = tmp_path / "short.tar"
+    buffer = tar_bytes(FOUR_EACH, urls=True)
+    path.write_bytes(buffer)
+    assert load_quietly(path)[1] == []  # every listed review is there
+    # The same layout with test/pos/2 gone: its urls file still lists 4.
+    with tarfile.open(path, "w") as archive:
+        for (split, label), items in reviews.items():
+            for review_id, rating, text in items:
+                member = tarfile.TarInfo(f"aclImdb/{split}/{label}/{review_id}_{rating}.txt")
+                member.size = len(text.encode())
+                archive.addfile(member, io.BytesIO(text.encode()))
+            listed = b"http://x\n" * 4
+            member = tarfile.TarInfo(f"aclImdb/{split}/urls_{label}.txt")
+            member.size = len(listed)
+            archive.addfile(member, io.BytesIO(listed))
+    for attempt in ("parsed", "cached"):
+        data, said = load_quietly(path)
+        assert data.source.from_cache == (attempt == "cached")
+        assert said == [
+            f"{path}: test/pos holds 3 reviews where its urls_pos.txt lists 4 (the official "
+            f"archive has 12,500 in each); 1 missing (review id 2). The reviews there are used; "
+            f"for all of them, use the full aclImdb_v1.tar.gz ({OFFICIAL_URL})."
+        ], attempt
+        assert len(data.test) == 7
+
+
+def test_a_folder_is_held_to_its_urls_files_too(tiny_folder):
+    (tiny_folder / "train" / "neg" / "urls_neg.txt").unlink(missing_ok=True)
+    (tiny_folder / "train" / "urls_neg.txt").write_text("http://x\n" * 5)
+    data, said = load_quietly(tiny_folder)
+    assert len(data.train) == 6
+    (message,) = said
+    assert "train/neg holds 3 reviews where its urls_neg.txt lists 5" in message
+    assert "2 missing (review id 3, 4)" in message
+
+
+# --- names out of range, devices, folders that are files ------------------------------------------
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    review_id=st.one_of(st.integers(0, 2**31 - 1), st.integers(2**31, 10**30)),
+    rating=st.one_of(st.integers(0, 300), st.integers(10**18, 10**19)),
+)
+def test_review_ids_and_ratings_outside_their_types_name_the_file(tmp_path, review_id, rating):
+    reviews = {
+        **TINY_REVIEWS,
+        ("train", "pos"): [*TINY_REVIEWS["train", "pos"], (review_id, rating, "Odd.")],
+    }
+    name = f"{review_id}_{rating}.txt"
+    path = write_archive(tmp_path / f"{name}.tar.gz", reviews)
+    if review_id < 2**31 and 1 <= rating <= 10:
+        data = load_imdb(path=path, seed=None)
+        assert review_id in data.train.review_ids.tolist()
+        assert rating in data.train.ratings.tolist()
+    else:
+        with pytest.raises(DataError, match=f"aclImdb/train/pos/{name} in .* is no aclImdb review"):
+            load_imdb(path=path)
+
+
+def loads_within(seconds: float, **arguments) -> BaseException | None:
+    """Run load_imdb in a thread; what it raised. Fails if it is still reading after `seconds`."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            load_imdb(**arguments)
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"load_imdb({arguments}) still reads after {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_a_device_as_the_data_is_refused_at_once(monkeypatch, device):
+    monkeypatch.setenv("RNNKIT_DATA", device)
+    error = loads_within(10)
+    assert isinstance(error, DataError)
+    assert (
+        f"No IMDB data at {device} (given by RNNKIT_DATA): {device} is a character device"
+        in str(error)
+    )
+
+
+def test_a_named_pipe_as_the_data_is_refused_at_once(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    error = loads_within(10, path=tmp_path / "pipe")
+    assert isinstance(error, DataError) and "is a named pipe, not an archive or a folder" in str(
+        error
+    )
+
+
+@pytest.mark.parametrize("below", ["", "sub/folder"])
+def test_a_file_as_the_cache_folder_is_named_with_the_fix(
+    tiny_archive, tmp_path, monkeypatch, below
+):
+    (tmp_path / "a file").write_text("not a folder")
+    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "a file" / below))
+    for call in (
+        lambda: load_imdb(path=tiny_archive),
+        lambda: download_imdb("http://127.0.0.1:9/x.tar.gz"),
+    ):
+        with pytest.raises(DataError) as raised:
+            call()
+        message = str(raised.value)
+        assert f"{tmp_path / 'a file'} is a file, not a folder" in message
+        assert "Point RNNKIT_CACHE_DIR at a folder" in message
+
+
+# --- a cache changed in place ---------------------------------------------------------------------
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_a_cache_file_changed_in_place_is_found_and_parsed_again(tiny_archive, data):
+    first = load_imdb(path=tiny_archive, seed=None)  # its arrays map the cache's files:
+    expected_sequences = first.train.sequences.to_list()  # copied before they are changed
+    expected_texts = list(first.test.texts)
+    (folder,) = [path for path in (get_settings().cache_dir / "imdb").iterdir() if path.is_dir()]
+    files = sorted(path for path in folder.iterdir() if path.name != "meta.json")
+    target = data.draw(st.sampled_from(files), label="file")
+    content = bytearray(target.read_bytes())
+    if not content:
+        return
+    position = data.draw(st.integers(0, len(content) - 1), label="byte")
+    content[position] ^= data.draw(st.integers(1, 255), label="bits")
+    target.write_bytes(bytes(content))  # the same size
+    with pytest.warns(
+        DataWarning, match=f"The cached reviews in {folder} are damaged \\({target.name} changed"
+    ):
+        again = load_imdb(path=tiny_archive, seed=None)
+    assert not again.source.from_cache
+    assert again.train.sequences.to_list() == expected_sequences
+    assert list(again.test.texts) == expected_texts
+    assert load_imdb(path=tiny_archive).source.from_cache  # whole again

@@ -17,6 +17,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rnnkit import RunStore, TrainConfig, load_imdb, train
@@ -209,7 +210,7 @@ DAMAGES = {
     "history of no epochs": (
         "history.json",
         lambda path: path.write_text("[1, 2, 3]"),
-        "does not hold a JSON list of epochs",
+        "history.json entry 1 is 1, not a JSON object",
     ),
     "garbage config": ("config.json", lambda path: path.write_bytes(b"\x00\x01junk"), "unreadable"),
     "truncated model": ("model.keras", truncate, "is not a whole Keras model file"),
@@ -243,6 +244,67 @@ def test_a_damaged_run_is_named_with_the_fix_and_every_page_keeps_working(runs, 
     assert picker.value == runs.other_run_id and len(picker.options) == 1
     assert 0 <= float(metrics(predictions)["Probability of positive"]) <= 1
     # Looking changed and removed nothing: the damaged file stays for its owner to inspect.
+    assert file_hashes(runs.runs) == saved
+
+
+def rewrite_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def wrong_length_predictions(path: Path) -> None:
+    np.save(path, np.load(path)[:-3], allow_pickle=False)
+
+
+# Files that parse but do not hold what a run's files must (rnnkit.run_schema), as the issue
+# found them: damage -> (file, what it does to the file, what the warning says is wrong).
+SCHEMA_DAMAGES = {
+    "history without epoch numbers": (
+        "history.json",
+        lambda path: rewrite_json(path, lambda history: [epoch.pop("epoch") for epoch in history]),
+        "history.json entry 1 has no 'epoch'",
+    ),
+    "empty metrics": (
+        "metrics.json",
+        lambda path: path.write_text("{}"),
+        "metrics.json has no 'test_accuracy'",
+    ),
+    "predictions of the wrong length": (
+        "predictions.npy",
+        wrong_length_predictions,
+        "predictions.npy holds 17 values, not one per test review (20)",
+    ),
+    "text where numbers belong": (
+        "complete.json",
+        lambda path: rewrite_json(path, lambda summary: summary.update(best_epoch="2", seconds="")),
+        "complete.json: best_epoch is '2', not a whole number of 1 or more or null",
+    ),
+    "text in the history": (
+        "history.json",
+        lambda path: rewrite_json(path, lambda history: history[0].update(val_accuracy="high")),
+        "history.json entry 1: val_accuracy is 'high', not a number from 0 to 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", SCHEMA_DAMAGES)
+def test_a_run_with_wrong_values_is_damaged_on_the_curves_and_predictions_pages(runs, damage):
+    name, spoil, problem = SCHEMA_DAMAGES[damage]
+    spoil(RunStore().folder(runs.run_id) / name)
+    saved = file_hashes(runs.runs)
+    for page, query in [
+        ("views/curves.py", {"curves_runs": [runs.run_id, runs.other_run_id]}),
+        ("views/predictions.py", {"predict_run": runs.run_id}),
+    ]:
+        app = open_page(page, **query)  # asserts that no exception is shown
+        (warning,) = [alert.value for alert in app.warning if "are damaged" in alert.value]
+        assert f"`{runs.run_id}`: marked complete, but {problem}" in warning, page
+        assert "python -m rnnkit delete <run id>" in warning, page
+    # Predictions open the other run instead; its numbers are there.
+    (picker,) = [box for box in app.selectbox if box.key == "predict_run"]
+    assert picker.value == runs.other_run_id and len(picker.options) == 1
+    assert 0 <= float(metrics(app)["Probability of positive"]) <= 1
     assert file_hashes(runs.runs) == saved
 
 

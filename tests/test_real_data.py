@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+import tarfile
+import warnings
+
 import numpy as np
 import pytest
 
-from rnnkit import load_imdb, padding_report, tokenize
+from rnnkit import DataWarning, load_imdb, padding_report, tokenize
+from rnnkit.sources import OFFICIAL_URL
 
 pytestmark = pytest.mark.real_data
 
@@ -66,3 +71,39 @@ def test_padding_report_on_the_notebook_setup(imdb):
     assert 0.5 < report.pad_share < 0.6  # real tokens fill under half of the steps
     assert report.grouped_pad_share < 0.01
     assert report.truncated_share == pytest.approx(np.mean(imdb.train.lengths > 500))
+
+
+def test_the_review_missing_from_this_copy_is_named(real_data_path, real_cache, monkeypatch):
+    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(real_cache))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cached = load_imdb(num_words=10000, path=real_data_path)
+    assert cached.source.from_cache  # the warning is kept with the cache
+    said = [str(item.message) for item in caught if item.category is DataWarning]
+    assert said == [
+        f"{real_data_path}: test/pos holds 12,499 reviews where its urls_pos.txt lists 12,500 "
+        f"(the official archive has 12,500 in each); 1 missing (review id 7). The reviews there "
+        f"are used; for all of them, use the full aclImdb_v1.tar.gz ({OFFICIAL_URL})."
+    ]
+
+
+def test_the_archive_cut_at_a_file_boundary_warns(real_data_path, tmp_path, monkeypatch):
+    """The issue's case: a .tar of this archive cut after a file in train/, no end marker."""
+    monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
+    with tarfile.open(real_data_path, "r|gz") as archive:
+        for index, member in enumerate(archive):
+            if index == 49_000:  # in train/pos
+                cut_at = member.offset
+                break
+    cut = tmp_path / "aclImdb_cut.tar"
+    with gzip.open(real_data_path) as source, cut.open("wb") as target:
+        target.write(source.read(cut_at))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        imdb = load_imdb(num_words=10000, path=cut)
+    said = [str(item.message) for item in caught if item.category is DataWarning]
+    assert len(imdb.train) < 25_000
+    assert any(
+        f"{cut} ends without tar's end-of-archive marker, after 49,000 files" in message
+        for message in said
+    ), said

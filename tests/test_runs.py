@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -11,20 +14,44 @@ from pathlib import Path
 import filelock
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from rnnkit.config import preset
+from rnnkit.run_schema import CHECKPOINT_FILE, SCHEMA, JsonList, JsonObject
 from rnnkit.runs import Run, RunError, RunStore, RunSummary, is_run_id
 
-RUN_ID = "0123456789abcdef"
-OTHER_ID = "fedcba9876543210"
-THIRD_ID = "00000000000000aa"
-CONFIG = {"units": 64, "dropout_rate": 0.5, "epochs": 3}
+FINGERPRINT = "ab" * 32  # the data the runs below were "trained" on
+
+
+def seed_config(seed: int):
+    return preset("seed").with_overrides({"training.seed": seed})
+
+
+# Three configurations and their run ids on that data (a run's folder is named by its id).
+CONFIGS = {seed_config(seed).run_id(FINGERPRINT): seed_config(seed) for seed in (1, 2, 3)}
+RUN_ID, OTHER_ID, THIRD_ID = CONFIGS
+CONFIG = CONFIGS[RUN_ID].to_dict()
 HISTORY = [
-    {"accuracy": 0.70, "val_accuracy": 0.80},
-    {"accuracy": 0.85, "val_accuracy": 0.86},
-    {"accuracy": 0.90, "val_accuracy": 0.84},
+    {"epoch": 1, "loss": 0.6, "accuracy": 0.70, "val_loss": 0.5, "val_accuracy": 0.80},
+    {"epoch": 2, "loss": 0.4, "accuracy": 0.85, "val_loss": 0.4, "val_accuracy": 0.86},
+    {"epoch": 3, "loss": 0.3, "accuracy": 0.90, "val_loss": 0.45, "val_accuracy": 0.84},
 ]
-SUMMARY = {"best_val_accuracy": 0.86, "best_epoch": 2, "test_accuracy": 0.85, "seconds": 12.5}
+METRICS = {"test_loss": 0.35, "test_accuracy": 0.85}
 PREDICTIONS = np.array([0.1, 0.9, 0.6, 0.3], dtype=np.float32)
+SUMMARY = {
+    "best_val_accuracy": 0.86,
+    "best_epoch": 2,
+    "test_accuracy": 0.85,
+    "epochs_done": 3,
+    "seconds": 12.5,
+    "test_reviews": len(PREDICTIONS),
+    "data_fingerprint": FINGERPRINT,
+}
+
+
+def config_of(run_id: str) -> dict:
+    return CONFIGS[run_id].to_dict()
 
 
 @pytest.fixture
@@ -40,9 +67,9 @@ def write_placeholder_model(path: Path) -> None:
 
 def write_results(store: RunStore, run_id: str) -> None:
     """Every file a complete run holds, but not its marker."""
-    store.create(run_id, CONFIG)
+    store.create(run_id, config_of(run_id))
     store.write_json(run_id, "history.json", HISTORY)
-    store.write_json(run_id, "metrics.json", {"loss": 0.35, "accuracy": 0.85})
+    store.write_json(run_id, "metrics.json", METRICS)
     store.write_array(run_id, "predictions.npy", PREDICTIONS)
     store.write_json(run_id, "timings.json", {"epoch_seconds": [4.0, 4.5, 4.0]})
     store.write_json(run_id, "versions.json", {"keras": "3.15.1"})
@@ -157,9 +184,9 @@ def test_a_crash_mid_write_keeps_the_previous_file(store, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunError, match=f"Run {RUN_ID} could not be saved in .*: disk full"):
         store.write_json(RUN_ID, "history.json", HISTORY)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(RunError, match="disk full"):
         store.write_array(RUN_ID, "predictions.npy", np.zeros(7, dtype=np.float32))
     monkeypatch.undo()
 
@@ -358,7 +385,7 @@ def test_list_runs_of_an_empty_store(store):
 def test_list_runs_shows_every_run_newest_first_and_ignores_junk(store):
     write_complete_run(store, RUN_ID, created="2024-01-01T10:00:00+00:00")
     write_complete_run(store, OTHER_ID, created="2024-03-01T10:00:00+00:00")
-    store.create(THIRD_ID, CONFIG)
+    store.create(THIRD_ID, config_of(THIRD_ID))
     store.write_json(THIRD_ID, "history.json", HISTORY[:1])
     store.mark_failed(THIRD_ID, "Killed")
     os.utime(store.folder(THIRD_ID) / "config.json", (1_706_781_600, 1_706_781_600))  # 2024-02-01
@@ -380,7 +407,7 @@ def test_list_runs_shows_every_run_newest_first_and_ignores_junk(store):
     assert newest == RunSummary(
         run_id=OTHER_ID,
         status="complete",
-        config=CONFIG,
+        config=config_of(OTHER_ID),
         best_val_accuracy=0.86,
         best_epoch=2,
         test_accuracy=0.85,
@@ -418,7 +445,7 @@ def test_load_reads_a_complete_run(store):
     assert (run.run_id, run.folder) == (RUN_ID, store.folder(RUN_ID))
     assert run.config == CONFIG
     assert run.history == HISTORY
-    assert run.metrics == {"loss": 0.35, "accuracy": 0.85}
+    assert run.metrics == METRICS
     assert run.predictions.dtype == np.float32
     np.testing.assert_array_equal(run.predictions, PREDICTIONS)
     assert run.timings == {"epoch_seconds": [4.0, 4.5, 4.0]}
@@ -445,16 +472,13 @@ def prepare_damaged(store: RunStore) -> None:
 @pytest.mark.parametrize(
     ("prepare", "message"),
     [
-        (lambda store: None, "no run 0123456789abcdef.*train its configuration"),
-        (
-            prepare_incomplete,
-            "0123456789abcdef is not finished \\(2 epoch.*train it again to resume",
-        ),
-        (prepare_failed, "0123456789abcdef failed: NaN loss at epoch 2.*Train it again"),
+        (lambda store: None, f"no run {RUN_ID}.*train its configuration"),
+        (prepare_incomplete, f"{RUN_ID} is not finished \\(2 epoch.*train it again to resume"),
+        (prepare_failed, f"{RUN_ID} failed: NaN loss at epoch 2.*Train it again"),
         (
             prepare_damaged,
-            "0123456789abcdef.*damaged \\(marked complete, but model.keras is missing\\).*"
-            "python -m rnnkit delete 0123456789abcdef` or train it again",
+            f"{RUN_ID}.*damaged \\(marked complete, but model.keras is missing\\).*"
+            f"python -m rnnkit delete {RUN_ID}` or train it again",
         ),
     ],
     ids=["missing", "incomplete", "failed", "damaged"],
@@ -526,3 +550,434 @@ def test_the_store_json_files_are_readable_as_plain_json(store):
     write_complete_run(store, RUN_ID)
     complete = json.loads((store.folder(RUN_ID) / "complete.json").read_text(encoding="utf-8"))
     assert complete["best_epoch"] == 2
+
+
+# --- every file against the schema: generated damage ---------------------------------------------
+
+# Any JSON value: what a damaged or hand-edited file may hold where a value belongs.
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+# Every (file, key, what it must hold) of the schema's JSON objects.
+SCHEMA_FIELDS = [
+    (name, key, value)
+    for name, spec in SCHEMA.items()
+    for items in [spec.items if isinstance(spec, JsonList) else spec]
+    if isinstance(items, JsonObject)
+    for key, value in {**items.required, **items.optional}.items()
+]
+
+
+UNFINISHED_RUN_FILES = ("failed.json", CHECKPOINT_FILE)
+
+
+def complete_run_files(store: RunStore, run_id: str = RUN_ID) -> Path:
+    """A complete run, its files written by the store; returns its folder."""
+    write_complete_run(store, run_id)
+    return store.folder(run_id)
+
+
+def rewrite_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def assert_damaged_everywhere(store: RunStore, file_named: str, run_id: str = RUN_ID) -> str:
+    """The run is damaged, with a reason naming `file_named`, for status, summary, listings
+    and load; returns the reason."""
+    assert store.status(run_id) == "damaged"
+    summary = store.summary(run_id)
+    assert summary.status == "damaged" and file_named in summary.error, summary.error
+    assert [(item.run_id, item.status) for item in store.list_runs()] == [(run_id, "damaged")]
+    with pytest.raises(RunError, match=f"Run {run_id} in .* is damaged .*rnnkit delete {run_id}"):
+        store.load(run_id)
+    return summary.error
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_value_of_the_wrong_type_or_range_in_any_file_makes_the_run_damaged(data):
+    # A complete run has no failed.json nor checkpoint: see the tests of those below.
+    fields = [field for field in SCHEMA_FIELDS if field[0] not in UNFINISHED_RUN_FILES]
+    name, key, expected = data.draw(st.sampled_from(fields), label="field")
+    wrong = data.draw(JSON_VALUES.filter(lambda value: not expected.fits(value)), label="value")
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        run = complete_run_files(store)
+        if name == "history.json":
+            epoch = data.draw(st.integers(0, len(HISTORY) - 1), label="epoch")
+            rewrite_json(run / name, lambda history: history[epoch].__setitem__(key, wrong))
+        else:
+            rewrite_json(run / name, lambda record: record.__setitem__(key, wrong))
+        reason = assert_damaged_everywhere(store, name)
+        assert key in reason
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_missing_key_or_a_file_of_another_shape_makes_the_run_damaged(data):
+    names = SCHEMA.keys() - {"predictions.npy", *UNFINISHED_RUN_FILES}
+    name = data.draw(st.sampled_from(sorted(names)))
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        run = complete_run_files(store)
+        spec = SCHEMA[name]
+        required = (spec.items if isinstance(spec, JsonList) else spec).required
+        if required and data.draw(st.booleans(), label="drop a key"):
+            key = data.draw(st.sampled_from(sorted(required)))
+            if name == "history.json":
+                rewrite_json(run / name, lambda history: history[-1].pop(key))
+            else:
+                rewrite_json(run / name, lambda record: record.pop(key))
+        else:
+            shapes = JSON_VALUES.filter(
+                lambda value: not isinstance(value, list if name == "history.json" else dict)
+            )
+            (run / name).write_text(json.dumps(data.draw(shapes)))
+        assert_damaged_everywhere(store, name)
+
+
+@pytest.mark.parametrize(
+    ("damage", "file_named"),
+    [
+        (lambda run: (run / "metrics.json").write_text("{}"), "metrics.json"),
+        (lambda run: (run / "history.json").write_text("[]"), "history.json"),
+        (
+            lambda run: rewrite_json(run / "history.json", lambda history: history.reverse()),
+            "history.json entry 1 is epoch 3, not 1",
+        ),
+        (
+            lambda run: rewrite_json(run / "history.json", lambda history: history.pop(0)),
+            "history.json entry 1 is epoch 2",
+        ),
+        (
+            lambda run: rewrite_json(run / "history.json", lambda history: history.append({})),
+            "history.json entry 4 has no 'epoch'",
+        ),
+        (
+            lambda run: rewrite_json(
+                run / "history.json", lambda history: history[1].__setitem__("epoch", 2.0)
+            ),
+            "history.json entry 2: epoch is 2.0, not a whole number of 1 or more",
+        ),
+        (
+            lambda run: rewrite_json(
+                run / "metrics.json", lambda metrics: metrics.__setitem__("test_accuracy", "0.85")
+            ),
+            "metrics.json: test_accuracy is '0.85', not a number from 0 to 1",
+        ),
+        (
+            lambda run: rewrite_json(
+                run / "complete.json", lambda summary: summary.__setitem__("epochs_done", 2)
+            ),
+            "complete.json says 2 epochs, history.json holds 3",
+        ),
+        (
+            lambda run: rewrite_json(
+                run / "complete.json", lambda summary: summary.__setitem__("best_epoch", 4)
+            ),
+            "best_epoch is 4, after the last epoch",
+        ),
+        (
+            lambda run: rewrite_json(
+                run / "complete.json", lambda summary: summary.__setitem__("test_accuracy", 0.5)
+            ),
+            "complete.json's test_accuracy 0.5 is not metrics.json's 0.85",
+        ),
+        (
+            lambda run: rewrite_json(
+                run / "complete.json", lambda summary: summary.__setitem__("created", "yesterday")
+            ),
+            "complete.json: created is 'yesterday', not an ISO 8601 time",
+        ),
+        (
+            lambda run: (run / "config.json").write_text(json.dumps(config_of(OTHER_ID))),
+            f"config.json is the configuration of run {OTHER_ID}",
+        ),
+        (
+            lambda run: (run / "config.json").write_text('{"model": {"cell": "transformer"}}'),
+            "config.json is not a configuration (model.cell must be one of",
+        ),
+        (lambda run: (run / "versions.json").write_text('{"keras": 3}'), "versions.json"),
+        (lambda run: (run / "timings.json").write_text("[]"), "timings.json"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_files_that_disagree_or_break_a_rule_make_the_run_damaged(store, damage, file_named):
+    damage(complete_run_files(store))
+    assert_damaged_everywhere(store, file_named)
+
+
+@pytest.mark.parametrize(
+    ("predictions", "problem"),
+    [
+        (np.array([0.1, 0.9, 0.6], np.float32), "holds 3 values, not one per test review (4)"),
+        (np.array([0.1, 0.9, 0.6, 0.3, 0.5], np.float32), "holds 5 values"),
+        (np.array([0.1, 0.9, 0.6, 0.3], np.float64), "holds float64 of shape (4,)"),
+        (np.array([[0.1, 0.9], [0.6, 0.3]], np.float32), "holds float32 of shape (2, 2)"),
+        (np.array([0.1, 1.5, 0.6, 0.3], np.float32), "holds np.float32(1.5), not a probability"),
+        (np.array([0.1, np.nan, 0.6, 0.3], np.float32), "holds np.float32(nan)"),
+        (np.array([1, 0, 1, 0], np.int64), "holds int64"),
+    ],
+)
+def test_predictions_must_be_one_probability_per_test_review(store, predictions, problem):
+    run = complete_run_files(store)
+    np.save(run / "predictions.npy", predictions, allow_pickle=False)
+    assert problem in assert_damaged_everywhere(store, "predictions.npy")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.floats(0, 1),
+    st.floats(0, 1e6),
+    st.lists(st.floats(0, 1e4), max_size=4),
+    st.dictionaries(st.text(max_size=6), st.floats(-1e9, 1e9), max_size=3),
+)
+def test_values_within_the_schema_keep_the_run_complete(accuracy, loss, seconds, extra):
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        store.create(RUN_ID, CONFIG)
+        history = [{**record, **extra, **record} for record in HISTORY]
+        store.write_json(RUN_ID, "history.json", history)
+        store.write_json(
+            RUN_ID, "metrics.json", {**extra, "test_accuracy": accuracy, "test_loss": loss}
+        )
+        store.write_array(RUN_ID, "predictions.npy", PREDICTIONS)
+        store.write_json(RUN_ID, "timings.json", {"epoch_seconds": seconds, "fused_rnn": False})
+        write_placeholder_model(store.model_path(RUN_ID))
+        store.mark_complete(RUN_ID, {**SUMMARY, "test_accuracy": accuracy})
+        assert store.status(RUN_ID) == "complete"
+        assert store.load(RUN_ID).metrics["test_accuracy"] == accuracy
+
+
+def test_marking_complete_checks_the_summary_against_the_files(store):
+    write_results(store, RUN_ID)
+    for change, problem in [
+        ({"test_reviews": 5}, "holds 4 values, not one per test review (5)"),
+        ({"data_fingerprint": "cd" * 32}, "config.json is the configuration of run"),
+        ({"epochs_done": 4}, "complete.json says 4 epochs"),
+        ({"test_accuracy": "high"}, "test_accuracy is 'high'"),
+    ]:
+        with pytest.raises(
+            RunError, match=f"{RUN_ID} cannot be marked complete: .*{re.escape(problem)}"
+        ):
+            store.mark_complete(RUN_ID, {**SUMMARY, **change})
+        assert store.status(RUN_ID) == "incomplete"
+    summary = {key: value for key, value in SUMMARY.items() if key != "test_reviews"}
+    with pytest.raises(RunError, match=r"complete\.json has no 'test_reviews'"):
+        store.mark_complete(RUN_ID, summary)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(JSON_VALUES)
+def test_an_unfinished_runs_history_is_checked_before_it_resumes(history):
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        store.create(RUN_ID, CONFIG)
+        (store.folder(RUN_ID) / "history.json").write_text(json.dumps(history))
+        valid = isinstance(history, list) and not history  # the only valid value here: []
+        if valid:
+            assert store.status(RUN_ID) == "incomplete"
+            assert store.history_epochs(RUN_ID) == []
+        else:
+            assert store.status(RUN_ID) == "damaged"
+            assert "history.json" in store.summary(RUN_ID).error
+            with pytest.raises(RunError, match=f"history of run {RUN_ID} .* is damaged"):
+                store.history_epochs(RUN_ID)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(JSON_VALUES)
+def test_a_damaged_failure_record_leaves_the_run_failed_and_resumable(record):
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        store.create(RUN_ID, CONFIG)
+        store.write_json(RUN_ID, "history.json", HISTORY[:1])
+        (store.folder(RUN_ID) / "failed.json").write_text(json.dumps(record))
+        summary = store.summary(RUN_ID)
+        assert (summary.status, summary.epochs_done) == ("failed", 1)
+        if not (isinstance(record, dict) and isinstance(record.get("error"), str)):
+            assert summary.error.startswith("unknown error (failed.json")
+
+
+def test_creating_a_run_needs_a_configuration(store):
+    with pytest.raises(ValueError, match=f"Run {RUN_ID} cannot be created: config.json is not"):
+        store.create(RUN_ID, {"units": 64})
+    assert not store.folder(RUN_ID).exists()
+
+
+# --- a store that cannot be written --------------------------------------------------------------
+
+WRITE_ERRORS = {
+    errno.EACCES: "make .* writable, or point RNNKIT_RUNS_DIR \\(or --runs-dir\\) at another",
+    errno.EROFS: "make .* writable",
+    errno.ENOSPC: "free disk space where .* is and train again",
+    errno.EDQUOT: "free disk space",
+    errno.ENOTDIR: "a file stands where a folder belongs",
+    errno.EIO: "check the disk, or point RNNKIT_RUNS_DIR",
+}
+# What the store may be doing when the disk says no: each on a run with every file written.
+STORE_WRITES = {
+    "create": lambda store: store.create(OTHER_ID, config_of(OTHER_ID)),
+    "write_json": lambda store: store.write_json(RUN_ID, "history.json", HISTORY[:1]),
+    "write_array": lambda store: store.write_array(RUN_ID, "predictions.npy", PREDICTIONS),
+    "mark_complete": lambda store: store.mark_complete(RUN_ID, SUMMARY),
+    "mark_failed": lambda store: store.mark_failed(RUN_ID, "boom"),
+    "write_checkpoint": lambda store: store.write_checkpoint(
+        RUN_ID, 1, lambda path: path.write_bytes(b"weights")
+    ),
+    "discard_results": lambda store: store.discard_results(RUN_ID),
+    "delete": lambda store: store.delete(RUN_ID),
+    "lock": lambda store: store.lock(RUN_ID).acquire(timeout=1),
+}
+# The calls a write goes through; each fails in turn.
+FAILING_CALLS = [
+    (os, "replace"),
+    (os, "open"),
+    (os, "unlink"),
+    (os, "mkdir"),
+    (os, "rename"),
+    (os, "rmdir"),
+    (os, "fsync"),
+]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(sorted(STORE_WRITES)),
+    st.sampled_from(FAILING_CALLS),
+    st.sampled_from(sorted(WRITE_ERRORS)),
+)
+def test_a_write_the_disk_refuses_is_a_run_error_naming_the_folder_and_the_fix(
+    operation, failing, error_number
+):
+    module, name = failing
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(Path(folder) / "runs")
+        write_results(store, RUN_ID)
+        before = {path.name: path.read_bytes() for path in store.folder(RUN_ID).iterdir()}
+        assert "history.json" in before  # rewritten by one of the writes, whole
+        original = getattr(module, name)
+
+        def refuse(*arguments, **keywords):
+            path = arguments[0] if isinstance(arguments[0], str | os.PathLike) else None
+            raise OSError(error_number, os.strerror(error_number), path)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(module, name, refuse)
+            try:
+                STORE_WRITES[operation](store)
+            except RunError as error:
+                message = str(error)
+                assert str(store.root) in message, message
+                assert os.strerror(error_number) in message, message
+                assert re.search(WRITE_ERRORS[error_number], message), message
+            except OSError as error:  # what must not happen
+                pytest.fail(f"{operation} let {error!r} through ({module.__name__}.{name})")
+        assert getattr(module, name) is original
+        # Nothing half written: each file is as it was or whole, no temporary file is left
+        # (unless removing files is what failed).
+        folder = store.folder(RUN_ID)
+        files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
+        if name != "unlink":
+            assert not [path for path in files if path.name.startswith(".")], files
+        for path in files:
+            if path.name in before and path.name != "history.json":
+                assert path.read_bytes() == before[path.name], path.name
+            elif path.suffix == ".json" and not path.name.startswith("."):
+                json.loads(path.read_text())  # whole
+
+
+def test_a_store_whose_root_is_a_file_says_so(tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(RunError, match=r"a file stands where a folder belongs: move .*runs away"):
+        store.lock(RUN_ID)
+    with pytest.raises(RunError, match="a file stands where a folder belongs"):
+        store.create(RUN_ID, CONFIG)
+    with pytest.raises(RunError, match=r"run store .*runs cannot be read \(Not a directory\)"):
+        store.list_runs()
+    assert store.status(RUN_ID) == "missing"
+
+
+# --- the checkpoint -------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_counts_once_its_metadata_names_it(store):
+    store.create(RUN_ID, CONFIG)
+    assert store.checkpoint(RUN_ID) is None
+    store.write_checkpoint(RUN_ID, 1, lambda path: path.write_bytes(b"epoch one"))
+    epoch, weights = store.checkpoint(RUN_ID)
+    assert (epoch, weights.read_bytes()) == (1, b"epoch one")
+
+    def killed_while_saving(path: Path) -> None:
+        path.write_bytes(b"epoch tw")  # half of it
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.write_checkpoint(RUN_ID, 2, killed_while_saving)
+    epoch, weights = store.checkpoint(RUN_ID)
+    assert (epoch, weights.read_bytes()) == (1, b"epoch one")  # the previous one, whole
+    store.write_checkpoint(RUN_ID, 2, lambda path: path.write_bytes(b"epoch two"))
+    assert sorted(path.name for path in store.backup_dir(RUN_ID).iterdir()) == [
+        "epoch-2.weights.h5",
+        "training_metadata.json",
+    ]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    ['{"epoch": 0, "weights": "epoch-0.weights.h5"}', '{"epoch": 1, "weights": "../x"}', "{", "[]"],
+)
+def test_a_checkpoint_that_is_not_one_is_not_resumed(store, metadata):
+    store.create(RUN_ID, CONFIG)
+    store.write_checkpoint(RUN_ID, 1, lambda path: path.write_bytes(b"weights"))
+    (store.backup_dir(RUN_ID) / "training_metadata.json").write_text(metadata)
+    assert store.checkpoint(RUN_ID) is None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_checkpoint_with_a_wrong_value_is_not_resumed(data):
+    spec = SCHEMA[CHECKPOINT_FILE]
+    key, expected = data.draw(st.sampled_from(sorted({**spec.required, **spec.optional}.items())))
+    wrong = data.draw(JSON_VALUES.filter(lambda value: not expected.fits(value)))
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(folder)
+        store.create(RUN_ID, CONFIG)
+        store.write_checkpoint(RUN_ID, 2, lambda path: path.write_bytes(b"weights"))
+        rewrite_json(store.folder(RUN_ID) / CHECKPOINT_FILE, lambda meta: meta.update({key: wrong}))
+        assert store.checkpoint(RUN_ID) is None
+
+
+def test_a_reason_quotes_only_plain_values(store):
+    run = complete_run_files(store)
+    link = "[click](http://example.org)"
+    rewrite_json(run / "metrics.json", lambda metrics: metrics.update(test_accuracy=link))
+    reason = store.summary(RUN_ID).error
+    assert f"test_accuracy is text of {len(link)} characters, not a number from 0 to 1" in reason
+    assert "http" not in reason
+    rewrite_json(run / "metrics.json", lambda metrics: metrics.update(test_accuracy=[1] * 10**5))
+    assert "test_accuracy is a list of 100000 items" in store.summary(RUN_ID).error
+
+
+def test_a_run_completed_before_its_test_count_was_recorded_stays_complete(store):
+    # complete.json without test_reviews and data_fingerprint, as runs were completed before
+    # rnnkit recorded them: complete, its predictions' length and run id unchecked.
+    write_complete_run(store, RUN_ID)
+    path = store.folder(RUN_ID) / "complete.json"
+    summary = json.loads(path.read_text())
+    for key in ("test_reviews", "data_fingerprint"):
+        del summary[key]
+    path.write_text(json.dumps(summary))
+    assert store.status(RUN_ID) == "complete"
+    assert len(store.load(RUN_ID).predictions) == len(PREDICTIONS)

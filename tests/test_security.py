@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit import RunStore, cli
+from rnnkit import RunStore, cli, preset
 from rnnkit.runs import MODEL_FILE, RunError
 from tests.helpers import TinyRuns, app_on_a_copy, metrics, open_page, texts, train_tiny_runs
 
@@ -88,7 +88,7 @@ def test_every_store_method_refuses_a_run_id_that_is_not_one(tmp_path, victim, r
 def test_file_names_inside_a_run_are_plain_names(tmp_path, victim, name):
     store = RunStore(tmp_path / "store")
     run_id = "0123456789abcdef"
-    store.create(run_id, {"units": 8})
+    store.create(run_id, preset("seed").to_dict())
     for call in (
         lambda: store.read_json(run_id, name),
         lambda: store.write_json(run_id, name, {}),

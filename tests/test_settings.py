@@ -4,18 +4,29 @@ hosted mode (`RNNKIT_HOSTED=1`, e.g. a Streamlit Community Cloud secret) changes
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore
+from rnnkit import RunStore, cli
 from rnnkit import settings as settings_module
+from rnnkit.config import LIMITS
 from rnnkit.jobs import JobBoard, LimitError
+from rnnkit.parsing import parse_number
 from rnnkit.settings import (
     HOSTED_LIMITS,
+    LIMIT_RANGES,
+    LIMITED_SETTINGS,
+    SettingsError,
     TrainingLimits,
+    check_environment,
     get_limits,
     get_settings,
     standby_enabled,
@@ -28,6 +39,7 @@ from tests.helpers import (
     texts,
     tiny_masked_config,
     tiny_reviews,
+    wait_for,
     write_archive,
 )
 
@@ -97,15 +109,189 @@ def test_a_limit_variable_overrides_the_hosted_default(monkeypatch):
     ("name", "value", "message"),
     [
         ("RNNKIT_HOSTED", "maybe", "RNNKIT_HOSTED must be 1/true/yes/on or 0/false/no/off"),
-        ("RNNKIT_MAX_UNITS", "0", "RNNKIT_MAX_UNITS must be a positive int, not '0'"),
-        ("RNNKIT_MAX_EPOCHS", "ten", "RNNKIT_MAX_EPOCHS must be a positive int, not 'ten'"),
-        ("RNNKIT_MAX_TRAINING_MINUTES", "-1", "must be a positive float, not '-1'"),
+        (
+            "RNNKIT_MAX_UNITS",
+            "0",
+            "RNNKIT_MAX_UNITS must be a whole number from 1 to 1,024, not '0'",
+        ),
+        ("RNNKIT_MAX_EPOCHS", "ten", "RNNKIT_MAX_EPOCHS must be a whole number from 1 to 1,000"),
+        (
+            "RNNKIT_MAX_TRAINING_MINUTES",
+            "nan",
+            "RNNKIT_MAX_TRAINING_MINUTES must be a number from 1 to 10,080 minutes, not 'nan'",
+        ),
+        ("RNNKIT_MAX_TRAINING_MINUTES", "-1", "must be a number from 1 to 10,080 minutes"),
+        ("RNNKIT_MAX_JOBS", "65", "RNNKIT_MAX_JOBS must be a whole number from 1 to 64"),
+        ("RNNKIT_MAX_QUEUE", "１０", "RNNKIT_MAX_QUEUE must be a whole number from 0 to 1,000"),
     ],
 )
-def test_a_bad_value_names_the_variable(monkeypatch, name, value, message):
+def test_a_bad_value_names_the_variable_and_what_it_allows(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
         get_limits()
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        check_environment()
+
+
+def test_the_limits_ranges_end_where_a_configs_own_limits_end():
+    for setting, field_name in LIMITED_SETTINGS.items():
+        assert LIMIT_RANGES[field_name].high == LIMITS[setting].high, setting
+        assert LIMIT_RANGES[field_name].low >= LIMITS[setting].low, setting
+    assert {item.name for item in dataclasses.fields(TrainingLimits)} == {
+        "allow_training",
+        *LIMIT_RANGES,
+    }
+    for limits in (TrainingLimits(), HOSTED_LIMITS):  # the defaults are within their ranges
+        for field_name, allowed in LIMIT_RANGES.items():
+            assert allowed.low <= getattr(limits, field_name) <= allowed.high, field_name
+
+
+# What an environment variable can hold: any text but NUL (and no lone surrogate).
+ENVIRONMENT_TEXT = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8
+)
+# Text an environment may hold for a number: numbers in and out of range, written many ways,
+# and what is no number.
+ENVIRONMENT_NUMBERS = st.one_of(
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.floats(-1e6, 1e6).map(lambda number: f"{number:.3f}"),
+    st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-0", "0", "1_000"]),
+    st.sampled_from(["１０", "٣", "10 minutes", "", "   ", "0x10", "1,000", "+5", " 7 "]),
+    ENVIRONMENT_TEXT,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(LIMIT_RANGES)), ENVIRONMENT_NUMBERS)
+def test_a_limit_from_the_environment_is_a_number_in_its_range_or_refused(field_name, text):
+    name = f"RNNKIT_{field_name.upper()}"
+    allowed = LIMIT_RANGES[field_name]
+    try:
+        expected = parse_number(text, allowed.kind)
+    except ValueError:
+        expected = None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(name, text)
+        if not text.strip():  # unset
+            assert getattr(get_limits(), field_name) == getattr(TrainingLimits(), field_name)
+        elif expected is not None and allowed.low <= expected <= allowed.high:
+            value = getattr(get_limits(), field_name)
+            assert value == expected and math.isfinite(value)
+            assert type(value) is (int if allowed.kind == "int" else float)
+            check_environment()  # no complaint
+        else:
+            with pytest.raises(SettingsError) as raised:
+                get_limits()
+            problem = f"{name} must be {allowed.allowed}, not {text.strip()!r}"
+            assert raised.value.problems == [problem]
+            with pytest.raises(SettingsError, match=re.escape(problem)):
+                check_environment()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(["RNNKIT_HOSTED", "RNNKIT_ALLOW_TRAINING", "RNNKIT_FUSED_RNN"]),
+    st.one_of(ENVIRONMENT_TEXT, st.sampled_from(["1", "True", " off ", "YES", "2", "oui"])),
+)
+def test_a_yes_or_no_variable_takes_only_a_yes_or_a_no(name, text):
+    words = {"1", "true", "yes", "on", "0", "false", "no", "off", ""}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(name, text)
+        if text.strip().lower() in words:
+            check_environment()
+        else:
+            with pytest.raises(SettingsError, match=f"{name} must be 1/true/yes/on or 0/false"):
+                check_environment()
+
+
+def test_check_environment_names_every_bad_variable_at_once(tmp_path, monkeypatch):
+    (tmp_path / "a file").write_text("not a folder")
+    monkeypatch.setenv("RNNKIT_MAX_TRAINING_MINUTES", "nan")
+    monkeypatch.setenv("RNNKIT_MAX_JOBS", "0")
+    monkeypatch.setenv("RNNKIT_HOSTED", "sometimes")
+    monkeypatch.setenv("RNNKIT_FUSED_RNN", "2")
+    monkeypatch.setenv("RNNKIT_DATA_URL", "ftp://mirror.example/aclImdb.tar.gz")
+    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(tmp_path / "a file" / "runs"))
+    with pytest.raises(SettingsError) as raised:
+        check_environment()
+    assert isinstance(raised.value, ValueError)
+    message = str(raised.value)
+    assert message.startswith("6 environment variables cannot be used:\n- ")
+    for name in (
+        "RNNKIT_MAX_TRAINING_MINUTES",
+        "RNNKIT_MAX_JOBS",
+        "RNNKIT_HOSTED",
+        "RNNKIT_FUSED_RNN",
+        "RNNKIT_DATA_URL must be an http://, https:// or file:// address",
+        f"RNNKIT_RUNS_DIR must be a folder: {tmp_path / 'a file'} is a file, not a folder",
+    ):
+        assert f"- {name}" in message, name
+    assert message.endswith("Fix or unset them and start again.")
+
+
+@pytest.mark.parametrize("name", ["RNNKIT_CACHE_DIR", "RNNKIT_RUNS_DIR"])
+def test_a_file_where_a_folder_belongs_is_refused(tmp_path, monkeypatch, name):
+    (tmp_path / "a file").write_text("not a folder")
+    monkeypatch.setenv(name, str(tmp_path / "a file"))
+    with pytest.raises(SettingsError, match=f"{name} must be a folder: .*a file is a file"):
+        check_environment()
+    monkeypatch.setenv(name, str(tmp_path / "a file" / "below"))
+    with pytest.raises(SettingsError, match=f"{name} must be a folder: .*a file is a file"):
+        check_environment()
+    monkeypatch.setenv(name, str(tmp_path / "not yet" / "made"))
+    check_environment()  # made when needed
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_a_device_as_the_data_is_refused(monkeypatch, device):
+    monkeypatch.setenv("RNNKIT_DATA", device)
+    with pytest.raises(SettingsError, match=f"RNNKIT_DATA must name .*{device} is a character"):
+        check_environment()
+
+
+def test_a_named_pipe_as_the_data_is_refused(tmp_path, monkeypatch):
+    os.mkfifo(tmp_path / "pipe")
+    monkeypatch.setenv("RNNKIT_DATA", str(tmp_path / "pipe"))
+    with pytest.raises(SettingsError, match="is a named pipe, not an archive or a folder"):
+        check_environment()
+
+
+def test_the_command_line_refuses_bad_settings_with_exit_code_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNNKIT_MAX_TRAINING_MINUTES", "nan")
+    monkeypatch.setenv("RNNKIT_MAX_QUEUE", "-1")
+    assert cli.main(["--runs-dir", str(tmp_path), "runs"]) == 2
+    error = capsys.readouterr().err
+    assert "RNNKIT_MAX_TRAINING_MINUTES must be a number from 1 to 10,080 minutes" in error
+    assert "RNNKIT_MAX_QUEUE must be a whole number from 0 to 1,000, not '-1'" in error
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("page", ["views/home.py", "views/train.py", "views/predictions.py"])
+def test_the_app_shows_bad_settings_as_an_error_on_every_page(monkeypatch, page):
+    monkeypatch.setenv("RNNKIT_MAX_TRAINING_MINUTES", "nan")
+    monkeypatch.setenv("RNNKIT_MAX_EPOCHS", "0")
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.switch_page(page).run()
+    assert not app.exception, app.exception
+    (error,) = [alert.value for alert in app.error]
+    assert "This server's settings cannot be used" in error
+    assert "RNNKIT_MAX_TRAINING_MINUTES must be a number from 1 to 10,080 minutes" in error
+    assert "RNNKIT_MAX_EPOCHS must be a whole number from 1 to 1,000, not '0'" in error
+    assert not app.title  # the page did not run
+
+
+def test_a_queue_of_zero_starts_a_job_at_once_or_refuses_it(tmp_path, monkeypatch, data, gated):
+    monkeypatch.setenv("RNNKIT_MAX_QUEUE", "0")
+    board = JobBoard(RunStore(tmp_path / "runs"))
+    assert board.limits.max_queue == 0
+    running = board.submit(tiny_masked_config(), data)
+    wait_for(lambda: board.view(running.run_id).state == "running")
+    with pytest.raises(LimitError, match=r"The queue is full: 0 waiting, .*RNNKIT_MAX_QUEUE = 0"):
+        board.submit(tiny_masked_config(**{"training.seed": "2"}), data)
+    gated.gate(running.run_id).set()
+    board.wait(running.run_id, 10)
+    board.shutdown()
 
 
 @pytest.mark.parametrize(
