@@ -30,6 +30,7 @@ from typing import NamedTuple
 import pandas as pd
 import pyarrow as pa
 import pytest
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, preset, train
@@ -277,6 +278,62 @@ def app_on_a_copy(trained: TinyRuns, folder: Path, monkeypatch) -> Iterator[Tiny
     yield trained._replace(runs=root)
     job_board().shutdown()
     job_board.clear()
+
+
+# --- Markdown as a page shows it -----------------------------------------------------------------
+
+# What a hostile link puts in a URL parameter: a link, an image, HTML, a script, Streamlit's
+# colour directive and math.
+HOSTILE_TEXTS = [
+    "[x](https://evil.example)",
+    "![i](https://evil.example/i.png)",
+    "<img src=https://evil.example/x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    ":red[x]",
+    "$x$",
+]
+HOSTILE_TEXT = " ".join(HOSTILE_TEXTS)
+_COMMONMARK = MarkdownIt("commonmark")
+# GitHub's autolink literals: remark-gfm, with which Streamlit renders Markdown, finds these in
+# the text after parsing (backslash escapes do not stop it) and makes links of them. Its two
+# patterns (mdast-util-gfm-autolink-literal), without its checks on the character before and on
+# the domain, so that anything it could link is found.
+GFM_AUTOLINK = re.compile(
+    r"(?:https?://|www(?=\.))[-.\w]+|[-.\w+]+@[-\w]+(?:\.[-\w]+)+", re.IGNORECASE | re.ASCII
+)
+
+
+@dataclass
+class RenderedMarkdown:
+    """What a CommonMark renderer makes of a Markdown source."""
+
+    blocks: list[str]  # the block tokens' types ("paragraph_open", "heading_open", ...)
+    inline: list[str]  # the inline tokens' types ("text", "link_open", "em_open", ...)
+    text: str  # the text a reader sees, without line breaks
+    targets: list[str]  # where links and images point, GFM's autolink literals included
+    html: list[str]  # raw HTML kept as HTML
+
+
+def render_markdown(source: str) -> RenderedMarkdown:
+    """Render `source` with markdown-it-py (CommonMark), plus GFM's autolink literals."""
+    tokens = _COMMONMARK.parse(source)
+    children = [child for token in tokens for child in token.children or []]
+    text = "".join(child.content for child in children if child.type in ("text", "code_inline"))
+    text += "".join(token.content for token in tokens if token.type in ("code_block", "fence"))
+    targets = [
+        child.attrGet("href") or child.attrGet("src") or ""
+        for child in children
+        if child.type in ("link_open", "image")
+    ]
+    targets += GFM_AUTOLINK.findall(text)
+    html = [token.content for token in [*tokens, *children] if token.type.startswith("html")]
+    return RenderedMarkdown(
+        blocks=[token.type for token in tokens],
+        inline=[child.type for child in children],
+        text=text,
+        targets=targets,
+        html=html,
+    )
 
 
 # --- the app in a browser -------------------------------------------------------------------------
