@@ -197,6 +197,17 @@ def texts(app: AppTest) -> str:
     return "\n".join(str(element.value) for kind in TEXT_KINDS for element in app.get(kind))
 
 
+def shown(markdown: str) -> str:
+    """The text a reader sees of a Markdown source (escapes resolved, markup and the invisible
+    word joiners of `escape_markdown` left out)."""
+    return render_markdown(markdown).text.replace("\u2060", "")
+
+
+def shown_texts(app: AppTest) -> str:
+    """Every sentence the page shows, as a reader sees it, one element a line."""
+    return "\n".join(shown(str(element.value)) for kind in TEXT_KINDS for element in app.get(kind))
+
+
 def metrics(app: AppTest) -> dict[str, str]:
     """The page's metrics, label to value."""
     return {metric.label: metric.value for metric in app.metric}

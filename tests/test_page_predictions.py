@@ -24,6 +24,7 @@ from tests.helpers import (
     chips,
     metrics,
     open_page,
+    shown_texts,
     texts,
     tiny_masked_config,
     train_tiny_runs,
@@ -94,7 +95,7 @@ def test_a_trained_run_shows_its_predictions(with_runs):
     # max_length 16 and truncating 'pre': the model reads the example's last 16 words.
     assert shown["Words read"] == "16"
     assert shown_words(app) == tokenize(text)[-16:]
-    assert "its first 11 are dropped (truncating='pre')" in texts(app)  # 26 words + <START>
+    assert "its first 11 are dropped (truncating='pre')" in shown_texts(app)  # 26 words + <START>
 
     # The test set (20 reviews) at the default threshold 0.5: the run's own test accuracy.
     assert shown["Accuracy"] == f"{run.metrics['test_accuracy']:.2%}"
@@ -131,7 +132,7 @@ def test_a_one_megabyte_text_is_cut_with_a_note_and_predicted(with_runs):
     text = "the film was great and the acting was superb " * 25_000  # 1,125,000 characters
     widget(app, "text_area", "predict_text").set_value(text).run(timeout=60)
     assert not app.exception, app.exception
-    notes = texts(app)
+    notes = shown_texts(app)
     assert f"The text was cut to its first {MAX_TEXT_CHARACTERS:,} characters" in notes
     assert "dropped (truncating='pre')" in notes
     assert 0 <= float(metrics(app)["Probability of positive"]) <= 1
@@ -246,7 +247,7 @@ def test_the_vocabulary_page_shows_nearest_words_of_the_newest_run(with_runs):
     (neighbours,) = [table.value for table in app.dataframe if "cosine" in table.value]
     assert list(neighbours.columns) == ["word", "id", "cosine"] and len(neighbours) == 10
     app = open_page("views/vocabulary.py", word="zebra")
-    assert "No neighbours: the model has no embedding for 'zebra'" in texts(app)
+    assert "No neighbours: the model has no embedding for 'zebra'" in shown_texts(app)
 
 
 def test_the_vocabulary_page_works_with_no_run(trained, monkeypatch):

@@ -8,6 +8,7 @@ from rnnkit.config import TrainConfig
 from rnnkit.ui import predictions
 from rnnkit.ui.loading import load_data
 from rnnkit.ui.runs import nearest_words_table, run_model, run_picker
+from rnnkit.ui.untrusted import escape_markdown
 
 EXAMPLE = (
     "I expected a dull remake, but the acting is superb and the story kept me watching. "
@@ -33,11 +34,11 @@ try:
         run, model, data.vocab, text, "gradient" if gradient else "occlusion"
     )
 except ValueError as error:
-    st.info(f"No prediction: {error}.")
+    st.info(f"No prediction: {escape_markdown(error)}.")
     reading = None
 if reading is not None:
     if reading.encoded.note:
-        st.warning(reading.encoded.note)
+        st.warning(escape_markdown(reading.encoded.note))
     label = "positive" if reading.probability > 0.5 else "negative"
     columns = st.columns(3)
     columns[0].metric("Probability of positive", f"{reading.probability:.3f}")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from rnnkit import charts, explore
 from rnnkit.ui.loading import load_data
+from rnnkit.ui.untrusted import escape_markdown
 from rnnkit.ui.vocabulary import embedding_neighbours
 
 data = load_data()
@@ -13,8 +14,8 @@ st.title("Vocabulary")
 st.markdown(
     f"Every word of the training reviews, ranked by how often it occurs (ties alphabetically). "
     f"A word's id is its rank + `index_from` ({vocab.index_from}): the most frequent word, "
-    f"*{vocab.words[0] if vocab.words else '-'}*, is {vocab.index_from + 1}. Encoding with "
-    f"`num_words` keeps the ids below it; every other word becomes 2, `<UNK>`."
+    f"*{escape_markdown(vocab.words[0] if vocab.words else '-')}*, is {vocab.index_from + 1}. "
+    f"Encoding with `num_words` keeps the ids below it; every other word becomes 2, `<UNK>`."
 )
 num_words = st.number_input(
     "num_words",
@@ -49,11 +50,13 @@ word = right.text_input("Word → id", key="word", bind="query-params", placehol
 if word.strip():
     entry = explore.look_up_word(vocab, word, num_words)
     if entry.word_id is None:
-        right.markdown(f"*{entry.token}* never occurs in the training reviews: encoded as 2.")
+        right.markdown(
+            f"*{escape_markdown(entry.token)}* never occurs in the training reviews: encoded as 2."
+        )
     else:
         fate = "kept" if entry.encoded_id == entry.word_id else "encoded as 2 (`<UNK>`)"
         right.markdown(
-            f"*{entry.token}*: id **{entry.word_id:,}** (rank {entry.rank:,}), "
+            f"*{escape_markdown(entry.token)}*: id **{entry.word_id:,}** (rank {entry.rank:,}), "
             f"**{entry.count:,}** times in {entry.documents:,} training reviews; {fate} "
             f"with num_words = {num_words:,}."
         )
@@ -71,8 +74,8 @@ if entry.special:
 else:
     fate = "kept" if entry.encoded_id == entry.word_id else "becomes 2 (`<UNK>`)"
     right.markdown(
-        f"{word_id:,} is *{entry.token}*: **{entry.count:,}** times in {entry.documents:,} "
-        f"training reviews; {fate} with num_words = {num_words:,}."
+        f"{word_id:,} is *{escape_markdown(entry.token)}*: **{entry.count:,}** times in "
+        f"{entry.documents:,} training reviews; {fate} with num_words = {num_words:,}."
     )
 if word.strip():
     with right:

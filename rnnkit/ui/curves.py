@@ -18,6 +18,7 @@ from rnnkit.jobs import LimitError, limit_problems
 from rnnkit.runs import RunError, RunSummary
 from rnnkit.ui.board import active_view, job_board, job_states
 from rnnkit.ui.loading import load_data
+from rnnkit.ui.untrusted import escape_markdown
 
 BASELINE_NAME = "TF-IDF + logistic regression (test)"
 RUN_COLUMNS = {
@@ -110,18 +111,23 @@ def run_curves(summaries: Sequence[RunSummary], side_by_side: bool = False) -> N
     for summary in summaries:
         run_id, label = summary.run_id, labels[summary.run_id]
         if summary.status == "damaged":
-            st.warning(f"`{run_id}` is damaged ({summary.error}): it has no curves. Delete it.")
+            st.warning(
+                f"`{run_id}` is damaged ({escape_markdown(summary.error)}): it has no curves. "
+                f"Delete it."
+            )
             continue
         try:
             history = store.history_epochs(run_id)
         except RunError as error:
-            st.warning(str(error))
+            st.warning(escape_markdown(error))
             continue
         if not history:
             st.caption(f"`{run_id}` has no finished epoch yet.")
             continue
         if summary.status == "failed":
-            st.caption(f"`{run_id}` failed after {len(history)} epoch(s): {summary.error}")
+            st.caption(
+                f"`{run_id}` failed after {len(history)} epoch(s): {escape_markdown(summary.error)}"
+            )
         histories[label] = history
         best_epochs[label] = summary.best_epoch
         if summary.test_accuracy is not None:

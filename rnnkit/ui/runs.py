@@ -14,6 +14,7 @@ from rnnkit.data import ImdbData
 from rnnkit.runs import MODEL_FILE, Run, RunError, RunStore, RunSummary, is_run_id
 from rnnkit.ui.board import freeze_heap
 from rnnkit.ui.loading import file_state
+from rnnkit.ui.untrusted import escape_markdown
 from rnnkit.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ def damaged_runs_warning(summaries: Sequence[RunSummary]) -> None:
     damaged = [summary for summary in summaries if summary.status == "damaged"]
     if not damaged:
         return
-    lines = "\n".join(f"- `{summary.run_id}`: {summary.error}" for summary in damaged)
+    lines = "\n".join(
+        f"- `{summary.run_id}`: {escape_markdown(summary.error)}" for summary in damaged
+    )
     st.warning(
         f"**{len(damaged)} stored run(s) are damaged**; the other runs work as usual.\n"
         f"{lines}\n\nTraining a damaged run's configuration again starts it over; "
@@ -82,7 +85,7 @@ def run_picker(data: ImdbData) -> Run:
     try:
         return RunStore().load(run_id)
     except RunError as error:  # deleted or damaged since it was listed
-        st.error(str(error))
+        st.error(escape_markdown(error))
         st.stop()
 
 
@@ -105,7 +108,7 @@ def run_model(run: Run) -> keras.Model:
     try:
         return _cached_model(*run_key(run), run)
     except RunError as error:
-        st.error(str(error))
+        st.error(escape_markdown(error))
         st.stop()
 
 
@@ -115,7 +118,7 @@ def nearest_words_table(model: keras.Model | np.ndarray, vocab: Vocabulary, word
     try:
         neighbours = evaluation.nearest_words(model, vocab, word)
     except ValueError as error:
-        st.info(f"No neighbours: {error}.")
+        st.info(f"No neighbours: {escape_markdown(error)}.")
         return
     st.dataframe(
         neighbours,

@@ -12,6 +12,7 @@ from rnnkit import compare
 from rnnkit.data import ImdbData
 from rnnkit.runs import RunError, RunStore
 from rnnkit.ui.runs import nearest_words_table
+from rnnkit.ui.untrusted import escape_markdown
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -29,13 +30,13 @@ def embedding_neighbours(data: ImdbData, word: str) -> None:
     try:
         run = RunStore().load(runs[0].run_id)
     except RunError as error:  # deleted or damaged since it was listed
-        st.caption(str(error))
+        st.caption(escape_markdown(error))
         return
     try:
         # The matrix alone: the Vocabulary page never waits for TensorFlow to load a model.
         matrix = _run_embedding(str(run.folder), run.run_id)
     except RunError as error:
-        st.caption(str(error))
+        st.caption(escape_markdown(error))
         return
     st.markdown(f"**Nearest words** in the embedding of the newest run, `{run.run_id}` (cosine):")
     nearest_words_table(matrix, data.vocab, word)
