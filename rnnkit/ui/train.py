@@ -18,6 +18,7 @@ from rnnkit.runs import Run, RunSummary
 from rnnkit.settings import get_limits
 from rnnkit.training import COMPUTATIONS, computation, estimate_epoch_seconds
 from rnnkit.ui.board import active_view, freeze_heap, job_board
+from rnnkit.ui.untrusted import escape_markdown
 
 
 def _field_value(name: str, value: Any) -> Any:
@@ -121,7 +122,7 @@ def config_form() -> TrainConfig | None:
     try:
         config = start.with_overrides(values)
     except ValueError as error:
-        st.error(f"**This configuration is not valid.** {error}")
+        st.error(f"**This configuration is not valid.** {escape_markdown(error)}")
         return None
     st.session_state["cfg_saved"] = config.to_dict()
     return config
@@ -311,6 +312,6 @@ def training_panel(config: TrainConfig, data: ImdbData) -> None:
         try:
             board.submit(config, data)
         except LimitError as error:
-            st.error(str(error))
+            st.error(escape_markdown(error))
             return
         st.rerun()
