@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tarfile
@@ -30,6 +31,7 @@ from typing import NamedTuple
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import strategies
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
@@ -304,6 +306,25 @@ HOSTILE_TEXTS = [
     "$x$",
 ]
 HOSTILE_TEXT = " ".join(HOSTILE_TEXTS)
+# What a URL may hold where a page expects a number: any text, floats (nan and infinities
+# included), huge and negative whole numbers, other scripts' digits, Python's own spellings.
+URL_NUMBERS = strategies.one_of(
+    strategies.text(),
+    strategies.floats().map(repr),
+    strategies.floats().map(str).map(str.upper),
+    strategies.integers().map(str),
+    strategies.integers(min_value=10**15, max_value=10**400).map(str),
+    strategies.integers(max_value=-1).map(str),
+    strategies.sampled_from(
+        ["１２", "٣", "1_000", "0x10", " 7 ", "+5", "-0", "1e400", "-1e400", "Infinity"]
+    ),
+)
+# What a URL may hold where a page expects text: any text, markup, the hostile pieces joined.
+URL_TEXTS = strategies.one_of(
+    strategies.text(),
+    strategies.text(alphabet=strategies.sampled_from([*string.punctuation, " ", "\n", "w"])),
+    strategies.lists(strategies.sampled_from(HOSTILE_TEXTS), max_size=4).map(" ".join),
+)
 _COMMONMARK = MarkdownIt("commonmark")
 # GitHub's autolink literals: remark-gfm, with which Streamlit renders Markdown, finds these in
 # the text after parsing (backslash escapes do not stop it) and makes links of them. Its two

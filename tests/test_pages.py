@@ -144,8 +144,13 @@ def test_vocabulary_reads_its_view_from_the_url(data_path):
     assert metrics(bad)["Words kept"] == "16"  # num_words back to 10,000
     assert bad.number_input(key="num_words").value == 10000
     assert bad.selectbox(key="sort").value == "id"
-    assert bad.number_input(key="id").value == 4
+    assert bad.number_input(key="id").value == 0  # clamped into 0 to 19
     assert bad.slider(key="top_n").value == 30
+    assert [info.value for info in bad.info] == [
+        "The link's num_words is not a number: it is ignored.",
+        "The link's id is out of range (0 to 19): 0 is used.",
+        "The link's top_n is not a number: it is ignored.",
+    ]
 
 
 # --- reviews ----------------------------------------------------------------------------------
@@ -229,16 +234,15 @@ def test_reviews_read_their_view_from_the_url(data_path):
     assert app.slider(key="max_length").value == 3
     assert app.segmented_control(key="padding").value == "pre"
     past_the_end = open_page("views/reviews.py", index="99")
-    assert "this is `x_train[5]` (the last match: there is no review 99)" in (
-        past_the_end.main.caption[0].value
-    )
+    assert "this is `x_train[5]`" in past_the_end.main.caption[0].value
+    assert past_the_end.info[0].value == "The link's index is out of range (0 to 5): 5 is used."
     bad = open_page(
         "views/reviews.py", split="foo", index="abc", label="maybe", max_length="-4", padding="x"
     )
     assert "this is `x_train[0]`" in bad.main.caption[0].value
     assert bad.segmented_control(key="split").value == "train"
     assert bad.segmented_control(key="label").value == "any"
-    assert bad.slider(key="max_length").value == 500
+    assert bad.slider(key="max_length").value == 1  # clamped into 1 to 500
     assert bad.segmented_control(key="padding").value == "post"
 
 

@@ -9,19 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnkit.parsing import clamp_number, parse_number
-
-# What a URL parameter may hold where a number is expected.
-NUMBER_TEXTS = st.one_of(
-    st.text(),
-    st.floats().map(repr),  # nan, inf, -inf, 1e+308, -0.0 included
-    st.floats().map(str).map(str.upper),
-    st.integers().map(str),
-    st.integers(min_value=10**15, max_value=10**400).map(str),
-    st.integers(max_value=-1).map(str),
-    st.sampled_from(
-        ["１２", "٣", "1_000", "0x10", " 7 ", "+5", "-0", "1e400", "-1e400", "Infinity"]
-    ),
-)
+from tests.helpers import URL_NUMBERS
 
 
 @pytest.mark.parametrize(
@@ -65,7 +53,7 @@ def test_a_url_number_is_clamped_or_ignored(text, result):
     assert clamp_number(text, 0, 10, "int") == result
 
 
-@given(NUMBER_TEXTS, st.sampled_from(["int", "float"]))
+@given(URL_NUMBERS, st.sampled_from(["int", "float"]))
 def test_any_url_text_gives_a_number_in_range_or_none(text, kind):
     value, note = clamp_number(text, -3, 250, kind)
     if value is None:

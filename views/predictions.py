@@ -8,7 +8,7 @@ from rnnkit.config import TrainConfig
 from rnnkit.ui import predictions
 from rnnkit.ui.loading import load_data
 from rnnkit.ui.runs import nearest_words_table, run_model, run_picker
-from rnnkit.ui.untrusted import escape_markdown
+from rnnkit.ui.untrusted import escape_markdown, keep_in_url, number_from_url
 
 EXAMPLE = (
     "I expected a dull remake, but the acting is superb and the story kept me watching. "
@@ -58,16 +58,16 @@ if reading is not None:
 
 st.header("The test set")
 report = predictions.run_report(run, data)
+number_from_url("predict_threshold", 0.0, 1.0, 0.5, "float")
 threshold = st.slider(
     "Threshold",
     0.0,
     1.0,
-    0.5,
-    0.01,
+    step=0.01,
     key="predict_threshold",
-    bind="query-params",
     help="A review is called positive when its probability is above the threshold.",
 )
+keep_in_url("predict_threshold", 0.5)
 scores = evaluation.threshold_metrics(run.predictions, data.test.labels, threshold)
 shown = {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F1": "f1"}
 for column, (label, name) in zip(st.columns(4), shown.items(), strict=True):

@@ -1,0 +1,209 @@
+"""Every page opened under AppTest with hostile values in each URL parameter it reads: the text
+shows as text (escaped; never a link, an image or HTML) and numbers are clamped into their
+widget's range or ignored with a notice; nothing raises.
+
+The app runs on the generated corpus with the session's two tiny runs, so that the Predictions
+and Learning curves pages show everything they can.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
+
+from rnnkit.ui.untrusted import escape_markdown
+from rnnkit.vocabulary import SPECIAL_TOKENS
+from tests.helpers import (
+    HOSTILE_TEXT,
+    HOSTILE_TEXTS,
+    TEXT_KINDS,
+    URL_NUMBERS,
+    URL_TEXTS,
+    app_on_a_copy,
+    open_page,
+    open_train_page,
+    render_markdown,
+    texts,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The URL parameters each page reads.
+PAGE_PARAMETERS = {
+    "views/home.py": [],
+    "views/vocabulary.py": [
+        "num_words",
+        "word",
+        "id",
+        "search",
+        "sort",
+        "descending",
+        "top_n",
+    ],
+    "views/reviews.py": [
+        "split",
+        "label",
+        "word",
+        "index",
+        "max_length",
+        "padding",
+        "truncating",
+        "show_ids",
+    ],
+    "views/lengths.py": ["max_length", "padding", "truncating", "log_scale", "batch_size", "batch"],
+    "views/train.py": [],
+    "views/curves.py": ["curves_runs", "curves_layout"],
+    "views/predictions.py": ["predict_run", "predict_threshold", "predict_word"],
+}
+# The parameters that hold a number, by the kind of widget that shows it.
+NUMBER_PARAMETERS = {
+    "num_words": "number_input",
+    "id": "number_input",
+    "top_n": "slider",
+    "index": "number_input",
+    "max_length": "slider",
+    "batch": "number_input",
+    "predict_threshold": "slider",
+}
+# Where a page repeats a text parameter: what it shows (before escaping) for a value.
+ECHOES = {
+    "views/vocabulary.py": lambda value: value.strip().lower(),
+    "views/reviews.py": lambda value: value.strip(),
+    "views/predictions.py": repr,  # "the model has no embedding for '...'"
+}
+
+
+def _constant(node: ast.expr, constants: dict[str, str]) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return constants.get(node.id) if isinstance(node, ast.Name) else None
+
+
+def url_parameters_in_code() -> set[str]:
+    """The URL parameters the pages' code reads: keys of widgets bound to the URL, numbers read
+    with number_from_url, and `st.query_params.get`/`get_all` look-ups."""
+    found = set()
+    for path in [*ROOT.glob("views/*.py"), *ROOT.glob("rnnkit/ui/*.py")]:
+        if path.name == "untrusted.py":
+            continue
+        tree = ast.parse(path.read_text())
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+            keywords = {keyword.arg: keyword.value for keyword in call.keywords}
+            bind = keywords.get("bind")
+            if bind is not None and _constant(bind, constants) == "query-params":
+                found.add(_constant(keywords["key"], constants))
+            name = getattr(call.func, "attr", None) or getattr(call.func, "id", None)
+            reads_url = name in ("get", "get_all") and "query_params" in ast.unparse(call.func)
+            if (name == "number_from_url" or reads_url) and call.args:
+                found.add(_constant(call.args[0], constants))
+    return found
+
+
+def test_the_parameter_lists_name_every_parameter_the_pages_read():
+    listed = {name for names in PAGE_PARAMETERS.values() for name in names}
+    assert url_parameters_in_code() == listed
+    assert set(NUMBER_PARAMETERS) <= listed
+    assert sorted(PAGE_PARAMETERS) == sorted(
+        str(path.relative_to(ROOT)) for path in ROOT.glob("views/*.py")
+    )
+
+
+@pytest.fixture
+def app_with_runs(tiny_runs, tmp_path, monkeypatch):
+    with app_on_a_copy(tiny_runs, tmp_path / "runs", monkeypatch) as runs:
+        yield runs
+
+
+def hostile_markup(app: AppTest) -> list[str]:
+    """What the page's text elements (alerts, captions, Markdown, metrics) would show as a
+    link, an image or HTML, or give to Streamlit's colour directive or math, when rendered.
+    The pages name the special tokens (`<UNK>`) in Markdown, which shows them as text."""
+    sources = [str(element.value) for kind in TEXT_KINDS for element in app.get(kind)]
+    sources += [text for metric in app.metric for text in (metric.label, metric.value)]
+    found = []
+    for source in sources:
+        rendered = render_markdown(source)
+        found += rendered.targets
+        found += [html for html in rendered.html if html not in SPECIAL_TOKENS.values()]
+        found += [text for text in HOSTILE_TEXTS if text in source]  # unescaped
+    return found
+
+
+def numbers_out_of_range(app: AppTest, page: str) -> list[str]:
+    found = []
+    for name in PAGE_PARAMETERS[page]:
+        kind = NUMBER_PARAMETERS.get(name)
+        widgets = [widget for widget in app.get(kind) if widget.key == name] if kind else []
+        for widget in widgets:
+            if not widget.min <= widget.value <= widget.max:
+                found.append(f"{name} = {widget.value!r}, not in {widget.min}..{widget.max}")
+    return found
+
+
+@pytest.mark.parametrize("page", PAGE_PARAMETERS)
+def test_hostile_text_in_every_parameter_is_shown_as_text(app_with_runs, page):
+    app = open_page(page, **{name: HOSTILE_TEXT for name in PAGE_PARAMETERS[page]})
+    assert hostile_markup(app) == []
+    assert numbers_out_of_range(app, page) == []
+    if page in ECHOES:
+        assert escape_markdown(ECHOES[page](HOSTILE_TEXT)) in texts(app)
+
+
+@pytest.mark.parametrize("page", [page for page, names in PAGE_PARAMETERS.items() if names])
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_generated_values_in_every_parameter_raise_nothing_and_stay_in_range(
+    app_with_runs, page, data
+):
+    values = {
+        name: data.draw(URL_NUMBERS if name in NUMBER_PARAMETERS else URL_TEXTS, label=name)
+        for name in PAGE_PARAMETERS[page]
+    }
+    app = open_page(page, **values)  # fails on an exception
+    assert hostile_markup(app) == []
+    assert numbers_out_of_range(app, page) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "used"),
+    [
+        ("index", "inf", 79),  # 80 training reviews
+        ("index", "1e400", 79),
+        ("index", "-inf", 0),
+        ("batch", "inf", 4),  # 5 batches of 16
+        ("num_words", "inf", 10000),  # the encoding's num_words: above the 24 ids
+        ("id", "-inf", 0),
+        ("top_n", "nan", 30),
+        ("max_length", "99999999999999999999999", 500),
+        ("predict_threshold", "inf", 1.0),
+    ],
+)
+def test_absurd_numbers_are_clamped_with_a_notice(app_with_runs, name, value, used):
+    page = next(page for page, names in PAGE_PARAMETERS.items() if name in names)
+    app = open_page(page, **{name: value})
+    (widget,) = [widget for widget in app.get(NUMBER_PARAMETERS[name]) if widget.key == name]
+    assert widget.value == used
+    (notice,) = [info.value for info in app.info if f"The link's {name} " in info.value]
+    assert value not in notice
+
+
+def test_a_hostile_setting_typed_on_the_train_page_is_shown_as_text(app_with_runs):
+    app = open_train_page(**{"model.rnn_units": HOSTILE_TEXT})
+    assert hostile_markup(app) == []
+    assert escape_markdown(repr(HOSTILE_TEXT)) in texts(app)
