@@ -7,14 +7,17 @@ story, and, boring, don't, dull, fun, hate, i, it's, loved (ids 4 to 19); traini
 
 from __future__ import annotations
 
+import ast
 import html
 import json
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import load_imdb
+from rnnkit.ui.pages import APP_ICON, PAGES
 from tests.helpers import APP, chart_data, chips, metrics, open_page, shown
 
 
@@ -28,6 +31,9 @@ def data_path(tiny_archive, monkeypatch) -> Path:
 
 
 NEG_0 = ["<START>", "a", "bad", "film", "bad", "acting", "bad", "story"]  # neg/0_2.txt decoded
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def chart_specs(app: AppTest) -> list[dict]:
@@ -46,12 +52,31 @@ def test_home_shows_the_dataset_in_numbers(data_path):
     assert shown["Words in training"] == "16"
     assert shown["Median length (tokens)"] == "5.5"  # lengths 8, 4, 5, 6, 5, 7 with <START>
     assert shown["Mean length (tokens)"] == "5.8"  # 35 / 6
-    links = [link.value for link in app.page_link]
-    assert [label.split("**")[1] for label in links] == [
-        "Vocabulary",
-        "Reviews",
-        "Lengths and padding",
+
+
+def test_home_links_every_other_page_with_its_material_icon(data_path):
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    links = [(link.value.split("**")[1], link.proto.icon) for link in app.page_link]
+    assert links == [
+        ("Vocabulary", ":material/menu_book:"),
+        ("Reviews", ":material/rate_review:"),
+        ("Lengths and padding", ":material/straighten:"),
+        ("Train", ":material/model_training:"),
+        ("Learning curves", ":material/show_chart:"),
+        ("Predictions", ":material/psychology:"),
     ]
+    assert [page.title for page in PAGES[1:]] == [title for title, _ in links]
+
+
+def test_every_icon_is_a_material_symbol_not_an_emoji():
+    # Emoji need an emoji font, which Debian's Chromium lacks: it draws an empty box.
+    icons = [APP_ICON, *(page.icon for page in PAGES)]
+    for path in [ROOT / "app.py", *ROOT.glob("views/*.py"), *ROOT.glob("rnnkit/ui/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = isinstance(node, ast.keyword) and node.arg in ("icon", "page_icon")
+            if named and isinstance(node.value, ast.Constant):
+                icons.append(node.value.value)
+    assert icons and all(re.fullmatch(r":material/[a-z_]+:", icon) for icon in icons), icons
 
 
 def test_sidebar_shows_the_source_and_its_state_on_every_page(data_path):

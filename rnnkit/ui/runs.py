@@ -14,6 +14,7 @@ from rnnkit.data import ImdbData
 from rnnkit.runs import MODEL_FILE, Run, RunError, RunStore, RunSummary, is_run_id
 from rnnkit.ui.board import freeze_heap
 from rnnkit.ui.loading import file_state
+from rnnkit.ui.pages import link_to
 from rnnkit.ui.untrusted import escape_markdown
 from rnnkit.vocabulary import Vocabulary
 
@@ -65,7 +66,7 @@ def run_picker(data: ImdbData) -> Run:
             "No model is trained on these reviews yet. Train one on the Train page (a small "
             "configuration takes a minute or two), then come back."
         )
-        st.page_link("views/train.py", label="Train a model", icon="🏋️")
+        link_to("views/train.py", "Train a model")
         st.stop()
     wanted = st.query_params.get(RUN_KEY)
     labels = {compare.run_label(summary) for summary in runs.values()}
