@@ -295,6 +295,44 @@ def app_on_a_copy(trained: TinyRuns, folder: Path, monkeypatch) -> Iterator[Tiny
 
 # --- Markdown as a page shows it -----------------------------------------------------------------
 
+# The URL parameters each page reads, by its script (tests/test_page_inputs.py checks the code
+# reads no other).
+URL_PARAMETERS = {
+    "views/home.py": [],
+    "views/vocabulary.py": [
+        "num_words",
+        "word",
+        "id",
+        "search",
+        "sort",
+        "descending",
+        "top_n",
+    ],
+    "views/reviews.py": [
+        "split",
+        "label",
+        "word",
+        "index",
+        "max_length",
+        "padding",
+        "truncating",
+        "show_ids",
+    ],
+    "views/lengths.py": ["max_length", "padding", "truncating", "log_scale", "batch_size", "batch"],
+    "views/train.py": [],
+    "views/curves.py": ["curves_runs", "curves_layout"],
+    "views/predictions.py": ["predict_run", "predict_threshold", "predict_word"],
+}
+# The URL parameters that hold a number, and the kind of widget that shows each.
+URL_NUMBER_WIDGETS = {
+    "num_words": "number_input",
+    "id": "number_input",
+    "top_n": "slider",
+    "index": "number_input",
+    "max_length": "slider",
+    "batch": "number_input",
+    "predict_threshold": "slider",
+}
 # What a hostile link puts in a URL parameter: a link, an image, HTML, a script, Streamlit's
 # colour directive and math.
 HOSTILE_TEXTS = [

@@ -22,7 +22,9 @@ from tests.helpers import (
     HOSTILE_TEXT,
     HOSTILE_TEXTS,
     TEXT_KINDS,
+    URL_NUMBER_WIDGETS,
     URL_NUMBERS,
+    URL_PARAMETERS,
     URL_TEXTS,
     app_on_a_copy,
     open_page,
@@ -33,43 +35,6 @@ from tests.helpers import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The URL parameters each page reads.
-PAGE_PARAMETERS = {
-    "views/home.py": [],
-    "views/vocabulary.py": [
-        "num_words",
-        "word",
-        "id",
-        "search",
-        "sort",
-        "descending",
-        "top_n",
-    ],
-    "views/reviews.py": [
-        "split",
-        "label",
-        "word",
-        "index",
-        "max_length",
-        "padding",
-        "truncating",
-        "show_ids",
-    ],
-    "views/lengths.py": ["max_length", "padding", "truncating", "log_scale", "batch_size", "batch"],
-    "views/train.py": [],
-    "views/curves.py": ["curves_runs", "curves_layout"],
-    "views/predictions.py": ["predict_run", "predict_threshold", "predict_word"],
-}
-# The parameters that hold a number, by the kind of widget that shows it.
-NUMBER_PARAMETERS = {
-    "num_words": "number_input",
-    "id": "number_input",
-    "top_n": "slider",
-    "index": "number_input",
-    "max_length": "slider",
-    "batch": "number_input",
-    "predict_threshold": "slider",
-}
 # Where a page repeats a text parameter: what it shows (before escaping) for a value.
 ECHOES = {
     "views/vocabulary.py": lambda value: value.strip().lower(),
@@ -112,10 +77,10 @@ def url_parameters_in_code() -> set[str]:
 
 
 def test_the_parameter_lists_name_every_parameter_the_pages_read():
-    listed = {name for names in PAGE_PARAMETERS.values() for name in names}
+    listed = {name for names in URL_PARAMETERS.values() for name in names}
     assert url_parameters_in_code() == listed
-    assert set(NUMBER_PARAMETERS) <= listed
-    assert sorted(PAGE_PARAMETERS) == sorted(
+    assert set(URL_NUMBER_WIDGETS) <= listed
+    assert sorted(URL_PARAMETERS) == sorted(
         str(path.relative_to(ROOT)) for path in ROOT.glob("views/*.py")
     )
 
@@ -143,8 +108,8 @@ def hostile_markup(app: AppTest) -> list[str]:
 
 def numbers_out_of_range(app: AppTest, page: str) -> list[str]:
     found = []
-    for name in PAGE_PARAMETERS[page]:
-        kind = NUMBER_PARAMETERS.get(name)
+    for name in URL_PARAMETERS[page]:
+        kind = URL_NUMBER_WIDGETS.get(name)
         widgets = [widget for widget in app.get(kind) if widget.key == name] if kind else []
         for widget in widgets:
             if not widget.min <= widget.value <= widget.max:
@@ -152,16 +117,16 @@ def numbers_out_of_range(app: AppTest, page: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("page", PAGE_PARAMETERS)
+@pytest.mark.parametrize("page", URL_PARAMETERS)
 def test_hostile_text_in_every_parameter_is_shown_as_text(app_with_runs, page):
-    app = open_page(page, **{name: HOSTILE_TEXT for name in PAGE_PARAMETERS[page]})
+    app = open_page(page, **{name: HOSTILE_TEXT for name in URL_PARAMETERS[page]})
     assert hostile_markup(app) == []
     assert numbers_out_of_range(app, page) == []
     if page in ECHOES:
         assert escape_markdown(ECHOES[page](HOSTILE_TEXT)) in texts(app)
 
 
-@pytest.mark.parametrize("page", [page for page, names in PAGE_PARAMETERS.items() if names])
+@pytest.mark.parametrize("page", [page for page, names in URL_PARAMETERS.items() if names])
 @settings(
     max_examples=8,
     deadline=None,
@@ -172,8 +137,8 @@ def test_generated_values_in_every_parameter_raise_nothing_and_stay_in_range(
     app_with_runs, page, data
 ):
     values = {
-        name: data.draw(URL_NUMBERS if name in NUMBER_PARAMETERS else URL_TEXTS, label=name)
-        for name in PAGE_PARAMETERS[page]
+        name: data.draw(URL_NUMBERS if name in URL_NUMBER_WIDGETS else URL_TEXTS, label=name)
+        for name in URL_PARAMETERS[page]
     }
     app = open_page(page, **values)  # fails on an exception
     assert hostile_markup(app) == []
@@ -195,9 +160,9 @@ def test_generated_values_in_every_parameter_raise_nothing_and_stay_in_range(
     ],
 )
 def test_absurd_numbers_are_clamped_with_a_notice(app_with_runs, name, value, used):
-    page = next(page for page, names in PAGE_PARAMETERS.items() if name in names)
+    page = next(page for page, names in URL_PARAMETERS.items() if name in names)
     app = open_page(page, **{name: value})
-    (widget,) = [widget for widget in app.get(NUMBER_PARAMETERS[name]) if widget.key == name]
+    (widget,) = [widget for widget in app.get(URL_NUMBER_WIDGETS[name]) if widget.key == name]
     assert widget.value == used
     (notice,) = [info.value for info in app.info if f"The link's {name} " in info.value]
     assert value not in notice
