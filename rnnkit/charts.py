@@ -173,6 +173,33 @@ def padded_batch(layout: pd.DataFrame) -> alt.FacetChart:
 
 PART_DASH = alt.Scale(domain=["training", "validation"], range=[[1, 0], [5, 3]])
 METRIC_TITLES = {"loss": "loss (binary cross-entropy)", "accuracy": "accuracy"}
+# One colour per run, in the order of the runs: Tableau 10's well-separated hues, its pale
+# yellow last (it reads poorly on white); an eleventh run starts the list again.
+RUN_COLORS = [
+    "#4c78a8",  # blue
+    "#f58518",  # orange
+    "#54a24b",  # green
+    "#e45756",  # red
+    "#b279a2",  # purple
+    "#9d755d",  # brown
+    "#72b7b2",  # teal
+    "#ff9da6",  # pink
+    "#79706e",  # grey
+    "#eeca3b",  # yellow
+]
+# Legend entries drawn as short lines: a run's colour, or a part's dash pattern, not dots.
+_LINE_SYMBOL = {"symbolType": "stroke", "symbolSize": 400, "symbolStrokeWidth": 2.5}
+
+
+def run_color(runs: Sequence[str]) -> alt.Color:
+    """The colour channel of the curve charts: each of `runs` its own colour, in their order, in
+    every panel and layer (lines, gap band, rules) that uses it."""
+    return alt.Color(
+        "run:N",
+        title="run",
+        scale=alt.Scale(domain=list(runs), range=RUN_COLORS),
+        legend=alt.Legend(orient="bottom", columns=1, **_LINE_SYMBOL),
+    )
 
 
 def history_frame(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> pd.DataFrame:
@@ -209,9 +236,9 @@ def _curve_panel(
     metric: str,
     best_epochs: Mapping[str, int | None],
     references: Mapping[str, float],
+    color: alt.Color,
 ) -> alt.LayerChart:
     rows = frame[frame["metric"] == metric]
-    color = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
     x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1))
     y = alt.Y("value:Q", title=METRIC_TITLES[metric], scale=alt.Scale(zero=False))
     wide = rows.pivot_table(index=["run", "epoch"], columns="part", values="value").reset_index()
@@ -230,7 +257,12 @@ def _curve_panel(
             x=x,
             y=y,
             color=color,
-            strokeDash=alt.StrokeDash("part:N", scale=PART_DASH, title=None),
+            strokeDash=alt.StrokeDash(
+                "part:N",
+                scale=PART_DASH,
+                title=None,
+                legend=alt.Legend(symbolStrokeColor="#44403c", **_LINE_SYMBOL),
+            ),
             tooltip=["run:N", "epoch:Q", "part:N", alt.Tooltip("value:Q", format=".4f")],
         )
     )
@@ -284,9 +316,13 @@ def learning_curves(
     best_epochs = best_epochs or {}
     references = references or {}
     frame = history_frame(histories)
+    color = run_color(list(histories))
     if not small_multiples:
         return alt.hconcat(
-            *(_curve_panel(frame, metric, best_epochs, references) for metric in METRIC_TITLES)
+            *(
+                _curve_panel(frame, metric, best_epochs, references, color)
+                for metric in METRIC_TITLES
+            )
         )
     rows = []
     for run in histories:
@@ -294,7 +330,10 @@ def learning_curves(
         run_best = {run: best_epochs.get(run)}
         rows.append(
             alt.hconcat(
-                *(_curve_panel(run_frame, metric, run_best, references) for metric in METRIC_TITLES)
+                *(
+                    _curve_panel(run_frame, metric, run_best, references, color)
+                    for metric in METRIC_TITLES
+                )
             ).properties(title=run)
         )
     return alt.vconcat(*rows)
@@ -306,7 +345,7 @@ SIDE_BY_SIDE_COLUMNS = 3  # runs per row of panels; more runs wrap onto further 
 
 
 def _with_test_accuracies(
-    panel: alt.LayerChart, test_accuracies: Mapping[str, float]
+    panel: alt.LayerChart, test_accuracies: Mapping[str, float], color: alt.Color
 ) -> alt.LayerChart:
     """Add each run's test accuracy to an accuracy panel: a dotted line in the run's colour."""
     if not test_accuracies:
@@ -319,7 +358,7 @@ def _with_test_accuracies(
         .mark_rule(strokeDash=[1, 3], strokeWidth=2)
         .encode(
             y="test accuracy:Q",
-            color="run:N",
+            color=color,
             tooltip=["run:N", alt.Tooltip("test accuracy:Q", format=".4f")],
         )
     )
@@ -345,10 +384,12 @@ def compared_curves(
         Loss and accuracy side by side, training solid and validation dashed, the gap shaded.
     """
     frame = history_frame(histories)
+    color = run_color(list(histories))
     loss, accuracy = (
-        _curve_panel(frame, metric, best_epochs or {}, references or {}) for metric in METRIC_TITLES
+        _curve_panel(frame, metric, best_epochs or {}, references or {}, color)
+        for metric in METRIC_TITLES
     )
-    chart = alt.hconcat(loss, _with_test_accuracies(accuracy, test_accuracies or {}))
+    chart = alt.hconcat(loss, _with_test_accuracies(accuracy, test_accuracies or {}, color))
     return chart.configure_legend(labelLimit=400)  # run labels name what sets each run apart
 
 
@@ -376,6 +417,7 @@ def curves_side_by_side(
     test_accuracies = test_accuracies or {}
     frame = history_frame(histories)
     runs = list(histories)
+    color = run_color(runs)
     rows = []
     for start in range(0, len(runs), columns):
         for metric in METRIC_TITLES:
@@ -386,9 +428,10 @@ def curves_side_by_side(
                     metric,
                     {run: best_epochs.get(run)},
                     references or {},
+                    color,
                 )
                 if metric == "accuracy" and run in test_accuracies:
-                    panel = _with_test_accuracies(panel, {run: test_accuracies[run]})
+                    panel = _with_test_accuracies(panel, {run: test_accuracies[run]}, color)
                 # Three columns of 210 px fit a wide page beside the legend; a long label
                 # ("1a2b3c4d · padding pre, ...") breaks into lines at its " · ".
                 title = alt.TitleParams([*run.split(" · "), metric], fontSize=11, limit=260)

@@ -21,42 +21,69 @@ from rnnkit.ui.loading import load_data
 from rnnkit.ui.untrusted import escape_markdown
 
 BASELINE_NAME = "TF-IDF + logistic regression (test)"
+# Widths that let the results show in full on a laptop's screen; the settings, the widest,
+# come last and take the rest.
 RUN_COLUMNS = {
-    "best val accuracy": st.column_config.NumberColumn(format="percent"),
-    "test accuracy": st.column_config.NumberColumn(format="percent"),
+    "run": st.column_config.TextColumn(width=150),
+    "status": st.column_config.TextColumn(width=90),
+    "test accuracy": st.column_config.NumberColumn("test acc.", format="percent", width=75),
+    "best val accuracy": st.column_config.NumberColumn("best val acc.", format="percent", width=95),
+    "best epoch": st.column_config.NumberColumn(width=75),
+    "epochs": st.column_config.TextColumn(width=60),
+    "training time": st.column_config.TextColumn("time", width=90),
+    "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
+    "problem": st.column_config.TextColumn(width=110),
+    "settings": st.column_config.TextColumn(width="large"),
 }
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> None:
     """Every stored run in a row (`compare.runs_table`), its status live from the job board."""
     st.dataframe(
-        compare.runs_table(summaries, job_states()), hide_index=True, column_config=RUN_COLUMNS
+        compare.runs_table(summaries, job_states()),
+        hide_index=True,
+        column_config=RUN_COLUMNS,
+        key="curves_runs_table",
     )
 
 
 def pick_runs(summaries: Sequence[RunSummary]) -> list[str]:
-    """The runs to compare (kept in the URL; ids that are not stored runs are left out, with
-    a note).
+    """The runs to compare, each shown by a short label and kept in the URL by its id
+    (`?curves_runs=<run id>&curves_runs=...`); ids that are not stored runs are left out, with
+    a note.
+
+    The URL is read and written here rather than by Streamlit's binding, which would keep the
+    labels there: they change as runs come and go, the ids do not.
 
     Args:
         summaries: `RunStore.list_runs()`.
 
     Returns:
-        The picked run ids; at first the newest complete run.
+        The picked run ids; at first those of the URL, or the newest complete run.
     """
     run_ids = [summary.run_id for summary in summaries]
-    newest = [summary.run_id for summary in summaries if summary.status == "complete"][:1]
-    unknown = [value for value in st.query_params.get_all("curves_runs") if value not in run_ids]
+    wanted = st.query_params.get_all("curves_runs")
+    unknown = [value for value in wanted if value not in run_ids]
     if unknown:  # not shown: a crafted link could put any text on the page
         st.info(f"The link names {len(unknown)} run(s) not in this store: they are left out.")
-    return st.multiselect(
+    if "curves_runs" in st.session_state:  # runs deleted since are dropped
+        picked = [run_id for run_id in st.session_state["curves_runs"] if run_id in run_ids]
+    elif wanted:
+        picked = list(dict.fromkeys(value for value in wanted if value in run_ids))
+    else:
+        picked = [summary.run_id for summary in summaries if summary.status == "complete"][:1]
+    st.session_state["curves_runs"] = picked
+    labels = compare.choice_labels(summaries)
+    picked = st.multiselect(
         "Runs to compare",
         run_ids,
-        default=newest,
+        format_func=labels.get,
         key="curves_runs",
-        bind="query-params",
-        help="Run ids from the table's first column. A link to this page keeps the picked runs.",
+        help="Each label starts with the run id's first 8 characters, as in the table. A link "
+        "to this page keeps the picked runs.",
     )
+    st.query_params["curves_runs"] = picked
+    return picked
 
 
 @st.cache_data(
