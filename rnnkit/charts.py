@@ -188,7 +188,12 @@ RUN_COLORS = [
     "#eeca3b",  # yellow
 ]
 # Legend entries drawn as short lines: a run's colour, or a part's dash pattern, not dots.
-_LINE_SYMBOL = {"symbolType": "stroke", "symbolSize": 400, "symbolStrokeWidth": 2.5}
+_LINE_SYMBOL = {
+    "symbolType": "stroke",
+    "symbolSize": 400,
+    "symbolStrokeWidth": 2.5,
+    "symbolOpacity": 1,  # not the gap band's faint opacity
+}
 
 
 def run_color(runs: Sequence[str]) -> alt.Color:
@@ -250,20 +255,22 @@ def _curve_panel(
             .mark_area(opacity=0.15)
             .encode(x=x, y="training:Q", y2="validation:Q", color=color)
         )
+    # Lines and their points in layers of their own: a line with point=True gets point symbols
+    # in its legend, which hide the dash that tells training from validation.
+    lines = alt.Chart(rows).encode(x=x, y=y, color=color, detail="part:N")
     layers.append(
-        alt.Chart(rows)
-        .mark_line(point=True)
-        .encode(
-            x=x,
-            y=y,
-            color=color,
+        lines.mark_line().encode(
             strokeDash=alt.StrokeDash(
                 "part:N",
                 scale=PART_DASH,
                 title=None,
                 legend=alt.Legend(symbolStrokeColor="#44403c", **_LINE_SYMBOL),
-            ),
-            tooltip=["run:N", "epoch:Q", "part:N", alt.Tooltip("value:Q", format=".4f")],
+            )
+        )
+    )
+    layers.append(
+        lines.mark_point(filled=True, size=30).encode(
+            tooltip=["run:N", "epoch:Q", "part:N", alt.Tooltip("value:Q", format=".4f")]
         )
     )
     best = pd.DataFrame(

@@ -21,27 +21,30 @@ from rnnkit.ui.loading import load_data
 from rnnkit.ui.untrusted import escape_markdown
 
 BASELINE_NAME = "TF-IDF + logistic regression (test)"
-# Widths that let the results show in full on a laptop's screen; the settings, the widest,
-# come last and take the rest.
+# Widths that show the results in full on a laptop's screen; the settings, the widest, come
+# last and take the rest. The creation time is left out (the runs are listed newest first),
+# and the problem column shows only when a run has one.
 RUN_COLUMNS = {
-    "run": st.column_config.TextColumn(width=150),
-    "status": st.column_config.TextColumn(width=90),
+    "run": st.column_config.TextColumn(width=140),
+    "status": st.column_config.TextColumn(width=85),
     "test accuracy": st.column_config.NumberColumn("test acc.", format="percent", width=75),
     "best val accuracy": st.column_config.NumberColumn("best val acc.", format="percent", width=95),
     "best epoch": st.column_config.NumberColumn(width=75),
     "epochs": st.column_config.TextColumn(width=60),
-    "training time": st.column_config.TextColumn("time", width=90),
-    "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=130),
-    "problem": st.column_config.TextColumn(width=110),
+    "training time": st.column_config.TextColumn("time", width=85),
+    "problem": st.column_config.TextColumn(width=160),
     "settings": st.column_config.TextColumn(width="large"),
 }
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> None:
     """Every stored run in a row (`compare.runs_table`), its status live from the job board."""
+    table = compare.runs_table(summaries, job_states())
+    shown = [name for name in RUN_COLUMNS if name != "problem" or table["problem"].any()]
     st.dataframe(
-        compare.runs_table(summaries, job_states()),
+        table,
         hide_index=True,
+        column_order=shown,
         column_config=RUN_COLUMNS,
         key="curves_runs_table",
     )
