@@ -6,6 +6,7 @@ most: thinned curves, binned lengths) and returns an Altair chart; rendering is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import altair as alt
@@ -74,7 +75,8 @@ def coverage(points: pd.DataFrame, num_words: int, covered: float) -> alt.LayerC
         covered: the share of tokens it covers (1 - the out-of-vocabulary rate).
 
     Returns:
-        A layered chart: the curve, a rule and a labelled point at the chosen num_words.
+        A layered chart: the curve, a rule and a point at the chosen num_words, and the
+        choice's label at the foot of the rule, on the side away from the curve.
     """
     curve = (
         alt.Chart(points)
@@ -101,18 +103,26 @@ def coverage(points: pd.DataFrame, num_words: int, covered: float) -> alt.LayerC
         }
     )
     marked = alt.Chart(choice).encode(x="num_words:Q")
+    # The curve rises from the bottom left, so the bottom of the chart is clear beside the rule
+    # but for the first few words: the label goes there, on the wider side of the rule.
+    smallest, largest = math.log(points["num_words"].min()), math.log(points["num_words"].max())
+    on_the_left = math.log(max(num_words, 1)) > (smallest + largest) / 2
     return alt.layer(
         curve,
         marked.mark_rule(color=MARK_COLOR),
         marked.mark_point(color=MARK_COLOR, filled=True, size=60).encode(y="coverage:Q"),
-        marked.mark_text(align="right", dx=-6, dy=12, color=MARK_COLOR).encode(
-            y="coverage:Q", text="label:N"
-        ),
+        marked.mark_text(
+            align="right" if on_the_left else "left",
+            baseline="bottom",
+            dx=-6 if on_the_left else 6,
+            dy=-4,
+            color=MARK_COLOR,
+        ).encode(y=alt.datum(0), text="label:N"),
     )
 
 
 def length_histogram(histogram: pd.DataFrame, max_length: int, log_scale: bool) -> alt.FacetChart:
-    """Review lengths per label, one panel per split, with max_length marked.
+    """Review lengths, a panel per split (columns) and label (rows), with max_length marked.
 
     Args:
         histogram: `explore.length_histogram` (split, label, start, end, count).
@@ -120,12 +130,13 @@ def length_histogram(histogram: pd.DataFrame, max_length: int, log_scale: bool) 
         log_scale: a log length axis (give a histogram binned with log_scale too).
 
     Returns:
-        Overlaid bars for neg and pos, faceted by split.
+        Bars faceted by split and label: the two labels' lengths in panels of their own, one
+        above the other on a shared length axis, rather than overlaid in one muddy colour.
     """
     length_axis = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
     bars = (
         alt.Chart()
-        .mark_rect(opacity=0.55)
+        .mark_rect()
         .encode(
             x=alt.X("start:Q", scale=length_axis, title="review length (tokens)"),
             x2="end:Q",
@@ -140,8 +151,11 @@ def length_histogram(histogram: pd.DataFrame, max_length: int, log_scale: bool) 
     )
     return (
         alt.layer(bars, rule, data=histogram)
-        .properties(width=380, height=220)
-        .facet(column=alt.Column("split:N", sort=["train", "test"], title=None))
+        .properties(width=380, height=130)
+        .facet(
+            column=alt.Column("split:N", sort=["train", "test"], title=None),
+            row=alt.Row("label:N", sort=["neg", "pos"], title=None),
+        )
     )
 
 
@@ -158,7 +172,12 @@ def padded_batch(layout: pd.DataFrame) -> alt.FacetChart:
         alt.Chart(layout)
         .mark_rect(stroke="white", strokeWidth=0.5)
         .encode(
-            x=alt.X("start:Q", title="time step", scale=alt.Scale(nice=False)),
+            x=alt.X(
+                "start:Q",
+                title="time step",
+                scale=alt.Scale(nice=False),
+                axis=alt.Axis(tickMinStep=1, format="d"),  # steps are whole
+            ),
             x2="end:Q",
             y=alt.Y("review:O", title="review in the batch"),
             color=alt.Color("part:N", scale=PART_COLORS, title=None),
@@ -449,9 +468,9 @@ def curves_side_by_side(
 
 # --- predictions ------------------------------------------------------------------------------
 
-READING_COLORS = alt.Scale(
-    domain=["forward: words 1..i", "backward: words i..n"], range=["#1d4ed8", "#c2410c"]
-)
+# Named by what each curve scores, true of every model; the page's caption says which
+# direction of an RNN reads which.
+READING_COLORS = alt.Scale(domain=["words 1..i", "words i..n"], range=["#1d4ed8", "#c2410c"])
 _PROBABILITY_AXIS = alt.Scale(domain=[0, 1])
 
 
@@ -680,8 +699,8 @@ def prefix_predictions(prefixes: pd.DataFrame) -> alt.LayerChart:
         Two lines against word position, the 0.5 boundary as a rule.
     """
     readings = {
-        "probability_after_prefix": "forward: words 1..i",
-        "probability_from_suffix": "backward: words i..n",
+        "probability_after_prefix": "words 1..i",
+        "probability_from_suffix": "words i..n",
     }
     long = prefixes.melt(
         id_vars=["position", "word"],

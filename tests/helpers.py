@@ -307,6 +307,7 @@ URL_PARAMETERS = {
         "sort",
         "descending",
         "top_n",
+        "vocabulary_run",
     ],
     "views/reviews.py": [
         "split",

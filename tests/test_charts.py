@@ -7,6 +7,7 @@ import math
 
 import altair as alt
 import numpy as np
+import pandas as pd
 import pytest
 
 from rnnkit import charts, explore
@@ -68,6 +69,18 @@ def test_coverage_marks_the_chosen_num_words(vocab):
     assert rows_shipped(chart) <= 301
 
 
+@pytest.mark.parametrize(("num_words", "side"), [(10000, "right"), (100, "left"), (30, "left")])
+def test_the_coverage_label_sits_at_the_foot_of_the_rule_away_from_the_curve(
+    vocab, num_words, side
+):
+    # The curve rises from the bottom left: the foot of the rule, on its wider side, is clear.
+    spec = charts.coverage(explore.coverage_points(vocab), num_words, 0.9).to_dict()
+    text = spec["layer"][3]
+    assert text["encoding"]["y"] == {"datum": 0}
+    assert text["mark"]["align"] == side  # right-aligned: the label ends left of the rule
+    assert (text["mark"]["dx"] < 0) == (side == "right")
+
+
 def test_length_histogram_facets_splits_and_marks_max_length():
     rng = np.random.default_rng(0)
     groups = {
@@ -80,7 +93,9 @@ def test_length_histogram_facets_splits_and_marks_max_length():
         chart = charts.length_histogram(histogram, 500, log_scale)
         spec = chart.to_dict()
         assert spec["facet"]["column"]["field"] == "split"
+        assert spec["facet"]["row"]["field"] == "label"  # neg and pos apart, not overlaid
         bars, rule = spec["spec"]["layer"]
+        assert "opacity" not in bars["mark"]
         assert rule["encoding"]["x"]["datum"] == 500
         assert ("type" in bars["encoding"]["x"]["scale"]) == log_scale
         assert rows_shipped(chart) <= 4 * 51  # 50,000 lengths binned into <= 51 bins per group
@@ -94,6 +109,21 @@ def test_padded_batch_shows_pre_and_post_side_by_side():
     assert spec["facet"]["column"]["sort"] == ["pre", "post"]
     assert spec["spec"]["mark"]["type"] == "rect"
     assert rows_shipped(chart) == len(layout) <= 2 * 16 * 2
+    axis = spec["spec"]["encoding"]["x"]["axis"]
+    assert axis["tickMinStep"] == 1 and axis["format"] == "d"  # no 0.5, 1.5 at max_length 6
+
+
+def test_the_prefix_chart_names_its_curves_true_of_any_model():
+    prefixes = pd.DataFrame(
+        {
+            "position": [1, 2],
+            "word": ["good", "film"],
+            "probability_after_prefix": [0.7, 0.6],
+            "probability_from_suffix": [0.6, 0.5],
+        }
+    )
+    spec = charts.prefix_predictions(prefixes).to_dict()
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["words 1..i", "words i..n"]
 
 
 # --- learning curves --------------------------------------------------------------------------

@@ -43,19 +43,35 @@ ECHOES = {
 }
 
 
+# Helpers that read the URL parameter their caller names, and the position of that name among
+# their arguments; their own bodies read a parameter they are given, not a page's.
+URL_READERS = {"number_from_url": 0, "run_choice": 1}
+
+
 def _constant(node: ast.expr, constants: dict[str, str]) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     return constants.get(node.id) if isinstance(node, ast.Name) else None
 
 
-def url_parameters_in_code() -> set[str]:
-    """The URL parameters the pages' code reads: keys of widgets bound to the URL, numbers read
-    with number_from_url, and `st.query_params.get`/`get_all` look-ups."""
+def _parameters_read(call: ast.Call, constants: dict[str, str]) -> list[str | None]:
+    keywords = {keyword.arg: keyword.value for keyword in call.keywords}
+    name = getattr(call.func, "attr", None) or getattr(call.func, "id", None)
+    if "bind" in keywords and _constant(keywords["bind"], constants) == "query-params":
+        return [_constant(keywords["key"], constants)]
+    if name in URL_READERS and len(call.args) > URL_READERS[name]:
+        return [_constant(call.args[URL_READERS[name]], constants)]
+    if name in ("get", "get_all") and "query_params" in ast.unparse(call.func) and call.args:
+        return [_constant(call.args[0], constants)]
+    return []
+
+
+def url_parameters_in_code() -> set[str | None]:
+    """The URL parameters the pages' code reads: keys of widgets bound to the URL, look-ups in
+    `st.query_params`, and the parameters named to the URL_READERS helpers. A parameter whose
+    name is not a constant is None."""
     found = set()
     for path in [*ROOT.glob("views/*.py"), *ROOT.glob("rnnkit/ui/*.py")]:
-        if path.name == "untrusted.py":
-            continue
         tree = ast.parse(path.read_text())
         constants = {
             target.id: node.value.value
@@ -64,15 +80,15 @@ def url_parameters_in_code() -> set[str]:
             for target in node.targets
             if isinstance(target, ast.Name)
         }
+        helpers = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef) and node.name in URL_READERS
+        ]
+        inside_helpers = {id(node) for helper in helpers for node in ast.walk(helper)}
         for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
-            keywords = {keyword.arg: keyword.value for keyword in call.keywords}
-            bind = keywords.get("bind")
-            if bind is not None and _constant(bind, constants) == "query-params":
-                found.add(_constant(keywords["key"], constants))
-            name = getattr(call.func, "attr", None) or getattr(call.func, "id", None)
-            reads_url = name in ("get", "get_all") and "query_params" in ast.unparse(call.func)
-            if (name == "number_from_url" or reads_url) and call.args:
-                found.add(_constant(call.args[0], constants))
+            if id(call) not in inside_helpers:
+                found.update(_parameters_read(call, constants))
     return found
 
 

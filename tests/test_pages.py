@@ -18,7 +18,16 @@ from streamlit.testing.v1 import AppTest
 
 from rnnkit import load_imdb
 from rnnkit.ui.pages import APP_ICON, PAGES
-from tests.helpers import APP, chart_data, chips, metrics, open_page, shown
+from tests.helpers import (
+    APP,
+    TINY_REVIEWS,
+    chart_data,
+    chips,
+    metrics,
+    open_page,
+    shown,
+    write_archive,
+)
 
 
 @pytest.fixture
@@ -112,11 +121,13 @@ def test_vocabulary_shows_the_words(data_path):
     assert shown["Training words"] == "16"
     assert shown["Words kept"] == "16"  # num_words 10,000 keeps all 16
     assert shown["Out of vocabulary"] == "0.0%"
-    table = app.dataframe[1].value
+    table = app.dataframe[0].value
     assert len(table) == 16
     assert table.iloc[1][["id", "word", "count", "documents"]].tolist() == [5, "great", 4, 2]
-    special = app.dataframe[0].value
+    special = app.table[0].value  # a static table: its long meanings wrap, none is cut
     assert special["token"].tolist() == ["<PAD>", "<START>", "<UNK>", "<UNUSED>"]
+    assert special["id"].tolist() == [0, 1, 2, 3]
+    assert special.loc[2, "meaning"].endswith("or that never occurs in training")
     assert "*bad*, is 4" in app.markdown[0].value  # rank 1 + index_from 3
 
 
@@ -139,7 +150,7 @@ def test_vocabulary_num_words_moves_the_cut(data_path):
     assert shown["Words kept"] == "2"
     assert shown["Tokens covered"] == "27.6%"  # 8 of the 29 training words
     assert shown["Out of vocabulary"] == "72.4%"
-    assert app.dataframe[1].value["kept"].sum() == 2
+    assert app.dataframe[0].value["kept"].sum() == 2
     choice = next(frame for frame in chart_data(app, 0) if len(frame) == 1)
     assert choice["num_words"].tolist() == [6]
     app.text_input(key="word").set_value("a").run()
@@ -149,12 +160,12 @@ def test_vocabulary_num_words_moves_the_cut(data_path):
 def test_vocabulary_table_searches_and_sorts(data_path):
     app = open_page("views/vocabulary.py")
     app.text_input(key="search").set_value("it").run()
-    assert app.dataframe[1].value["word"].tolist() == ["it", "it's"]
+    assert app.dataframe[0].value["word"].tolist() == ["it", "it's"]
     app.text_input(key="search").set_value("").run()
     app.selectbox(key="sort").set_value("word").run()
-    assert app.dataframe[1].value["word"].iloc[0] == "a"
+    assert app.dataframe[0].value["word"].iloc[0] == "a"
     app.toggle(key="descending").set_value(True).run()
-    assert app.dataframe[1].value["word"].iloc[0] == "story"
+    assert app.dataframe[0].value["word"].iloc[0] == "story"
     app.slider(key="top_n").set_value(5).run()
     assert [len(frame) for frame in chart_data(app, 1)] == [5]
 
@@ -163,7 +174,7 @@ def test_vocabulary_reads_its_view_from_the_url(data_path):
     app = open_page("views/vocabulary.py", num_words="6", word="great", search="it", sort="word")
     assert metrics(app)["Words kept"] == "2"
     assert app.text_input(key="word").value == "great"
-    assert app.dataframe[1].value["word"].tolist() == ["it", "it's"]
+    assert app.dataframe[0].value["word"].tolist() == ["it", "it's"]
     assert app.selectbox(key="sort").value == "word"
     bad = open_page("views/vocabulary.py", num_words="abc", sort="foo", id="-3", top_n="x")
     assert metrics(bad)["Words kept"] == "16"  # num_words back to 10,000
@@ -193,6 +204,18 @@ def test_reviews_shows_a_review_as_text_ids_and_words(data_path):
     assert 'class="rk-match"' in decoded  # the searched word is highlighted
     assert chips(padded)[:8] == NEG_0
     assert chips(padded)[8:] == ["·"] * 492  # padding='post' to 500
+
+
+def test_reviews_show_the_whole_of_a_long_review(tmp_path, monkeypatch):
+    long_review = " ".join(f"word{index % 50}" for index in range(2500)) + " theend"
+    reviews = {**TINY_REVIEWS, ("train", "pos"): [(0, 9, long_review)]}
+    monkeypatch.setenv("RNNKIT_DATA", str(write_archive(tmp_path / "long.tar.gz", reviews)))
+    app = open_page("views/reviews.py", label="pos")
+    original, decoded, _ = (element.value for element in app.html)
+    assert original.endswith("theend</div>")
+    assert len(chips(decoded)) == 2502 and chips(decoded)[-1] == "theend"  # <START> and 2,501
+    for markup in (original, decoded):
+        assert "max-height" not in markup and "overflow" not in markup  # no box hides the end
 
 
 def test_reviews_default_is_x_train_0(data_path):

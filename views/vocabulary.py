@@ -41,12 +41,7 @@ st.caption("Share of training tokens (word occurrences) that keep their own id, 
 
 st.header("Ids and look-ups")
 left, right = st.columns(2)
-left.dataframe(
-    explore.special_ids(vocab.index_from),
-    hide_index=True,
-    column_config={"meaning": st.column_config.TextColumn(width="large")},
-    key="special_ids",
-)
+left.table(explore.special_ids(vocab.index_from), hide_index=True)  # a table wraps its text
 word = right.text_input("Word → id", key="word", bind="query-params", placeholder="great")
 if word.strip():
     entry = explore.look_up_word(vocab, word, num_words)
