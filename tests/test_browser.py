@@ -81,6 +81,25 @@ def test_every_page_opens_without_an_error(server, page, path, heading):
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
 
 
+def test_the_sidebar_and_home_show_material_icons_not_emoji(server, page):
+    # Debian's Chromium has no emoji font: an emoji icon would be an empty box.
+    open_in_browser(page, server)
+    icons = page.locator("[data-testid='stSidebarNav'] [data-testid='stIconMaterial']")
+    assert [icon.inner_text() for icon in icons.all()] == [
+        "home",
+        "menu_book",
+        "rate_review",
+        "straighten",
+        "model_training",
+        "show_chart",
+        "psychology",
+    ]
+    links = page.locator("[data-testid='stMain'] [data-testid='stPageLink']")
+    assert links.count() == 6  # every page but Home
+    assert links.locator("[data-testid='stIconMaterial']").count() == 6
+    assert page.locator("[data-testid='stIconEmoji']").count() == 0
+
+
 def test_vocabulary_search_finds_a_word(server, page):
     open_in_browser(page, f"{server}/vocabulary")
     search = page.get_by_label("Search words")
