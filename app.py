@@ -1,6 +1,7 @@
 """rnnkit's Streamlit app: `streamlit run app.py`.
 
-One page per script in `views/`; add a page by adding an `st.Page` to the list in `main`. The
+One page per script in `views/`; add a page by adding it to `rnnkit.ui.pages.PAGES` (the
+navigation and Home's links both read it). The
 folder is not called `pages/`: beside the entry point, Streamlit reads such a folder as its old
 multipage layout until `st.navigation` has run once, so a shared link to a page would skip
 app.py. The environment's settings are checked first: a bad `RNNKIT_*` variable stops every page
@@ -13,27 +14,19 @@ import streamlit as st
 
 from rnnkit.settings import SettingsError, check_environment
 from rnnkit.ui.loading import data_sidebar
+from rnnkit.ui.pages import APP_ICON, navigation
+from rnnkit.ui.untrusted import escape_markdown
 
 
 def main() -> None:
     """Set up the page, the navigation and the data sidebar, then run the chosen page."""
-    st.set_page_config(page_title="rnnkit: RNNs on IMDB", page_icon="🎬", layout="wide")
+    st.set_page_config(page_title="rnnkit: RNNs on IMDB", page_icon=APP_ICON, layout="wide")
     try:
         check_environment()  # every page, before any of it runs: no page works with these
     except SettingsError as error:
-        st.error(f"This server's settings cannot be used.\n\n{error}")
+        st.error(f"This server's settings cannot be used.\n\n{escape_markdown(error)}")
         st.stop()
-    page = st.navigation(
-        [
-            st.Page("views/home.py", title="Home", icon="🏠", default=True),
-            st.Page("views/vocabulary.py", title="Vocabulary", icon="🔤"),
-            st.Page("views/reviews.py", title="Reviews", icon="📝"),
-            st.Page("views/lengths.py", title="Lengths and padding", icon="📏"),
-            st.Page("views/train.py", title="Train", icon="🏋️"),
-            st.Page("views/curves.py", title="Learning curves", icon="📈"),
-            st.Page("views/predictions.py", title="Predictions", icon="🔮"),
-        ]
-    )
+    page = navigation()
     data_sidebar()
     page.run()
 

@@ -6,6 +6,7 @@ most: thinned curves, binned lengths) and returns an Altair chart; rendering is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import altair as alt
@@ -74,7 +75,8 @@ def coverage(points: pd.DataFrame, num_words: int, covered: float) -> alt.LayerC
         covered: the share of tokens it covers (1 - the out-of-vocabulary rate).
 
     Returns:
-        A layered chart: the curve, a rule and a labelled point at the chosen num_words.
+        A layered chart: the curve, a rule and a point at the chosen num_words, and the
+        choice's label at the foot of the rule, on the side away from the curve.
     """
     curve = (
         alt.Chart(points)
@@ -101,18 +103,26 @@ def coverage(points: pd.DataFrame, num_words: int, covered: float) -> alt.LayerC
         }
     )
     marked = alt.Chart(choice).encode(x="num_words:Q")
+    # The curve rises from the bottom left, so the bottom of the chart is clear beside the rule
+    # but for the first few words: the label goes there, on the wider side of the rule.
+    smallest, largest = math.log(points["num_words"].min()), math.log(points["num_words"].max())
+    on_the_left = math.log(max(num_words, 1)) > (smallest + largest) / 2
     return alt.layer(
         curve,
         marked.mark_rule(color=MARK_COLOR),
         marked.mark_point(color=MARK_COLOR, filled=True, size=60).encode(y="coverage:Q"),
-        marked.mark_text(align="right", dx=-6, dy=12, color=MARK_COLOR).encode(
-            y="coverage:Q", text="label:N"
-        ),
+        marked.mark_text(
+            align="right" if on_the_left else "left",
+            baseline="bottom",
+            dx=-6 if on_the_left else 6,
+            dy=-4,
+            color=MARK_COLOR,
+        ).encode(y=alt.datum(0), text="label:N"),
     )
 
 
 def length_histogram(histogram: pd.DataFrame, max_length: int, log_scale: bool) -> alt.FacetChart:
-    """Review lengths per label, one panel per split, with max_length marked.
+    """Review lengths, a panel per split (columns) and label (rows), with max_length marked.
 
     Args:
         histogram: `explore.length_histogram` (split, label, start, end, count).
@@ -120,12 +130,13 @@ def length_histogram(histogram: pd.DataFrame, max_length: int, log_scale: bool) 
         log_scale: a log length axis (give a histogram binned with log_scale too).
 
     Returns:
-        Overlaid bars for neg and pos, faceted by split.
+        Bars faceted by split and label: the two labels' lengths in panels of their own, one
+        above the other on a shared length axis, rather than overlaid in one muddy colour.
     """
     length_axis = alt.Scale(type="log") if log_scale else alt.Scale(zero=False)
     bars = (
         alt.Chart()
-        .mark_rect(opacity=0.55)
+        .mark_rect()
         .encode(
             x=alt.X("start:Q", scale=length_axis, title="review length (tokens)"),
             x2="end:Q",
@@ -140,8 +151,11 @@ def length_histogram(histogram: pd.DataFrame, max_length: int, log_scale: bool) 
     )
     return (
         alt.layer(bars, rule, data=histogram)
-        .properties(width=380, height=220)
-        .facet(column=alt.Column("split:N", sort=["train", "test"], title=None))
+        .properties(width=380, height=130)
+        .facet(
+            column=alt.Column("split:N", sort=["train", "test"], title=None),
+            row=alt.Row("label:N", sort=["neg", "pos"], title=None),
+        )
     )
 
 
@@ -158,7 +172,12 @@ def padded_batch(layout: pd.DataFrame) -> alt.FacetChart:
         alt.Chart(layout)
         .mark_rect(stroke="white", strokeWidth=0.5)
         .encode(
-            x=alt.X("start:Q", title="time step", scale=alt.Scale(nice=False)),
+            x=alt.X(
+                "start:Q",
+                title="time step",
+                scale=alt.Scale(nice=False),
+                axis=alt.Axis(tickMinStep=1, format="d"),  # steps are whole
+            ),
             x2="end:Q",
             y=alt.Y("review:O", title="review in the batch"),
             color=alt.Color("part:N", scale=PART_COLORS, title=None),
@@ -173,6 +192,38 @@ def padded_batch(layout: pd.DataFrame) -> alt.FacetChart:
 
 PART_DASH = alt.Scale(domain=["training", "validation"], range=[[1, 0], [5, 3]])
 METRIC_TITLES = {"loss": "loss (binary cross-entropy)", "accuracy": "accuracy"}
+# One colour per run, in the order of the runs: Tableau 10's well-separated hues, its pale
+# yellow last (it reads poorly on white); an eleventh run starts the list again.
+RUN_COLORS = [
+    "#4c78a8",  # blue
+    "#f58518",  # orange
+    "#54a24b",  # green
+    "#e45756",  # red
+    "#b279a2",  # purple
+    "#9d755d",  # brown
+    "#72b7b2",  # teal
+    "#ff9da6",  # pink
+    "#79706e",  # grey
+    "#eeca3b",  # yellow
+]
+# Legend entries drawn as short lines: a run's colour, or a part's dash pattern, not dots.
+_LINE_SYMBOL = {
+    "symbolType": "stroke",
+    "symbolSize": 400,
+    "symbolStrokeWidth": 2.5,
+    "symbolOpacity": 1,  # not the gap band's faint opacity
+}
+
+
+def run_color(runs: Sequence[str]) -> alt.Color:
+    """The colour channel of the curve charts: each of `runs` its own colour, in their order, in
+    every panel and layer (lines, gap band, rules) that uses it."""
+    return alt.Color(
+        "run:N",
+        title="run",
+        scale=alt.Scale(domain=list(runs), range=RUN_COLORS),
+        legend=alt.Legend(orient="bottom", columns=1, **_LINE_SYMBOL),
+    )
 
 
 def history_frame(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> pd.DataFrame:
@@ -209,9 +260,9 @@ def _curve_panel(
     metric: str,
     best_epochs: Mapping[str, int | None],
     references: Mapping[str, float],
+    color: alt.Color,
 ) -> alt.LayerChart:
     rows = frame[frame["metric"] == metric]
-    color = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
     x = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1))
     y = alt.Y("value:Q", title=METRIC_TITLES[metric], scale=alt.Scale(zero=False))
     wide = rows.pivot_table(index=["run", "epoch"], columns="part", values="value").reset_index()
@@ -223,15 +274,22 @@ def _curve_panel(
             .mark_area(opacity=0.15)
             .encode(x=x, y="training:Q", y2="validation:Q", color=color)
         )
+    # Lines and their points in layers of their own: a line with point=True gets point symbols
+    # in its legend, which hide the dash that tells training from validation.
+    lines = alt.Chart(rows).encode(x=x, y=y, color=color, detail="part:N")
     layers.append(
-        alt.Chart(rows)
-        .mark_line(point=True)
-        .encode(
-            x=x,
-            y=y,
-            color=color,
-            strokeDash=alt.StrokeDash("part:N", scale=PART_DASH, title=None),
-            tooltip=["run:N", "epoch:Q", "part:N", alt.Tooltip("value:Q", format=".4f")],
+        lines.mark_line().encode(
+            strokeDash=alt.StrokeDash(
+                "part:N",
+                scale=PART_DASH,
+                title=None,
+                legend=alt.Legend(symbolStrokeColor="#44403c", **_LINE_SYMBOL),
+            )
+        )
+    )
+    layers.append(
+        lines.mark_point(filled=True, size=30).encode(
+            tooltip=["run:N", "epoch:Q", "part:N", alt.Tooltip("value:Q", format=".4f")]
         )
     )
     best = pd.DataFrame(
@@ -284,9 +342,13 @@ def learning_curves(
     best_epochs = best_epochs or {}
     references = references or {}
     frame = history_frame(histories)
+    color = run_color(list(histories))
     if not small_multiples:
         return alt.hconcat(
-            *(_curve_panel(frame, metric, best_epochs, references) for metric in METRIC_TITLES)
+            *(
+                _curve_panel(frame, metric, best_epochs, references, color)
+                for metric in METRIC_TITLES
+            )
         )
     rows = []
     for run in histories:
@@ -294,7 +356,10 @@ def learning_curves(
         run_best = {run: best_epochs.get(run)}
         rows.append(
             alt.hconcat(
-                *(_curve_panel(run_frame, metric, run_best, references) for metric in METRIC_TITLES)
+                *(
+                    _curve_panel(run_frame, metric, run_best, references, color)
+                    for metric in METRIC_TITLES
+                )
             ).properties(title=run)
         )
     return alt.vconcat(*rows)
@@ -306,7 +371,7 @@ SIDE_BY_SIDE_COLUMNS = 3  # runs per row of panels; more runs wrap onto further 
 
 
 def _with_test_accuracies(
-    panel: alt.LayerChart, test_accuracies: Mapping[str, float]
+    panel: alt.LayerChart, test_accuracies: Mapping[str, float], color: alt.Color
 ) -> alt.LayerChart:
     """Add each run's test accuracy to an accuracy panel: a dotted line in the run's colour."""
     if not test_accuracies:
@@ -319,7 +384,7 @@ def _with_test_accuracies(
         .mark_rule(strokeDash=[1, 3], strokeWidth=2)
         .encode(
             y="test accuracy:Q",
-            color="run:N",
+            color=color,
             tooltip=["run:N", alt.Tooltip("test accuracy:Q", format=".4f")],
         )
     )
@@ -345,10 +410,12 @@ def compared_curves(
         Loss and accuracy side by side, training solid and validation dashed, the gap shaded.
     """
     frame = history_frame(histories)
+    color = run_color(list(histories))
     loss, accuracy = (
-        _curve_panel(frame, metric, best_epochs or {}, references or {}) for metric in METRIC_TITLES
+        _curve_panel(frame, metric, best_epochs or {}, references or {}, color)
+        for metric in METRIC_TITLES
     )
-    chart = alt.hconcat(loss, _with_test_accuracies(accuracy, test_accuracies or {}))
+    chart = alt.hconcat(loss, _with_test_accuracies(accuracy, test_accuracies or {}, color))
     return chart.configure_legend(labelLimit=400)  # run labels name what sets each run apart
 
 
@@ -376,6 +443,7 @@ def curves_side_by_side(
     test_accuracies = test_accuracies or {}
     frame = history_frame(histories)
     runs = list(histories)
+    color = run_color(runs)
     rows = []
     for start in range(0, len(runs), columns):
         for metric in METRIC_TITLES:
@@ -386,9 +454,10 @@ def curves_side_by_side(
                     metric,
                     {run: best_epochs.get(run)},
                     references or {},
+                    color,
                 )
                 if metric == "accuracy" and run in test_accuracies:
-                    panel = _with_test_accuracies(panel, {run: test_accuracies[run]})
+                    panel = _with_test_accuracies(panel, {run: test_accuracies[run]}, color)
                 # Three columns of 210 px fit a wide page beside the legend; a long label
                 # ("1a2b3c4d · padding pre, ...") breaks into lines at its " · ".
                 title = alt.TitleParams([*run.split(" · "), metric], fontSize=11, limit=260)
@@ -399,9 +468,9 @@ def curves_side_by_side(
 
 # --- predictions ------------------------------------------------------------------------------
 
-READING_COLORS = alt.Scale(
-    domain=["forward: words 1..i", "backward: words i..n"], range=["#1d4ed8", "#c2410c"]
-)
+# Named by what each curve scores, true of every model; the page's caption says which
+# direction of an RNN reads which.
+READING_COLORS = alt.Scale(domain=["words 1..i", "words i..n"], range=["#1d4ed8", "#c2410c"])
 _PROBABILITY_AXIS = alt.Scale(domain=[0, 1])
 
 
@@ -630,8 +699,8 @@ def prefix_predictions(prefixes: pd.DataFrame) -> alt.LayerChart:
         Two lines against word position, the 0.5 boundary as a rule.
     """
     readings = {
-        "probability_after_prefix": "forward: words 1..i",
-        "probability_from_suffix": "backward: words i..n",
+        "probability_after_prefix": "words 1..i",
+        "probability_from_suffix": "words i..n",
     }
     long = prefixes.melt(
         id_vars=["position", "word"],

@@ -168,10 +168,32 @@ def run_labels(configs: Mapping[str, Mapping[str, Any] | None]) -> dict[str, str
     return labels
 
 
+def choice_labels(summaries: Sequence[RunSummary]) -> dict[str, str]:
+    """Labels for a choice of runs: `run_labels` (a short id and what sets the run apart from
+    the others) and its test accuracy, or its status when it has none.
+
+    Args:
+        summaries: the runs to choose from.
+
+    Returns:
+        Run id to label: "1a2b3c4d · padding pre · test 85.2%".
+    """
+    labels = run_labels({summary.run_id: summary.config for summary in summaries})
+    return {
+        summary.run_id: f"{labels[summary.run_id]} · "
+        + (
+            f"test {summary.test_accuracy:.1%}"
+            if summary.test_accuracy is not None
+            else summary.status
+        )
+        for summary in summaries
+    }
+
+
 def runs_table(
     summaries: Sequence[RunSummary], job_states: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
-    """Every stored run in a row: status, key settings and results.
+    """Every stored run in a row: status and results first, then the settings.
 
     Args:
         summaries: `RunStore.list_runs()`.
@@ -179,9 +201,9 @@ def runs_table(
             ("queued", "running"); such a run's status reads "queued" or "training".
 
     Returns:
-        Columns run, status, settings, epochs (done / asked), best epoch, best val accuracy,
-        test accuracy, training time, created and problem (a failed run's error, or what is
-        damaged).
+        Columns run, status, test accuracy, best val accuracy, best epoch, epochs (done /
+        asked), training time, created (a UTC timestamp; NaT when unknown), problem (a failed
+        run's error, or what is damaged) and settings (the config's summary, the widest).
     """
     job_states = job_states or {}
     rows = []
@@ -192,18 +214,19 @@ def runs_table(
             {
                 "run": summary.run_id,
                 "status": JOB_STATUSES.get(job_state, job_state) or summary.status,
-                "settings": config.summary() if config else "–",
-                "epochs": f"{summary.epochs_done} / {config.training.epochs if config else '?'}",
-                "best epoch": summary.best_epoch,
-                "best val accuracy": summary.best_val_accuracy,
                 "test accuracy": summary.test_accuracy,
+                "best val accuracy": summary.best_val_accuracy,
+                "best epoch": summary.best_epoch,
+                "epochs": f"{summary.epochs_done} / {config.training.epochs if config else '?'}",
                 "training time": duration_text(summary.seconds),
                 "created": summary.created,
                 "problem": summary.error or "",
+                "settings": config.summary() if config else "–",
             }
         )
     table = pd.DataFrame(rows)
     table["best epoch"] = table["best epoch"].astype("Int64")
+    table["created"] = pd.to_datetime(table["created"], utc=True, errors="coerce")
     return table.astype({"best val accuracy": "Float64", "test accuracy": "Float64"})
 
 

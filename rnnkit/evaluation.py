@@ -6,9 +6,11 @@
 - A model on any text: `encode_for_model` pads and cuts a text exactly as training pads the
   reviews, `predict_texts` scores texts, `token_contributions` says which words pushed the
   prediction which way, `prefix_predictions` shows the prediction word by word, and
-  `nearest_words` looks up neighbours in the trained embedding.
-- What a page shows of a run: `run_report` (its test-set results) and `read_text` (what it
-  makes of a typed text).
+  `nearest_words` looks up neighbours in the trained embedding (`distinguishing_decimals`
+  says how many decimals tell their cosines apart).
+- What a page shows of a run: `run_report` (its test-set results), `read_text` (what it
+  makes of a typed text), whether it is `at_chance`, its probabilities as text
+  (`probability_text`) and its mistakes as a table to read (`readable_mistakes`).
 
 The TF-IDF + logistic regression baseline lives in `rnnkit.baseline`.
 
@@ -28,7 +30,15 @@ import pandas as pd
 
 from rnnkit.config import TrainConfig
 from rnnkit.sources import LABEL_NAMES
-from rnnkit.vocabulary import OOV_ID, PAD_ID, SPECIAL_TOKENS, START_ID, Vocabulary, tokenize
+from rnnkit.vocabulary import (
+    OOV_ID,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    START_ID,
+    Vocabulary,
+    plain_text,
+    tokenize,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -635,6 +645,7 @@ def nearest_words(
     order = np.lexsort((candidates, -cosines))[:k]
     return pd.DataFrame(
         {
+            "rank": np.arange(1, len(order) + 1),
             "word": [vocab.id_to_word(word_id) for word_id in candidates[order]],
             "id": candidates[order],
             "cosine": np.clip(cosines[order], -1.0, 1.0),
@@ -642,7 +653,73 @@ def nearest_words(
     )
 
 
+def distinguishing_decimals(values: Sequence[float], least: int = 3, most: int = 8) -> int:
+    """How many decimals tell the values apart: the fewest from `least` up to `most` at which
+    no two different values round to the same text (neighbours of a word in a trained embedding
+    often agree to three decimals).
+
+    Args:
+        values: the numbers to show.
+        least, most: the range of decimals to choose from.
+
+    Returns:
+        The number of decimals; `most` when even those leave two values the same.
+    """
+    distinct = np.unique(np.asarray(values, dtype=np.float64))
+    for decimals in range(least, most):
+        if len(np.unique(np.round(distinct, decimals))) == len(distinct):
+            return decimals
+    return most
+
+
 # --- what a page shows of a run ---------------------------------------------------------------
+
+CHANCE_MARGIN = 0.05  # a model within 5 points of 50% on the balanced test set is guessing
+
+
+def at_chance(accuracy: float, margin: float = CHANCE_MARGIN) -> bool:
+    """Whether a test accuracy is within `margin` of 0.5, what a coin toss gets on IMDB's test
+    set (half positive, half negative): such a model's predictions mean nothing.
+
+    Args:
+        accuracy: the test accuracy, 0 to 1.
+        margin: how near 0.5 counts as chance.
+    """
+    return abs(accuracy - 0.5) < margin
+
+
+def probability_text(probability: float, decimals: int = 3) -> str:
+    """A probability for people: "0.508"; "<0.001" or ">0.999" where rounding would show a
+    certainty ("0.000", "1.000") that the model did not give.
+
+    Args:
+        probability: 0 to 1.
+        decimals: digits after the point.
+    """
+    text = f"{probability:.{decimals}f}"
+    smallest = 10.0**-decimals
+    if float(text) == 0:
+        return f"<{smallest:.{decimals}f}"
+    if float(text) == 1:
+        return f">{1 - smallest:.{decimals}f}"
+    return text
+
+
+def readable_mistakes(mistakes: pd.DataFrame) -> pd.DataFrame:
+    """`RunReport.mistakes` as a table to read: probabilities as text ("<0.001", not "0.000")
+    and each review on one line, without its `<br />` tags.
+
+    Args:
+        mistakes: `run_report(...).mistakes`.
+
+    Returns:
+        Columns test review, true label, probability, confidence (text), length and text.
+    """
+    readable = mistakes.copy()
+    for column in ("probability", "confidence"):
+        readable[column] = [probability_text(value) for value in readable[column]]
+    readable["text"] = [plain_text(text) for text in readable["text"]]
+    return readable
 
 
 @dataclass(frozen=True)

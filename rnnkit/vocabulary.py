@@ -83,6 +83,19 @@ def tokenize(text: str) -> list[str]:
     return [token.decode() for token in tokens[1:]]
 
 
+def plain_text(text: str) -> str:
+    """A review's text on one line, to read in a table: its HTML line breaks (`<br />`) and
+    runs of white space as single spaces.
+
+    Args:
+        text: the review as its file has it.
+
+    Returns:
+        The text, stripped.
+    """
+    return " ".join(re.sub(r"<br\s*/?>", " ", text, flags=re.IGNORECASE).split())
+
+
 # --- vocabulary -------------------------------------------------------------------------------
 
 

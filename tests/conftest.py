@@ -15,7 +15,14 @@ import pytest
 
 from rnnkit import jobs as jobs_module
 from rnnkit import load_imdb
-from tests.helpers import GatedTrain, tiny_reviews, write_archive, write_corpus
+from tests.helpers import (
+    GatedTrain,
+    TinyRuns,
+    tiny_reviews,
+    train_tiny_runs,
+    write_archive,
+    write_corpus,
+)
 
 REAL_DATA = os.environ.get("RNNKIT_DATA", "").strip()
 
@@ -67,6 +74,13 @@ def gated(monkeypatch) -> GatedTrain:
     for thread in threading.enumerate():
         if thread.name.startswith("rnnkit-job-"):
             thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> TinyRuns:
+    """Two tiny runs on a generated corpus, trained once for the session (`train_tiny_runs`):
+    open the app on a copy of them (`app_on_a_copy`)."""
+    return train_tiny_runs(tmp_path_factory.mktemp("tiny-runs"))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tarfile
@@ -30,6 +31,8 @@ from typing import NamedTuple
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import strategies
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, preset, train
@@ -198,6 +201,17 @@ def texts(app: AppTest) -> str:
     return "\n".join(str(element.value) for kind in TEXT_KINDS for element in app.get(kind))
 
 
+def shown(markdown: str) -> str:
+    """The text a reader sees of a Markdown source (escapes resolved, markup and the invisible
+    word joiners of `escape_markdown` left out)."""
+    return render_markdown(markdown).text.replace("\u2060", "")
+
+
+def shown_texts(app: AppTest) -> str:
+    """Every sentence the page shows, as a reader sees it, one element a line."""
+    return "\n".join(shown(str(element.value)) for kind in TEXT_KINDS for element in app.get(kind))
+
+
 def metrics(app: AppTest) -> dict[str, str]:
     """The page's metrics, label to value."""
     return {metric.label: metric.value for metric in app.metric}
@@ -279,6 +293,120 @@ def app_on_a_copy(trained: TinyRuns, folder: Path, monkeypatch) -> Iterator[Tiny
     yield trained._replace(runs=root)
     job_board().shutdown()
     job_board.clear()
+
+
+# --- Markdown as a page shows it -----------------------------------------------------------------
+
+# The URL parameters each page reads, by its script (tests/test_page_inputs.py checks the code
+# reads no other).
+URL_PARAMETERS = {
+    "views/home.py": [],
+    "views/vocabulary.py": [
+        "num_words",
+        "word",
+        "id",
+        "search",
+        "sort",
+        "descending",
+        "top_n",
+        "vocabulary_run",
+    ],
+    "views/reviews.py": [
+        "split",
+        "label",
+        "word",
+        "index",
+        "max_length",
+        "padding",
+        "truncating",
+        "show_ids",
+    ],
+    "views/lengths.py": ["max_length", "padding", "truncating", "log_scale", "batch_size", "batch"],
+    "views/train.py": [],
+    "views/curves.py": ["curves_runs", "curves_layout"],
+    "views/predictions.py": ["predict_run", "predict_threshold", "predict_word"],
+}
+# The URL parameters that hold a number, and the kind of widget that shows each.
+URL_NUMBER_WIDGETS = {
+    "num_words": "number_input",
+    "id": "number_input",
+    "top_n": "slider",
+    "index": "number_input",
+    "max_length": "slider",
+    "batch": "number_input",
+    "predict_threshold": "slider",
+}
+# What a hostile link puts in a URL parameter: a link, an image, HTML, a script, Streamlit's
+# colour directive and math.
+HOSTILE_TEXTS = [
+    "[x](https://evil.example)",
+    "![i](https://evil.example/i.png)",
+    "<img src=https://evil.example/x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    ":red[x]",
+    "$x$",
+]
+HOSTILE_TEXT = " ".join(HOSTILE_TEXTS)
+# What a URL may hold where a page expects a number: any text, floats (nan and infinities
+# included), huge and negative whole numbers, other scripts' digits, Python's own spellings.
+URL_NUMBERS = strategies.one_of(
+    strategies.text(),
+    strategies.floats().map(repr),
+    strategies.floats().map(str).map(str.upper),
+    strategies.integers().map(str),
+    strategies.integers(min_value=10**15, max_value=10**400).map(str),
+    strategies.integers(max_value=-1).map(str),
+    strategies.sampled_from(
+        ["１２", "٣", "1_000", "0x10", " 7 ", "+5", "-0", "1e400", "-1e400", "Infinity"]
+    ),
+)
+# What a URL may hold where a page expects text: any text, markup, the hostile pieces joined.
+URL_TEXTS = strategies.one_of(
+    strategies.text(),
+    strategies.text(alphabet=strategies.sampled_from([*string.punctuation, " ", "\n", "w"])),
+    strategies.lists(strategies.sampled_from(HOSTILE_TEXTS), max_size=4).map(" ".join),
+)
+_COMMONMARK = MarkdownIt("commonmark")
+# GitHub's autolink literals: remark-gfm, with which Streamlit renders Markdown, finds these in
+# the text after parsing (backslash escapes do not stop it) and makes links of them. Its two
+# patterns (mdast-util-gfm-autolink-literal), without its checks on the character before and on
+# the domain, so that anything it could link is found.
+GFM_AUTOLINK = re.compile(
+    r"(?:https?://|www(?=\.))[-.\w]+|[-.\w+]+@[-\w]+(?:\.[-\w]+)+", re.IGNORECASE | re.ASCII
+)
+
+
+@dataclass
+class RenderedMarkdown:
+    """What a CommonMark renderer makes of a Markdown source."""
+
+    blocks: list[str]  # the block tokens' types ("paragraph_open", "heading_open", ...)
+    inline: list[str]  # the inline tokens' types ("text", "link_open", "em_open", ...)
+    text: str  # the text a reader sees, without line breaks
+    targets: list[str]  # where links and images point, GFM's autolink literals included
+    html: list[str]  # raw HTML kept as HTML
+
+
+def render_markdown(source: str) -> RenderedMarkdown:
+    """Render `source` with markdown-it-py (CommonMark), plus GFM's autolink literals."""
+    tokens = _COMMONMARK.parse(source)
+    children = [child for token in tokens for child in token.children or []]
+    text = "".join(child.content for child in children if child.type in ("text", "code_inline"))
+    text += "".join(token.content for token in tokens if token.type in ("code_block", "fence"))
+    targets = [
+        child.attrGet("href") or child.attrGet("src") or ""
+        for child in children
+        if child.type in ("link_open", "image")
+    ]
+    targets += GFM_AUTOLINK.findall(text)
+    html = [token.content for token in [*tokens, *children] if token.type.startswith("html")]
+    return RenderedMarkdown(
+        blocks=[token.type for token in tokens],
+        inline=[child.type for child in children],
+        text=text,
+        targets=targets,
+        html=html,
+    )
 
 
 # --- the app in a browser -------------------------------------------------------------------------

@@ -7,11 +7,17 @@ saves a screenshot to `test-artifacts/`.
 
 from __future__ import annotations
 
+import shutil
+import urllib.parse
+
 import pytest
 
 from tests.helpers import (
+    HOSTILE_TEXT,
     PAGES,
+    URL_PARAMETERS,
     chromium,
+    exceptions,
     main_text,
     metric_value,
     new_tab,
@@ -41,6 +47,21 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def server_with_runs(tiny_runs, tmp_path_factory):
+    """The app on the generated corpus with a copy of the session's two tiny runs."""
+    folder = tmp_path_factory.mktemp("browser-runs")
+    running = start_server(
+        {
+            "RNNKIT_DATA": str(tiny_runs.corpus),
+            "RNNKIT_CACHE_DIR": str(folder / "cache"),
+            "RNNKIT_RUNS_DIR": str(shutil.copytree(tiny_runs.runs, folder / "runs")),
+        }
+    )
+    yield running.url
+    running.stop()
+
+
+@pytest.fixture(scope="module")
 def browser():
     with chromium() as launched:
         yield launched
@@ -58,6 +79,25 @@ def test_every_page_opens_without_an_error(server, page, path, heading):
     assert page.locator("h1").first.inner_text().strip() == heading
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
+
+
+def test_the_sidebar_and_home_show_material_icons_not_emoji(server, page):
+    # Debian's Chromium has no emoji font: an emoji icon would be an empty box.
+    open_in_browser(page, server)
+    icons = page.locator("[data-testid='stSidebarNav'] [data-testid='stIconMaterial']")
+    assert [icon.inner_text() for icon in icons.all()] == [
+        "home",
+        "menu_book",
+        "rate_review",
+        "straighten",
+        "model_training",
+        "show_chart",
+        "psychology",
+    ]
+    links = page.locator("[data-testid='stMain'] [data-testid='stPageLink']")
+    assert links.count() == 6  # every page but Home
+    assert links.locator("[data-testid='stIconMaterial']").count() == 6
+    assert page.locator("[data-testid='stIconEmoji']").count() == 0
 
 
 def test_vocabulary_search_finds_a_word(server, page):
@@ -92,6 +132,32 @@ def test_the_max_length_slider_changes_the_truncated_share(server, page):
     settle(page)
     assert metric_value(page, "Reviews truncated") == "100.0%"
     assert "max_length=" in page.url
+
+
+# The pages that repeat a text parameter in a sentence (Vocabulary in lower case, as it looks
+# the word up).
+ECHOING_PAGES = {"vocabulary", "reviews", "predictions"}
+
+
+@pytest.mark.parametrize(("path", "heading"), PAGES)
+def test_markup_in_every_url_parameter_stays_text(server_with_runs, page, path, heading):
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    script = f"views/{path or 'home'}.py"
+    query = urllib.parse.urlencode({name: HOSTILE_TEXT for name in URL_PARAMETERS[script]})
+    open_in_browser(page, f"{server_with_runs}/{path}?{query}")
+    assert page.locator("h1").first.inner_text().strip() == heading
+    assert page.locator('a[href*="evil"]').count() == 0
+    assert page.locator('img[src*="evil"]').count() == 0
+    assert page.locator('[src*="evil"], [href*="evil"], [srcset*="evil"]').count() == 0
+    scripts = page.evaluate("() => [...document.scripts].map((script) => script.text)")
+    assert not [text for text in scripts if "alert(" in text]
+    assert page.locator(".katex, [data-testid='stMarkdownColoredText']").count() == 0
+    page.wait_for_timeout(500)  # an onerror handler would fire by now
+    assert dialogs == []
+    assert exceptions(page) == 0
+    if path in ECHOING_PAGES:  # shown as the very characters of the link
+        assert HOSTILE_TEXT in main_text(page).replace("\u2060", "")
 
 
 TINY_FIELDS = {

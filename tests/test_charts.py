@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import altair as alt
 import numpy as np
+import pandas as pd
 import pytest
 
 from rnnkit import charts, explore
@@ -65,6 +69,18 @@ def test_coverage_marks_the_chosen_num_words(vocab):
     assert rows_shipped(chart) <= 301
 
 
+@pytest.mark.parametrize(("num_words", "side"), [(10000, "right"), (100, "left"), (30, "left")])
+def test_the_coverage_label_sits_at_the_foot_of_the_rule_away_from_the_curve(
+    vocab, num_words, side
+):
+    # The curve rises from the bottom left: the foot of the rule, on its wider side, is clear.
+    spec = charts.coverage(explore.coverage_points(vocab), num_words, 0.9).to_dict()
+    text = spec["layer"][3]
+    assert text["encoding"]["y"] == {"datum": 0}
+    assert text["mark"]["align"] == side  # right-aligned: the label ends left of the rule
+    assert (text["mark"]["dx"] < 0) == (side == "right")
+
+
 def test_length_histogram_facets_splits_and_marks_max_length():
     rng = np.random.default_rng(0)
     groups = {
@@ -77,7 +93,9 @@ def test_length_histogram_facets_splits_and_marks_max_length():
         chart = charts.length_histogram(histogram, 500, log_scale)
         spec = chart.to_dict()
         assert spec["facet"]["column"]["field"] == "split"
+        assert spec["facet"]["row"]["field"] == "label"  # neg and pos apart, not overlaid
         bars, rule = spec["spec"]["layer"]
+        assert "opacity" not in bars["mark"]
         assert rule["encoding"]["x"]["datum"] == 500
         assert ("type" in bars["encoding"]["x"]["scale"]) == log_scale
         assert rows_shipped(chart) <= 4 * 51  # 50,000 lengths binned into <= 51 bins per group
@@ -91,3 +109,79 @@ def test_padded_batch_shows_pre_and_post_side_by_side():
     assert spec["facet"]["column"]["sort"] == ["pre", "post"]
     assert spec["spec"]["mark"]["type"] == "rect"
     assert rows_shipped(chart) == len(layout) <= 2 * 16 * 2
+    axis = spec["spec"]["encoding"]["x"]["axis"]
+    assert axis["tickMinStep"] == 1 and axis["format"] == "d"  # no 0.5, 1.5 at max_length 6
+
+
+def test_the_prefix_chart_names_its_curves_true_of_any_model():
+    prefixes = pd.DataFrame(
+        {
+            "position": [1, 2],
+            "word": ["good", "film"],
+            "probability_after_prefix": [0.7, 0.6],
+            "probability_from_suffix": [0.6, 0.5],
+        }
+    )
+    spec = charts.prefix_predictions(prefixes).to_dict()
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["words 1..i", "words i..n"]
+
+
+# --- learning curves --------------------------------------------------------------------------
+
+HISTORIES = {
+    run: [
+        {"epoch": epoch, "loss": 0.7 / epoch, "accuracy": 0.5 + 0.1 * epoch}
+        | {"val_loss": 0.7, "val_accuracy": 0.55}
+        for epoch in (1, 2, 3)
+    ]
+    for run in ("run a", "run b", "run c")
+}
+
+
+def encodings(spec: object) -> list[dict]:
+    """Every `encoding` of a spec, however deeply its layers and panels nest."""
+    if isinstance(spec, dict):
+        found = [spec["encoding"]] if isinstance(spec.get("encoding"), dict) else []
+        return found + [item for value in spec.values() for item in encodings(value)]
+    if isinstance(spec, list):
+        return [item for value in spec for item in encodings(value)]
+    return []
+
+
+def lab(color: str) -> tuple[float, float, float]:
+    """An sRGB colour ("#rrggbb") in CIE L*a*b* (D65), where distance is perceived difference."""
+    linear = [
+        value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+        for value in (int(color[index : index + 2], 16) / 255 for index in (1, 3, 5))
+    ]
+    x, y, z = (
+        sum(weight * value for weight, value in zip(row, linear, strict=True)) / white
+        for row, white in (
+            ((0.4124, 0.3576, 0.1805), 0.95047),
+            ((0.2126, 0.7152, 0.0722), 1.0),
+            ((0.0193, 0.1192, 0.9505), 1.08883),
+        )
+    )
+    f = [value ** (1 / 3) if value > 0.008856 else 7.787 * value + 16 / 116 for value in (x, y, z)]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def test_the_first_eight_run_colours_are_far_apart():
+    first = [lab(color) for color in charts.RUN_COLORS[:8]]
+    gaps = [math.dist(a, b) for index, a in enumerate(first) for b in first[index + 1 :]]
+    assert min(gaps) > 25  # CIE76 ΔE: two blues of Tableau's pairs are 37 apart, these more
+
+
+@pytest.mark.parametrize("draw", [charts.compared_curves, charts.curves_side_by_side])
+def test_each_run_keeps_one_colour_in_every_panel_and_the_legends_show_lines(draw):
+    chart = draw(HISTORIES, {"run b": 2}, {"run a": 0.6, "run c": 0.7}, {"baseline": 0.8})
+    found = encodings(chart.to_dict())
+    colours = [encoding["color"] for encoding in found if encoding.get("color", {}).get("field")]
+    assert {colour["field"] for colour in colours} == {"run"}
+    # Lines, the gap band, the best-epoch and test-accuracy rules: the same runs, same colours.
+    assert len(colours) >= 4
+    for colour in colours:
+        assert colour["scale"] == {"domain": list(HISTORIES), "range": charts.RUN_COLORS}
+        assert colour["legend"]["symbolType"] == "stroke"
+    (dash,) = {json.dumps(encoding["strokeDash"]) for encoding in found if "strokeDash" in encoding}
+    assert json.loads(dash)["legend"]["symbolType"] == "stroke"  # solid and dashed, as lines

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from rnnkit import sources as sources_module
 from rnnkit.data import load_imdb
 from rnnkit.sources import DataError, download_imdb, download_path
-from tests.helpers import APP, TINY_RANKED, metrics, write_archive
+from tests.helpers import APP, TINY_RANKED, metrics, shown, write_archive
 
 
 class ArchiveServer(http.server.ThreadingHTTPServer):
@@ -182,7 +182,7 @@ def test_the_app_shows_a_failed_download_with_its_fix(server, monkeypatch):
     use_url(monkeypatch, server.url("missing.tar.gz"))
     app = AppTest.from_file(APP, default_timeout=60).run()
     assert not app.exception
-    assert "HTTP Error 404" in app.error[0].value
-    assert "set RNNKIT_DATA=" in app.error[0].value
+    assert "HTTP Error 404" in shown(app.error[0].value)
+    assert "set RNNKIT_DATA=" in shown(app.error[0].value)
     app.run()  # a failed download is not cached: the next run tries again
     assert server.requests["/missing.tar.gz"] == 2

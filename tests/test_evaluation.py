@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rnnkit import RunStore, TrainConfig, load_imdb, pad, preset, train
@@ -15,13 +16,17 @@ from rnnkit.data import ImdbData
 from rnnkit.evaluation import (
     MAX_TEXT_CHARACTERS,
     accuracy_by_length,
+    at_chance,
     confident_mistakes,
+    distinguishing_decimals,
     encode_for_model,
     nearest_words,
     precision_recall_curve,
     predict_texts,
     prefix_predictions,
     probability_histogram,
+    probability_text,
+    readable_mistakes,
     roc_curve,
     threshold_metrics,
     token_contributions,
@@ -30,6 +35,54 @@ from rnnkit.vocabulary import Vocabulary
 from tests.helpers import tiny_masked_config, tiny_reviews, write_archive
 
 # --- scores -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "chance"),
+    [(0.508, True), (0.5, True), (0.46, True), (0.55, False), (0.449, False), (0.85, False)],
+)
+def test_a_test_accuracy_within_five_points_of_half_is_chance(accuracy, chance):
+    assert at_chance(accuracy) is chance
+
+
+@pytest.mark.parametrize(
+    ("probability", "text"),
+    [
+        (0.508, "0.508"),
+        (0.0004, "<0.001"),
+        (0.0, "<0.001"),
+        (0.001, "0.001"),
+        (0.9996, ">0.999"),
+        (1.0, ">0.999"),
+        (0.9994, "0.999"),
+    ],
+)
+def test_a_probability_never_shows_a_certainty_the_model_did_not_give(probability, text):
+    assert probability_text(probability) == text
+
+
+def test_cosines_get_the_decimals_that_tell_them_apart():
+    assert distinguishing_decimals([0.9, 0.5, 0.1]) == 3  # the least
+    assert distinguishing_decimals([0.99961, 0.99958, 0.99912]) == 5  # 0.9996 twice at 4
+    assert distinguishing_decimals([0.9996, 0.9996, 0.5]) == 3  # equal values need none
+    assert distinguishing_decimals([1 / 3, 1 / 3 + 1e-12]) == 8  # the most
+
+
+def test_readable_mistakes_show_one_line_and_no_false_certainty():
+    mistakes = pd.DataFrame(
+        {
+            "test review": [4],
+            "true label": ["neg"],
+            "probability": [0.99996],
+            "confidence": [0.99996],
+            "length": [12],
+            "text": ["Loved it?<br /><br />No. Awful."],
+        }
+    )
+    row = readable_mistakes(mistakes).iloc[0]
+    assert (row["probability"], row["confidence"]) == (">0.999", ">0.999")
+    assert row["text"] == "Loved it? No. Awful."
+    assert mistakes["text"].iloc[0].startswith("Loved it?<br />")  # the report is kept
 
 
 def test_threshold_metrics_on_six_reviews():

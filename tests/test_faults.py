@@ -38,6 +38,8 @@ from tests.helpers import (
     open_page,
     screenshot,
     settle,
+    shown,
+    shown_texts,
     start_server,
     texts,
     tiny_masked_config,
@@ -228,8 +230,8 @@ def test_a_damaged_run_is_named_with_the_fix_and_every_page_keeps_working(runs, 
         app = open_page(page)  # asserts that no exception is shown
         assert app.title, page  # the page ran to its content
         if page in ("views/train.py", "views/curves.py", "views/predictions.py"):
-            (warning,) = [alert.value for alert in app.warning if "damaged" in alert.value]
-            assert f"`{runs.run_id}`: " in warning, page
+            (warning,) = [shown(alert.value) for alert in app.warning if "damaged" in alert.value]
+            assert f"{runs.run_id}: " in warning, page
             assert name in warning and problem in warning, page
             assert "python -m rnnkit delete <run id>" in warning, page
             assert runs.other_run_id not in warning, page
@@ -317,7 +319,7 @@ def test_a_model_keras_cannot_load_is_explained_and_the_other_run_still_works(ru
         RunStore().load(runs.run_id).model()
     saved = file_hashes(runs.runs)
     app = open_page("views/predictions.py", predict_run=runs.run_id)
-    (error,) = [alert.value for alert in app.error]
+    (error,) = [shown(alert.value) for alert in app.error]
     assert f"The model of run {runs.run_id}" in error and "cannot be loaded" in error
     assert f"python -m rnnkit delete {runs.run_id}" in error
     app.selectbox(key="predict_run").set_value(runs.other_run_id).run()
@@ -344,7 +346,7 @@ def test_an_interrupted_run_with_a_damaged_history_says_it_starts_over(runs):
     (store.folder(run_id) / "history.json").write_text('{"epoch": 1')
     assert store.status(run_id) == "damaged"  # resuming needs the history
     app = open_page("views/train.py")
-    assert f"`{run_id}`: history.json is unreadable" in texts(app)
+    assert f"{run_id}: history.json is unreadable" in shown_texts(app)
     assert "Stopped part way" not in texts(app)
 
 
@@ -405,5 +407,5 @@ def test_a_damaged_data_cache_is_named_and_parsed_again(tiny_archive, monkeypatc
     assert metrics(app)["Training reviews"] == "6"
     assert app.sidebar.status[0].proto.label.startswith("IMDB reviews ready (parsed")
     # The app says which cache was damaged, and goes on with the parsed reviews.
-    (warning,) = [item.value for item in app.sidebar.warning]
+    (warning,) = [shown(item.value) for item in app.sidebar.warning]
     assert "are damaged" in warning and str(cache_folder()) in warning

@@ -146,9 +146,43 @@ def test_the_table_lists_every_run_with_its_numbers_damaged_and_incomplete_too(t
     assert app.multiselect(key="curves_runs").value == [pre]
 
 
+def test_the_table_shows_the_results_first_with_widths_that_fit(trained, store):
+    copy_runs(trained, store, POST, PRE, MASKED)
+    app = open_curves()
+    table = app.dataframe[0].proto
+    shown = list(table.column_order)
+    assert shown[:4] == ["run", "status", "test accuracy", "best val accuracy"]
+    assert shown[-1] == "settings"  # the widest, last
+    assert "created" not in shown and "problem" not in shown  # no run has a problem
+    columns = json.loads(table.columns)
+    widths = [columns[name]["width"] for name in shown[:-1]]
+    # Every column before the settings has a width in pixels, which leaves the settings more
+    # than 300 px of a 1400 px window (the sidebar and margins take about 460).
+    assert all(isinstance(width, int) for width in widths)
+    assert sum(widths) <= 1400 - 460 - 300
+
+
+def test_the_runs_to_compare_show_short_labels_and_the_url_keeps_ids(trained, store):
+    post, pre = copy_runs(trained, store, POST, PRE)
+    app = open_curves(post)
+    picker = app.multiselect(key="curves_runs")
+    summaries = {summary.run_id: summary for summary in store.list_runs()}
+    assert picker.options == [
+        f"{run_id[:8]} · padding {side} · test {summaries[run_id].test_accuracy:.1%}"
+        for run_id, side in ((pre, "pre"), (post, "post"))  # newest first
+    ]
+    picker.set_value([post, pre]).run()
+    assert app.query_params["curves_runs"] == [post, pre]
+    app.multiselect(key="curves_runs").set_value([]).run()
+    assert not app.exception and not app.query_params.get("curves_runs")
+
+
 def test_an_empty_store_says_where_runs_come_from(store):
     app = open_curves()
     assert "No run is stored yet" in texts(app)
+    assert [(link.proto.page, link.proto.icon) for link in app.page_link] == [
+        ("train", ":material/model_training:")
+    ]
 
 
 # --- curves and differences ---------------------------------------------------------------------

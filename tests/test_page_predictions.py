@@ -8,6 +8,7 @@ store that each test copies and points RNNKIT_RUNS_DIR at.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -15,15 +16,22 @@ from sklearn.metrics import roc_auc_score
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb
-from rnnkit.evaluation import MAX_TEXT_CHARACTERS, predict_texts, threshold_metrics
+from rnnkit.evaluation import (
+    MAX_TEXT_CHARACTERS,
+    predict_texts,
+    probability_text,
+    threshold_metrics,
+)
 from rnnkit.runs import COMPLETE_FILE
-from rnnkit.vocabulary import tokenize
+from rnnkit.ui.predictions import reading_caption
+from rnnkit.vocabulary import plain_text, tokenize
 from tests.helpers import (
     TinyRuns,
     chart_data,
     chips,
     metrics,
     open_page,
+    shown_texts,
     texts,
     tiny_masked_config,
     train_tiny_runs,
@@ -89,12 +97,12 @@ def test_a_trained_run_shows_its_predictions(with_runs):
     text = widget(app, "text_area", "predict_text").value
     shown = metrics(app)
     expected = predict_texts(run.model(), data.vocab, tiny_masked_config(), [text])[0]
-    assert shown["Probability of positive"] == f"{expected:.3f}"
+    assert shown["Probability of positive"] == probability_text(expected)
     assert shown["Label"] == ("positive" if expected > 0.5 else "negative")
     # max_length 16 and truncating 'pre': the model reads the example's last 16 words.
     assert shown["Words read"] == "16"
     assert shown_words(app) == tokenize(text)[-16:]
-    assert "its first 11 are dropped (truncating='pre')" in texts(app)  # 26 words + <START>
+    assert "its first 11 are dropped (truncating='pre')" in shown_texts(app)  # 26 words + <START>
 
     # The test set (20 reviews) at the default threshold 0.5: the run's own test accuracy.
     assert shown["Accuracy"] == f"{run.metrics['test_accuracy']:.2%}"
@@ -109,10 +117,49 @@ def test_a_trained_run_shows_its_predictions(with_runs):
     assert f"ROC curve: AUC {auc:.3f}" in chart_spec(app, "ROC curve")[1]
     mistakes, neighbours = (table.value for table in app.dataframe)
     for row in mistakes.itertuples():
-        assert row.text == data.test.texts[row[1]]  # the review's own text
+        assert row.text == plain_text(data.test.texts[row[1]])  # the review's own text
         assert row[2] != ("pos" if run.predictions[row[1]] > 0.5 else "neg")  # wrong
-    assert list(neighbours.columns) == ["word", "id", "cosine"]
+        assert row.probability == probability_text(run.predictions[row[1]])
+    assert list(neighbours.columns) == ["rank", "word", "id", "cosine"]
+    assert neighbours["rank"].tolist() == list(range(1, 11))
     assert "great" not in neighbours["word"].tolist() and len(neighbours) == 10
+    # The bidirectional run's curves are said to be its two directions.
+    assert "as the forward direction reads them" in texts(app)
+
+
+def set_test_accuracy(store: RunStore, run_id: str, accuracy: float) -> None:
+    metrics = store.read_json(run_id, "metrics.json")
+    store.write_json(run_id, "metrics.json", {**metrics, "test_accuracy": accuracy})
+
+
+def test_a_model_at_chance_says_so_next_to_its_prediction(with_runs):
+    store = RunStore()
+    set_test_accuracy(store, with_runs.run_id, 0.508)  # the notebook preset after 2 epochs
+    app = open_page(PAGE)
+    (warning,) = [alert.value for alert in app.warning if "at chance" in alert.value]
+    assert "its predictions mean nothing" in warning and "50.8%" in warning
+    assert "seed preset" in warning
+    set_test_accuracy(store, with_runs.run_id, 0.56)  # 6 points clear of chance
+    assert not [alert for alert in open_page(PAGE).warning if "at chance" in alert.value]
+
+
+def test_the_whole_of_a_confident_mistake_can_be_read(with_runs):
+    data = load_imdb(num_words=100, path=with_runs.corpus)
+    app = open_page(PAGE)
+    mistakes = app.dataframe[0].value
+    choice = widget(app, "selectbox", "predict_mistake")
+    assert len(choice.options) == len(mistakes) > 1
+    choice.set_value(1).run()
+    index = int(mistakes["test review"].iloc[1])
+    assert [element for element in app.get("html") if data.test.texts[index] in element.value]
+    assert "<br" not in "".join(mistakes["text"])
+
+
+def test_the_curves_caption_fits_a_model_without_an_rnn():
+    mean = reading_caption(tiny_masked_config(**{"model.rnn_units": ""}))
+    assert "no RNN" in mean and "forward" not in mean and "backward" not in mean
+    one_way = reading_caption(tiny_masked_config(**{"model.bidirectional": "false"}))
+    assert "backward" not in one_way
 
 
 def test_empty_text_gives_a_message(with_runs):
@@ -131,7 +178,7 @@ def test_a_one_megabyte_text_is_cut_with_a_note_and_predicted(with_runs):
     text = "the film was great and the acting was superb " * 25_000  # 1,125,000 characters
     widget(app, "text_area", "predict_text").set_value(text).run(timeout=60)
     assert not app.exception, app.exception
-    notes = texts(app)
+    notes = shown_texts(app)
     assert f"The text was cut to its first {MAX_TEXT_CHARACTERS:,} characters" in notes
     assert "dropped (truncating='pre')" in notes
     assert 0 <= float(metrics(app)["Probability of positive"]) <= 1
@@ -240,13 +287,29 @@ def test_with_no_run_the_page_says_how_to_train_one(trained, monkeypatch):
     assert not app.get("selectbox") and not app.metric
 
 
-def test_the_vocabulary_page_shows_nearest_words_of_the_newest_run(with_runs):
+def test_the_vocabulary_page_shows_nearest_words_of_a_chosen_run(with_runs):
     app = open_page("views/vocabulary.py", word="great")
-    assert f"embedding of the newest run, `{with_runs.run_id}`" in texts(app)
-    (neighbours,) = [table.value for table in app.dataframe if "cosine" in table.value]
-    assert list(neighbours.columns) == ["word", "id", "cosine"] and len(neighbours) == 10
+    choice = widget(app, "selectbox", "vocabulary_run")
+    assert choice.value == with_runs.run_id  # the newest at first
+    assert [option.split(" · ")[-1] for option in choice.options] == [
+        with_runs.run_id,
+        with_runs.other_run_id,
+    ]
+    assert f"embedding of run `{with_runs.run_id}`" in texts(app)
+    (table,) = [table for table in app.dataframe if "cosine" in table.value]
+    neighbours = table.value
+    assert list(neighbours.columns) == ["rank", "word", "id", "cosine"] and len(neighbours) == 10
+    assert neighbours["rank"].tolist() == list(range(1, 11))
+    # The cosines are shown to as many decimals as tell every two different ones apart.
+    shown_as = json.loads(table.proto.columns)["cosine"]["type_config"]["format"]
+    cosines = neighbours["cosine"].unique()
+    assert len({shown_as % cosine for cosine in cosines}) == len(cosines)
+    # The URL picks the run, by its id.
+    other = open_page("views/vocabulary.py", word="great", vocabulary_run=with_runs.other_run_id)
+    assert widget(other, "selectbox", "vocabulary_run").value == with_runs.other_run_id
+    assert f"embedding of run `{with_runs.other_run_id}`" in texts(other)
     app = open_page("views/vocabulary.py", word="zebra")
-    assert "No neighbours: the model has no embedding for 'zebra'" in texts(app)
+    assert "No neighbours: the model has no embedding for 'zebra'" in shown_texts(app)
 
 
 def test_the_vocabulary_page_works_with_no_run(trained, monkeypatch):

@@ -7,15 +7,27 @@ story, and, boring, don't, dull, fun, hate, i, it's, loved (ids 4 to 19); traini
 
 from __future__ import annotations
 
+import ast
 import html
 import json
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import load_imdb
-from tests.helpers import APP, chart_data, chips, metrics, open_page
+from rnnkit.ui.pages import APP_ICON, PAGES
+from tests.helpers import (
+    APP,
+    TINY_REVIEWS,
+    chart_data,
+    chips,
+    metrics,
+    open_page,
+    shown,
+    write_archive,
+)
 
 
 @pytest.fixture
@@ -28,6 +40,9 @@ def data_path(tiny_archive, monkeypatch) -> Path:
 
 
 NEG_0 = ["<START>", "a", "bad", "film", "bad", "acting", "bad", "story"]  # neg/0_2.txt decoded
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def chart_specs(app: AppTest) -> list[dict]:
@@ -46,12 +61,31 @@ def test_home_shows_the_dataset_in_numbers(data_path):
     assert shown["Words in training"] == "16"
     assert shown["Median length (tokens)"] == "5.5"  # lengths 8, 4, 5, 6, 5, 7 with <START>
     assert shown["Mean length (tokens)"] == "5.8"  # 35 / 6
-    links = [link.value for link in app.page_link]
-    assert [label.split("**")[1] for label in links] == [
-        "Vocabulary",
-        "Reviews",
-        "Lengths and padding",
+
+
+def test_home_links_every_other_page_with_its_material_icon(data_path):
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    links = [(link.value.split("**")[1], link.proto.icon) for link in app.page_link]
+    assert links == [
+        ("Vocabulary", ":material/menu_book:"),
+        ("Reviews", ":material/rate_review:"),
+        ("Lengths and padding", ":material/straighten:"),
+        ("Train", ":material/model_training:"),
+        ("Learning curves", ":material/show_chart:"),
+        ("Predictions", ":material/psychology:"),
     ]
+    assert [page.title for page in PAGES[1:]] == [title for title, _ in links]
+
+
+def test_every_icon_is_a_material_symbol_not_an_emoji():
+    # Emoji need an emoji font, which Debian's Chromium lacks: it draws an empty box.
+    icons = [APP_ICON, *(page.icon for page in PAGES)]
+    for path in [ROOT / "app.py", *ROOT.glob("views/*.py"), *ROOT.glob("rnnkit/ui/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = isinstance(node, ast.keyword) and node.arg in ("icon", "page_icon")
+            if named and isinstance(node.value, ast.Constant):
+                icons.append(node.value.value)
+    assert icons and all(re.fullmatch(r":material/[a-z_]+:", icon) for icon in icons), icons
 
 
 def test_sidebar_shows_the_source_and_its_state_on_every_page(data_path):
@@ -67,14 +101,14 @@ def test_home_explains_a_missing_source(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA", str(tmp_path / "missing.tar.gz"))
     app = AppTest.from_file(APP, default_timeout=60).run()
     assert not app.exception
-    assert "missing.tar.gz" in app.error[0].value
-    assert "does not exist" in app.error[0].value
+    assert "missing.tar.gz" in shown(app.error[0].value)
+    assert "does not exist" in shown(app.error[0].value)
 
 
 def test_a_page_explains_a_missing_source_too(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA", str(tmp_path / "missing.tar.gz"))
     app = open_page("views/reviews.py")
-    assert "does not exist" in app.error[0].value
+    assert "does not exist" in shown(app.error[0].value)
     assert not app.title  # the page stopped before rendering
 
 
@@ -87,11 +121,13 @@ def test_vocabulary_shows_the_words(data_path):
     assert shown["Training words"] == "16"
     assert shown["Words kept"] == "16"  # num_words 10,000 keeps all 16
     assert shown["Out of vocabulary"] == "0.0%"
-    table = app.dataframe[1].value
+    table = app.dataframe[0].value
     assert len(table) == 16
     assert table.iloc[1][["id", "word", "count", "documents"]].tolist() == [5, "great", 4, 2]
-    special = app.dataframe[0].value
+    special = app.table[0].value  # a static table: its long meanings wrap, none is cut
     assert special["token"].tolist() == ["<PAD>", "<START>", "<UNK>", "<UNUSED>"]
+    assert special["id"].tolist() == [0, 1, 2, 3]
+    assert special.loc[2, "meaning"].endswith("or that never occurs in training")
     assert "*bad*, is 4" in app.markdown[0].value  # rank 1 + index_from 3
 
 
@@ -114,7 +150,7 @@ def test_vocabulary_num_words_moves_the_cut(data_path):
     assert shown["Words kept"] == "2"
     assert shown["Tokens covered"] == "27.6%"  # 8 of the 29 training words
     assert shown["Out of vocabulary"] == "72.4%"
-    assert app.dataframe[1].value["kept"].sum() == 2
+    assert app.dataframe[0].value["kept"].sum() == 2
     choice = next(frame for frame in chart_data(app, 0) if len(frame) == 1)
     assert choice["num_words"].tolist() == [6]
     app.text_input(key="word").set_value("a").run()
@@ -124,12 +160,12 @@ def test_vocabulary_num_words_moves_the_cut(data_path):
 def test_vocabulary_table_searches_and_sorts(data_path):
     app = open_page("views/vocabulary.py")
     app.text_input(key="search").set_value("it").run()
-    assert app.dataframe[1].value["word"].tolist() == ["it", "it's"]
+    assert app.dataframe[0].value["word"].tolist() == ["it", "it's"]
     app.text_input(key="search").set_value("").run()
     app.selectbox(key="sort").set_value("word").run()
-    assert app.dataframe[1].value["word"].iloc[0] == "a"
+    assert app.dataframe[0].value["word"].iloc[0] == "a"
     app.toggle(key="descending").set_value(True).run()
-    assert app.dataframe[1].value["word"].iloc[0] == "story"
+    assert app.dataframe[0].value["word"].iloc[0] == "story"
     app.slider(key="top_n").set_value(5).run()
     assert [len(frame) for frame in chart_data(app, 1)] == [5]
 
@@ -138,14 +174,19 @@ def test_vocabulary_reads_its_view_from_the_url(data_path):
     app = open_page("views/vocabulary.py", num_words="6", word="great", search="it", sort="word")
     assert metrics(app)["Words kept"] == "2"
     assert app.text_input(key="word").value == "great"
-    assert app.dataframe[1].value["word"].tolist() == ["it", "it's"]
+    assert app.dataframe[0].value["word"].tolist() == ["it", "it's"]
     assert app.selectbox(key="sort").value == "word"
     bad = open_page("views/vocabulary.py", num_words="abc", sort="foo", id="-3", top_n="x")
     assert metrics(bad)["Words kept"] == "16"  # num_words back to 10,000
     assert bad.number_input(key="num_words").value == 10000
     assert bad.selectbox(key="sort").value == "id"
-    assert bad.number_input(key="id").value == 4
+    assert bad.number_input(key="id").value == 0  # clamped into 0 to 19
     assert bad.slider(key="top_n").value == 30
+    assert [info.value for info in bad.info] == [
+        "The link's num_words is not a number: it is ignored.",
+        "The link's id is out of range (0 to 19): 0 is used.",
+        "The link's top_n is not a number: it is ignored.",
+    ]
 
 
 # --- reviews ----------------------------------------------------------------------------------
@@ -155,7 +196,7 @@ def test_reviews_shows_a_review_as_text_ids_and_words(data_path):
     # The first training review in file order (neg/0_2.txt) is the only negative one with "acting".
     app = open_page("views/reviews.py", label="neg", word="acting")
     assert metrics(app) == {"Label": "neg", "Rating": "2/10", "Tokens": "8", "<UNK> tokens": "0"}
-    assert app.main.caption[1].value == "aclImdb/train/neg/0_2.txt"
+    assert shown(app.main.caption[1].value) == "aclImdb/train/neg/0_2.txt"
     original, decoded, padded = (element.value for element in app.html)
     assert "A bad film. Bad acting, bad story." in original
     assert app.code[0].value == "1 6 4 7 4 8 4 10"  # <START> a bad film bad acting bad story
@@ -163,6 +204,18 @@ def test_reviews_shows_a_review_as_text_ids_and_words(data_path):
     assert 'class="rk-match"' in decoded  # the searched word is highlighted
     assert chips(padded)[:8] == NEG_0
     assert chips(padded)[8:] == ["·"] * 492  # padding='post' to 500
+
+
+def test_reviews_show_the_whole_of_a_long_review(tmp_path, monkeypatch):
+    long_review = " ".join(f"word{index % 50}" for index in range(2500)) + " theend"
+    reviews = {**TINY_REVIEWS, ("train", "pos"): [(0, 9, long_review)]}
+    monkeypatch.setenv("RNNKIT_DATA", str(write_archive(tmp_path / "long.tar.gz", reviews)))
+    app = open_page("views/reviews.py", label="pos")
+    original, decoded, _ = (element.value for element in app.html)
+    assert original.endswith("theend</div>")
+    assert len(chips(decoded)) == 2502 and chips(decoded)[-1] == "theend"  # <START> and 2,501
+    for markup in (original, decoded):
+        assert "max-height" not in markup and "overflow" not in markup  # no box hides the end
 
 
 def test_reviews_default_is_x_train_0(data_path):
@@ -229,16 +282,15 @@ def test_reviews_read_their_view_from_the_url(data_path):
     assert app.slider(key="max_length").value == 3
     assert app.segmented_control(key="padding").value == "pre"
     past_the_end = open_page("views/reviews.py", index="99")
-    assert "this is `x_train[5]` (the last match: there is no review 99)" in (
-        past_the_end.main.caption[0].value
-    )
+    assert "this is `x_train[5]`" in past_the_end.main.caption[0].value
+    assert past_the_end.info[0].value == "The link's index is out of range (0 to 5): 5 is used."
     bad = open_page(
         "views/reviews.py", split="foo", index="abc", label="maybe", max_length="-4", padding="x"
     )
     assert "this is `x_train[0]`" in bad.main.caption[0].value
     assert bad.segmented_control(key="split").value == "train"
     assert bad.segmented_control(key="label").value == "any"
-    assert bad.slider(key="max_length").value == 500
+    assert bad.slider(key="max_length").value == 1  # clamped into 1 to 500
     assert bad.segmented_control(key="padding").value == "post"
 
 

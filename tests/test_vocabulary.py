@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from rnnkit import vocabulary as vocabulary_module
-from rnnkit.vocabulary import tokenize, tokenize_documents
+from rnnkit.vocabulary import plain_text, tokenize, tokenize_documents
 
 
 def test_tokenize_follows_the_documented_rules():
@@ -19,6 +19,11 @@ def test_tokenize_follows_the_documented_rules():
     ]  # fmt: skip
     assert tokenize("") == []
     assert tokenize("... !!! <br/>") == []
+
+
+def test_plain_text_puts_a_review_on_one_line():
+    assert plain_text("Great.<br /><br />Really  great<br/>fun<BR>") == "Great. Really great fun"
+    assert plain_text(" \n ") == ""
 
 
 def test_ascii_fast_path_gives_the_same_tokens_as_the_unicode_path():

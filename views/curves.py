@@ -9,6 +9,7 @@ import streamlit as st
 
 from rnnkit.ui import curves
 from rnnkit.ui.board import job_board
+from rnnkit.ui.pages import link_to
 from rnnkit.ui.runs import damaged_runs_warning
 
 st.title("Learning curves")
@@ -21,6 +22,7 @@ st.markdown(
 summaries = job_board().store.list_runs()
 if not summaries:
     st.info("No run is stored yet: train one on the Train page.")
+    link_to("views/train.py", "Train a model")
     st.stop()
 curves.runs_table(summaries)
 damaged_runs_warning(summaries)

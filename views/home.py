@@ -3,6 +3,7 @@
 import streamlit as st
 
 from rnnkit.ui.loading import load_data
+from rnnkit.ui.pages import page_links
 
 data = load_data()
 st.title("rnnkit: bidirectional RNNs on the IMDB reviews")
@@ -50,18 +51,4 @@ st.markdown(
 )
 
 st.header("The pages")
-st.page_link(
-    "views/vocabulary.py",
-    label="**Vocabulary**: the words, their ids and counts; what num_words keeps and loses",
-    icon="🔤",
-)
-st.page_link(
-    "views/reviews.py",
-    label="**Reviews**: one review as text, ids, decoded words and the padded row",
-    icon="📝",
-)
-st.page_link(
-    "views/lengths.py",
-    label="**Lengths and padding**: how long reviews are and what max_length costs",
-    icon="📏",
-)
+page_links()

@@ -7,6 +7,7 @@ from rnnkit.config import TrainingConfig
 from rnnkit.sequences import length_stats, padding_report
 from rnnkit.ui.loading import load_data
 from rnnkit.ui.padding import padding_controls
+from rnnkit.ui.untrusted import keep_in_url, number_from_url
 
 data = load_data()
 
@@ -51,13 +52,12 @@ st.caption(
 )
 
 st.header("One batch, padded")
+last_batch = max(0, (len(data.train) - 1) // 16)
+number_from_url("batch", 0, last_batch, 0)
 batch = st.number_input(
-    "Batch of 16 training reviews",
-    min_value=0,
-    max_value=max(0, (len(data.train) - 1) // 16),
-    key="batch",
-    bind="query-params",
+    "Batch of 16 training reviews", min_value=0, max_value=last_batch, key="batch"
 )
+keep_in_url("batch", 0)
 lengths = data.train.lengths[batch * 16 : (batch + 1) * 16]
 st.altair_chart(charts.padded_batch(explore.batch_layout(lengths, max_length)), key="batch_chart")
 st.markdown(

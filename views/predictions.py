@@ -8,6 +8,7 @@ from rnnkit.config import TrainConfig
 from rnnkit.ui import predictions
 from rnnkit.ui.loading import load_data
 from rnnkit.ui.runs import nearest_words_table, run_model, run_picker
+from rnnkit.ui.untrusted import escape_markdown, keep_in_url, number_from_url
 
 EXAMPLE = (
     "I expected a dull remake, but the acting is superb and the story kept me watching. "
@@ -33,40 +34,34 @@ try:
         run, model, data.vocab, text, "gradient" if gradient else "occlusion"
     )
 except ValueError as error:
-    st.info(f"No prediction: {error}.")
+    st.info(f"No prediction: {escape_markdown(error)}.")
     reading = None
 if reading is not None:
     if reading.encoded.note:
-        st.warning(reading.encoded.note)
+        st.warning(escape_markdown(reading.encoded.note))
+    predictions.chance_warning(run)
     label = "positive" if reading.probability > 0.5 else "negative"
     columns = st.columns(3)
-    columns[0].metric("Probability of positive", f"{reading.probability:.3f}")
+    columns[0].metric("Probability of positive", evaluation.probability_text(reading.probability))
     columns[1].metric("Label", label)
     columns[2].metric("Words read", f"{len(reading.contributions):,}")
     predictions.highlighted_contributions(reading.contributions)
     st.subheader("The review as the model reads it")
     st.altair_chart(charts.prefix_predictions(reading.prefixes), key="predict_prefix_chart")
-    st.caption(
-        "Blue: the prediction for the words up to each position, as the forward direction reads "
-        "them (left to right). Orange: for the words from each position to the end, as the "
-        "backward direction reads them (right to left)."
-        if config.model.bidirectional
-        else "Blue: the prediction after each prefix, as the model reads the review. Orange: "
-        "the prediction for the text that starts at each word."
-    )
+    st.caption(predictions.reading_caption(config))
 
 st.header("The test set")
 report = predictions.run_report(run, data)
+number_from_url("predict_threshold", 0.0, 1.0, 0.5, "float")
 threshold = st.slider(
     "Threshold",
     0.0,
     1.0,
-    0.5,
-    0.01,
+    step=0.01,
     key="predict_threshold",
-    bind="query-params",
     help="A review is called positive when its probability is above the threshold.",
 )
+keep_in_url("predict_threshold", 0.5)
 scores = evaluation.threshold_metrics(run.predictions, data.test.labels, threshold)
 shown = {"Accuracy": "accuracy", "Precision": "precision", "Recall": "recall", "F1": "f1"}
 for column, (label, name) in zip(st.columns(4), shown.items(), strict=True):
@@ -90,12 +85,7 @@ st.caption(
     f"(truncating='{config.data.truncating}'); their buckets are orange."
 )
 st.subheader("The most confident mistakes")
-st.dataframe(
-    report.mistakes,
-    hide_index=True,
-    column_config={"text": st.column_config.TextColumn(width="large")},
-    key="predict_mistakes",
-)
+predictions.confident_mistakes(report)
 
 st.header("Nearest words in the trained embedding")
 word = st.text_input("Word", "great", key="predict_word", bind="query-params")

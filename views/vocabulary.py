@@ -4,6 +4,7 @@ import streamlit as st
 
 from rnnkit import charts, explore
 from rnnkit.ui.loading import load_data
+from rnnkit.ui.untrusted import escape_markdown, keep_in_url, number_from_url
 from rnnkit.ui.vocabulary import embedding_neighbours
 
 data = load_data()
@@ -13,19 +14,20 @@ st.title("Vocabulary")
 st.markdown(
     f"Every word of the training reviews, ranked by how often it occurs (ties alphabetically). "
     f"A word's id is its rank + `index_from` ({vocab.index_from}): the most frequent word, "
-    f"*{vocab.words[0] if vocab.words else '-'}*, is {vocab.index_from + 1}. Encoding with "
-    f"`num_words` keeps the ids below it; every other word becomes 2, `<UNK>`."
+    f"*{escape_markdown(vocab.words[0] if vocab.words else '-')}*, is {vocab.index_from + 1}. "
+    f"Encoding with `num_words` keeps the ids below it; every other word becomes 2, `<UNK>`."
 )
+fewest_words, most_words = vocab.index_from + 2, max(explore.full_num_words(vocab), data.num_words)
+number_from_url("num_words", fewest_words, most_words, data.num_words)
 num_words = st.number_input(
     "num_words",
-    min_value=vocab.index_from + 2,
-    max_value=max(explore.full_num_words(vocab), data.num_words),
-    value=data.num_words,
+    min_value=fewest_words,
+    max_value=most_words,
     step=1000,
     key="num_words",
-    bind="query-params",
     help=f"Figures on this page only; the reviews stay encoded with {data.num_words:,}.",
 )
+keep_in_url("num_words", data.num_words)
 columns = st.columns(4)
 columns[0].metric("Training words", f"{len(vocab):,}")
 columns[1].metric("Words kept", f"{vocab.words_kept(num_words):,}")
@@ -39,40 +41,34 @@ st.caption("Share of training tokens (word occurrences) that keep their own id, 
 
 st.header("Ids and look-ups")
 left, right = st.columns(2)
-left.dataframe(
-    explore.special_ids(vocab.index_from),
-    hide_index=True,
-    column_config={"meaning": st.column_config.TextColumn(width="large")},
-    key="special_ids",
-)
+left.table(explore.special_ids(vocab.index_from), hide_index=True)  # a table wraps its text
 word = right.text_input("Word → id", key="word", bind="query-params", placeholder="great")
 if word.strip():
     entry = explore.look_up_word(vocab, word, num_words)
     if entry.word_id is None:
-        right.markdown(f"*{entry.token}* never occurs in the training reviews: encoded as 2.")
+        right.markdown(
+            f"*{escape_markdown(entry.token)}* never occurs in the training reviews: encoded as 2."
+        )
     else:
         fate = "kept" if entry.encoded_id == entry.word_id else "encoded as 2 (`<UNK>`)"
         right.markdown(
-            f"*{entry.token}*: id **{entry.word_id:,}** (rank {entry.rank:,}), "
+            f"*{escape_markdown(entry.token)}*: id **{entry.word_id:,}** (rank {entry.rank:,}), "
             f"**{entry.count:,}** times in {entry.documents:,} training reviews; {fate} "
             f"with num_words = {num_words:,}."
         )
+number_from_url("id", 0, explore.full_num_words(vocab) - 1, vocab.index_from + 1)
 word_id = right.number_input(
-    "Id → word",
-    min_value=0,
-    max_value=explore.full_num_words(vocab) - 1,
-    value=vocab.index_from + 1,
-    key="id",
-    bind="query-params",
+    "Id → word", min_value=0, max_value=explore.full_num_words(vocab) - 1, key="id"
 )
+keep_in_url("id", vocab.index_from + 1)
 entry = explore.look_up_id(vocab, word_id, num_words)
 if entry.special:
     right.markdown(f"{word_id} is `{entry.token}`, a special id (see the table).")
 else:
     fate = "kept" if entry.encoded_id == entry.word_id else "becomes 2 (`<UNK>`)"
     right.markdown(
-        f"{word_id:,} is *{entry.token}*: **{entry.count:,}** times in {entry.documents:,} "
-        f"training reviews; {fate} with num_words = {num_words:,}."
+        f"{word_id:,} is *{escape_markdown(entry.token)}*: **{entry.count:,}** times in "
+        f"{entry.documents:,} training reviews; {fate} with num_words = {num_words:,}."
     )
 if word.strip():
     with right:
@@ -93,7 +89,9 @@ st.caption(f"{len(rows):,} of {matches:,} matching words shown; `kept`: id < num
 left, right = st.columns(2)
 with left:
     st.subheader("The most frequent words")
-    top_n = st.slider("Words", 5, 100, 30, key="top_n", bind="query-params")
+    number_from_url("top_n", 5, 100, 30)
+    top_n = st.slider("Words", 5, 100, key="top_n")
+    keep_in_url("top_n", 30)
     top_rows, _ = explore.vocabulary_table(vocab, num_words, limit=top_n)
     st.altair_chart(charts.top_words(top_rows), key="top_words_chart")
 with right:

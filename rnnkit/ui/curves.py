@@ -18,44 +18,75 @@ from rnnkit.jobs import LimitError, limit_problems
 from rnnkit.runs import RunError, RunSummary
 from rnnkit.ui.board import active_view, job_board, job_states
 from rnnkit.ui.loading import load_data
+from rnnkit.ui.untrusted import escape_markdown
 
 BASELINE_NAME = "TF-IDF + logistic regression (test)"
+# Widths that show the results in full on a laptop's screen; the settings, the widest, come
+# last and take the rest. The creation time is left out (the runs are listed newest first),
+# and the problem column shows only when a run has one.
 RUN_COLUMNS = {
-    "best val accuracy": st.column_config.NumberColumn(format="percent"),
-    "test accuracy": st.column_config.NumberColumn(format="percent"),
+    "run": st.column_config.TextColumn(width=140),
+    "status": st.column_config.TextColumn(width=85),
+    "test accuracy": st.column_config.NumberColumn("test acc.", format="percent", width=75),
+    "best val accuracy": st.column_config.NumberColumn("best val acc.", format="percent", width=95),
+    "best epoch": st.column_config.NumberColumn(width=75),
+    "epochs": st.column_config.TextColumn(width=60),
+    "training time": st.column_config.TextColumn("time", width=85),
+    "problem": st.column_config.TextColumn(width=160),
+    "settings": st.column_config.TextColumn(width="large"),
 }
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> None:
     """Every stored run in a row (`compare.runs_table`), its status live from the job board."""
+    table = compare.runs_table(summaries, job_states())
+    shown = [name for name in RUN_COLUMNS if name != "problem" or table["problem"].any()]
     st.dataframe(
-        compare.runs_table(summaries, job_states()), hide_index=True, column_config=RUN_COLUMNS
+        table,
+        hide_index=True,
+        column_order=shown,
+        column_config=RUN_COLUMNS,
+        key="curves_runs_table",
     )
 
 
 def pick_runs(summaries: Sequence[RunSummary]) -> list[str]:
-    """The runs to compare (kept in the URL; ids that are not stored runs are left out, with
-    a note).
+    """The runs to compare, each shown by a short label and kept in the URL by its id
+    (`?curves_runs=<run id>&curves_runs=...`); ids that are not stored runs are left out, with
+    a note.
+
+    The URL is read and written here rather than by Streamlit's binding, which would keep the
+    labels there: they change as runs come and go, the ids do not.
 
     Args:
         summaries: `RunStore.list_runs()`.
 
     Returns:
-        The picked run ids; at first the newest complete run.
+        The picked run ids; at first those of the URL, or the newest complete run.
     """
     run_ids = [summary.run_id for summary in summaries]
-    newest = [summary.run_id for summary in summaries if summary.status == "complete"][:1]
-    unknown = [value for value in st.query_params.get_all("curves_runs") if value not in run_ids]
+    wanted = st.query_params.get_all("curves_runs")
+    unknown = [value for value in wanted if value not in run_ids]
     if unknown:  # not shown: a crafted link could put any text on the page
         st.info(f"The link names {len(unknown)} run(s) not in this store: they are left out.")
-    return st.multiselect(
+    if "curves_runs" in st.session_state:  # runs deleted since are dropped
+        picked = [run_id for run_id in st.session_state["curves_runs"] if run_id in run_ids]
+    elif wanted:
+        picked = list(dict.fromkeys(value for value in wanted if value in run_ids))
+    else:
+        picked = [summary.run_id for summary in summaries if summary.status == "complete"][:1]
+    st.session_state["curves_runs"] = picked
+    labels = compare.choice_labels(summaries)
+    picked = st.multiselect(
         "Runs to compare",
         run_ids,
-        default=newest,
+        format_func=labels.get,
         key="curves_runs",
-        bind="query-params",
-        help="Run ids from the table's first column. A link to this page keeps the picked runs.",
+        help="Each label starts with the run id's first 8 characters, as in the table. A link "
+        "to this page keeps the picked runs.",
     )
+    st.query_params["curves_runs"] = picked
+    return picked
 
 
 @st.cache_data(
@@ -110,18 +141,23 @@ def run_curves(summaries: Sequence[RunSummary], side_by_side: bool = False) -> N
     for summary in summaries:
         run_id, label = summary.run_id, labels[summary.run_id]
         if summary.status == "damaged":
-            st.warning(f"`{run_id}` is damaged ({summary.error}): it has no curves. Delete it.")
+            st.warning(
+                f"`{run_id}` is damaged ({escape_markdown(summary.error)}): it has no curves. "
+                f"Delete it."
+            )
             continue
         try:
             history = store.history_epochs(run_id)
         except RunError as error:
-            st.warning(str(error))
+            st.warning(escape_markdown(error))
             continue
         if not history:
             st.caption(f"`{run_id}` has no finished epoch yet.")
             continue
         if summary.status == "failed":
-            st.caption(f"`{run_id}` failed after {len(history)} epoch(s): {summary.error}")
+            st.caption(
+                f"`{run_id}` failed after {len(history)} epoch(s): {escape_markdown(summary.error)}"
+            )
         histories[label] = history
         best_epochs[label] = summary.best_epoch
         if summary.test_accuracy is not None:

@@ -20,6 +20,7 @@ from rnnkit.config import DataConfig
 from rnnkit.data import ImdbData, load_imdb
 from rnnkit.settings import DATA_VARIABLE, get_settings
 from rnnkit.sources import OFFICIAL_URL, DataError, DataWarning, download_imdb, download_path
+from rnnkit.ui.untrusted import escape_markdown
 
 NOTEBOOK = DataConfig()  # the notebook's num_words, max_length, padding and truncating
 
@@ -113,7 +114,7 @@ def _source_key() -> tuple[str, tuple[int, int]]:
 
 
 def _stop_with(error: DataError) -> None:
-    st.error(f"**The IMDB reviews could not be loaded.** {error}")
+    st.error(f"**The IMDB reviews could not be loaded.** {escape_markdown(error)}")
     st.stop()
 
 
@@ -170,5 +171,5 @@ def data_sidebar(num_words: int = NOTEBOOK.num_words) -> ImdbData:
     if source.replaced_reviews:
         sidebar.warning(f"{source.replaced_reviews} review(s) held bytes that are not UTF-8.")
     for message in _LOAD_WARNINGS.get(id(data), []):
-        sidebar.warning(message)
+        sidebar.warning(escape_markdown(message))
     return data

@@ -9,6 +9,7 @@ import streamlit as st
 
 from rnnkit.sequences import SIDES
 from rnnkit.ui.loading import NOTEBOOK
+from rnnkit.ui.untrusted import keep_in_url, number_from_url
 
 
 def padding_controls(max_length_limit: int) -> tuple[int, str, str]:
@@ -21,15 +22,16 @@ def padding_controls(max_length_limit: int) -> tuple[int, str, str]:
         (max_length, padding, truncating).
     """
     columns = st.columns([3, 1, 1])
+    top = max(max_length_limit, NOTEBOOK.max_length)
+    number_from_url("max_length", 1, top, NOTEBOOK.max_length)
     max_length = columns[0].slider(
         "max_length",
         1,
-        max(max_length_limit, NOTEBOOK.max_length),
-        NOTEBOOK.max_length,
+        top,
         key="max_length",
-        bind="query-params",
         help="Every review is padded or cut to this many steps (the notebook: 500).",
     )
+    keep_in_url("max_length", NOTEBOOK.max_length)
     padding = columns[1].segmented_control(
         "padding",
         SIDES,
@@ -48,4 +50,5 @@ def padding_controls(max_length_limit: int) -> tuple[int, str, str]:
         bind="query-params",
         help="Which end of a longer review is dropped: its start ('pre', Keras' default) or end.",
     )
-    return max_length, padding, truncating
+    # A link with an empty value (`?padding=`) empties even a required choice: the default then.
+    return max_length, padding or NOTEBOOK.padding, truncating or NOTEBOOK.truncating

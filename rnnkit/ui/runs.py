@@ -14,6 +14,8 @@ from rnnkit.data import ImdbData
 from rnnkit.runs import MODEL_FILE, Run, RunError, RunStore, RunSummary, is_run_id
 from rnnkit.ui.board import freeze_heap
 from rnnkit.ui.loading import file_state
+from rnnkit.ui.pages import link_to
+from rnnkit.ui.untrusted import escape_markdown
 from rnnkit.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -31,7 +33,9 @@ def damaged_runs_warning(summaries: Sequence[RunSummary]) -> None:
     damaged = [summary for summary in summaries if summary.status == "damaged"]
     if not damaged:
         return
-    lines = "\n".join(f"- `{summary.run_id}`: {summary.error}" for summary in damaged)
+    lines = "\n".join(
+        f"- `{summary.run_id}`: {escape_markdown(summary.error)}" for summary in damaged
+    )
     st.warning(
         f"**{len(damaged)} stored run(s) are damaged**; the other runs work as usual.\n"
         f"{lines}\n\nTraining a damaged run's configuration again starts it over; "
@@ -39,12 +43,45 @@ def damaged_runs_warning(summaries: Sequence[RunSummary]) -> None:
     )
 
 
-def run_picker(data: ImdbData) -> Run:
-    """A select box of the complete runs of these reviews, bound to the URL; the chosen run.
+def run_choice(runs: Sequence[RunSummary], key: str, help_text: str) -> str:
+    """A select box of runs, bound to the URL (`?<key>=`); the chosen run's id.
 
-    The URL may also name a run by its bare id (`?predict_run=<run id>`, as the Train page
-    shows it); an id that is not a complete run here is ignored, with a note. Damaged runs are
-    named above it. With no complete run, says how to train one and stops the script.
+    The URL names a run by its label, as the select box writes it, or by its bare id (as the
+    Train page shows it); anything else is ignored with a note that does not repeat it.
+
+    Args:
+        runs: the runs to choose from, the default first (`compare.complete_runs`: newest
+            first); at least one.
+        key: the widget's key and the URL parameter's name.
+        help_text: the select box's help.
+
+    Returns:
+        The chosen run id.
+    """
+    by_id = {summary.run_id: summary for summary in runs}
+    wanted = st.query_params.get(key)
+    labels = {compare.run_label(summary) for summary in runs}
+    if is_run_id(wanted) and wanted in by_id and key not in st.session_state:
+        st.session_state[key] = wanted
+    elif wanted and wanted not in by_id and wanted not in labels:
+        # The value is not shown: a crafted link could put any text on the page.
+        st.info("The link names a run that is not a complete run of these reviews here.")
+    return st.selectbox(
+        "Run",
+        list(by_id),
+        format_func=lambda run_id: compare.run_label(by_id[run_id]),
+        key=key,
+        bind="query-params",
+        help=help_text,
+    )
+
+
+def run_picker(data: ImdbData) -> Run:
+    """A choice of the complete runs of these reviews (`run_choice`, `?predict_run=`); the
+    chosen run.
+
+    Damaged runs are named above it. With no complete run, says how to train one and stops the
+    script.
 
     Args:
         data: the reviews the page shows (their fingerprint picks the runs).
@@ -54,35 +91,19 @@ def run_picker(data: ImdbData) -> Run:
     """
     summaries = RunStore().list_runs()
     damaged_runs_warning(summaries)  # left out of the choice: say which, and the fix
-    runs = {
-        summary.run_id: summary for summary in compare.complete_runs(summaries, data.fingerprint)
-    }
+    runs = compare.complete_runs(summaries, data.fingerprint)
     if not runs:
         st.info(
             "No model is trained on these reviews yet. Train one on the Train page (a small "
             "configuration takes a minute or two), then come back."
         )
-        st.page_link("views/train.py", label="Train a model", icon="🏋️")
+        link_to("views/train.py", "Train a model")
         st.stop()
-    wanted = st.query_params.get(RUN_KEY)
-    labels = {compare.run_label(summary) for summary in runs.values()}
-    if is_run_id(wanted) and wanted in runs and RUN_KEY not in st.session_state:
-        st.session_state[RUN_KEY] = wanted
-    elif wanted and wanted not in runs and wanted not in labels:
-        # The value is not shown: a crafted link could put any text on the page.
-        st.info("The link names a run that is not a complete run of these reviews here.")
-    run_id = st.selectbox(
-        "Run",
-        list(runs),
-        format_func=lambda run_id: compare.run_label(runs[run_id]),
-        key=RUN_KEY,
-        bind="query-params",
-        help="The complete runs trained on these reviews, newest first.",
-    )
+    run_id = run_choice(runs, RUN_KEY, "The complete runs trained on these reviews, newest first.")
     try:
         return RunStore().load(run_id)
     except RunError as error:  # deleted or damaged since it was listed
-        st.error(str(error))
+        st.error(escape_markdown(error))
         st.stop()
 
 
@@ -105,22 +126,26 @@ def run_model(run: Run) -> keras.Model:
     try:
         return _cached_model(*run_key(run), run)
     except RunError as error:
-        st.error(str(error))
+        st.error(escape_markdown(error))
         st.stop()
 
 
 def nearest_words_table(model: keras.Model | np.ndarray, vocab: Vocabulary, word: str) -> None:
     """Show the 10 words nearest to `word` in a model's embedding (the model or its matrix),
-    or why there are none."""
+    ranked, with their cosines to as many decimals as tell them apart; or why there are none."""
     try:
         neighbours = evaluation.nearest_words(model, vocab, word)
     except ValueError as error:
-        st.info(f"No neighbours: {error}.")
+        st.info(f"No neighbours: {escape_markdown(error)}.")
         return
+    decimals = evaluation.distinguishing_decimals(neighbours["cosine"])
     st.dataframe(
         neighbours,
         hide_index=True,
         column_config={
-            "cosine": st.column_config.ProgressColumn(min_value=-1, max_value=1, format="%.3f")
+            "rank": st.column_config.NumberColumn(width=50),
+            "cosine": st.column_config.ProgressColumn(
+                min_value=-1, max_value=1, format=f"%.{decimals}f"
+            ),
         },
     )

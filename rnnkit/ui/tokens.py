@@ -1,6 +1,7 @@
 """Token views: a review's text, its decoded ids as chips, and a padded row.
 
-Every piece of text is escaped before it reaches the page's HTML.
+Every piece of text is escaped before it reaches the page's HTML. The boxes are as tall as
+their review: a box that scrolls hides the end of a long review.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ TOKEN_STYLE = """<style>
   margin: 0.2rem 0 0.6rem 0; }
 .rk-box-cut { border-style: dashed; border-color: #fca5a5; }
 .rk-caption { color: #78716c; font-size: 0.8rem; }
-.rk-text { max-height: 16rem; overflow-y: auto; }
 </style>"""
 
 _LINE_BREAK = re.compile(r"&lt;br\s*/?&gt;")
@@ -38,7 +38,7 @@ _LINE_BREAK = re.compile(r"&lt;br\s*/?&gt;")
 def review_text(text: str) -> None:
     """Show a review's original text, escaped, its `<br />` tags as line breaks."""
     body = _LINE_BREAK.sub("<br>", html.escape(text))
-    st.html(f'{TOKEN_STYLE}<div class="rk-box rk-text">{body}</div>')
+    st.html(f'{TOKEN_STYLE}<div class="rk-box">{body}</div>')
 
 
 def chip(text: str, title: str, css_class: str = "", extra: str = "") -> str:
@@ -86,7 +86,7 @@ def decoded_review(
         else:
             css_class = "rk-match" if word_id == match_id and word_id != OOV_ID else ""
             chips.append(_token_chip(vocab, word_id, show_ids=False, css_class=css_class))
-    st.html(f'{TOKEN_STYLE}<div class="rk-box rk-tokens rk-text">{"".join(chips)}</div>')
+    st.html(f'{TOKEN_STYLE}<div class="rk-box rk-tokens">{"".join(chips)}</div>')
 
 
 def padded_view(vocab: Vocabulary, review: PaddedReview, show_ids: bool) -> None:

@@ -20,6 +20,7 @@ from rnnkit.jobs import ACTIVE_STATES, LimitError, limit_problems, lower_to_limi
 from rnnkit.runs import Run, RunSummary
 from rnnkit.settings import get_limits
 from rnnkit.ui.board import active_view, job_board
+from rnnkit.ui.untrusted import escape_markdown
 
 # Settings that only an RNN layer reads: with `model.rnn_units` empty they change nothing.
 RNN_ONLY_SETTINGS = ("model.cell", "model.bidirectional", "model.recurrent_dropout_rate")
@@ -199,7 +200,7 @@ def config_form() -> TrainConfig | None:
     try:
         config = saved.with_overrides(values)
     except ValueError as error:
-        st.error(f"**This configuration is not valid.** {error}")
+        st.error(f"**This configuration is not valid.** {escape_markdown(error)}")
         return None
     st.session_state[CONFIG_KEY] = config.to_dict()
     _config_to_url(preset_name, config)
@@ -410,6 +411,6 @@ def training_panel(config: TrainConfig, data: ImdbData) -> None:
         try:
             board.submit(config, data)
         except LimitError as error:
-            st.error(str(error))
+            st.error(escape_markdown(error))
             return
         st.rerun()

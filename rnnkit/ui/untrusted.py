@@ -1,11 +1,15 @@
 """What a visitor or a URL supplies, made safe for the page: text shown as text, numbers parsed
 once and clamped.
 
-- `escape_markdown(text)`: visitor text for `st.markdown`, `st.info`, `st.caption` and the
-  other elements that read Markdown. Every ASCII punctuation character is backslash-escaped
-  (CommonMark shows an escaped character as itself), so no link, image, emphasis, heading,
-  HTML tag, `:color[...]` directive, `:emoji:` or `$math$` can be made of it; line breaks
-  become spaces, so it cannot start a block of its own.
+- `escape_markdown(text)`: visitor text for `st.markdown`, `st.info`, `st.caption`,
+  `st.metric` and the other elements that read Markdown. Every ASCII punctuation character is
+  backslash-escaped (CommonMark shows an escaped character as itself), so no link, image,
+  emphasis, heading, HTML tag, `:color[...]` directive, `:emoji:` or `$math$` can be made of
+  it. Line breaks become spaces, and white space at either end character references, so it
+  cannot start a block of its own. Escapes do not stop GitHub's autolink literals, which
+  Streamlit finds in the text after parsing (`https://...`, `www.` and `name@host` become
+  links): an invisible WORD JOINER (U+2060) inside each `://`, after `www` and after `@`
+  breaks them.
 - `number_from_url(key, ...)`: a number widget's value from the URL's `?key=`, read with
   `rnnkit.parsing.clamp_number` (NaN, infinities, huge, negative and non-numeric values
   included), clamped into the widget's range or ignored with a short notice. Number widgets
@@ -24,18 +28,32 @@ from rnnkit.parsing import NumberKind, clamp_number
 
 _MARKDOWN_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 _LINE_BREAKS = re.compile(r"[\r\n\t\v\f\u2028\u2029]+")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # the other C0 and C1 controls
+# Markdown drops white space at either end, and four spaces at the start make a code block.
+_END_SPACES = re.compile(r"^\s+|\s+$")
+WORD_JOINER = "\u2060"
+# Where GitHub's autolink literals start: `http://`, `https://`, `www.`, `name@host`.
+_AUTOLINK_SEAMS = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)", re.IGNORECASE)
 
 
 def escape_markdown(text: object) -> str:
-    """`text` as Markdown that shows exactly its characters (on one line).
+    """`text` as Markdown that shows exactly its characters, on one line, and never a link.
 
     Args:
         text: anything; it is shown as `str(text)`.
 
     Returns:
-        The escaped text, to put inside a Markdown string.
+        The escaped text, to put inside a Markdown string: line breaks (and tabs) shown as
+        spaces, other control characters as U+FFFD (CommonMark shows a NUL so, and readers
+        see none of them), and a WORD JOINER (U+2060,
+        invisible) inside each `://`, after `www` and after `@` (see the module doc).
     """
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
+    one_line = _CONTROLS.sub("\ufffd", _LINE_BREAKS.sub(" ", str(text)))
+    unlinked = _AUTOLINK_SEAMS.sub(WORD_JOINER, one_line)
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked)
+    return _END_SPACES.sub(
+        lambda spaces: "".join(f"&#{ord(space)};" for space in spaces.group()), escaped
+    )
 
 
 def number_from_url(
