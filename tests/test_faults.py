@@ -25,6 +25,7 @@ from rnnkit.runs import RunError
 from rnnkit.settings import get_settings
 from rnnkit.sources import DataWarning
 from rnnkit.ui.loading import clear_loaded_data
+from rnnkit.ui.untrusted import escape_markdown
 from tests.helpers import (
     TinyRuns,
     app_on_a_copy,
@@ -301,7 +302,9 @@ def test_a_run_with_wrong_values_is_damaged_on_the_curves_and_predictions_pages(
     ]:
         app = open_page(page, **query)  # asserts that no exception is shown
         (warning,) = [alert.value for alert in app.warning if "are damaged" in alert.value]
-        assert f"`{runs.run_id}`: marked complete, but {problem}" in warning, page
+        # The reason as the page shows it: escaped, since a file's text could be anything.
+        shown = escape_markdown(f"marked complete, but {problem}")
+        assert f"`{runs.run_id}`: {shown}" in warning, page
         assert "python -m rnnkit delete <run id>" in warning, page
     # Predictions open the other run instead; its numbers are there.
     (picker,) = [box for box in app.selectbox if box.key == "predict_run"]
