@@ -169,7 +169,9 @@ def run_labels(configs: Mapping[str, Mapping[str, Any] | None]) -> dict[str, str
 
 
 def runs_table(
-    summaries: Sequence[RunSummary], job_states: Mapping[str, str] | None = None
+    summaries: Sequence[RunSummary],
+    job_states: Mapping[str, str] | None = None,
+    memory: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every stored run in a row: status, key settings and results.
 
@@ -177,13 +179,16 @@ def runs_table(
         summaries: `RunStore.list_runs()`.
         job_states: run id to the state of the job that queues or trains it on this server
             ("queued", "running"); such a run's status reads "queued" or "training".
+        memory: run id to how far back it remembers (`inside.stored_memory_texts`), for the
+            runs whose memory profile is computed.
 
     Returns:
         Columns run, status, settings, epochs (done / asked), best epoch, best val accuracy,
-        test accuracy, training time, created and problem (a failed run's error, or what is
-        damaged).
+        test accuracy, memory (steps) (empty until computed), training time, created and
+        problem (a failed run's error, or what is damaged).
     """
     job_states = job_states or {}
+    memory = memory or {}
     rows = []
     for summary in summaries:
         config = config_or_none(summary.config)
@@ -197,6 +202,7 @@ def runs_table(
                 "best epoch": summary.best_epoch,
                 "best val accuracy": summary.best_val_accuracy,
                 "test accuracy": summary.test_accuracy,
+                "memory (steps)": memory.get(summary.run_id),
                 "training time": duration_text(summary.seconds),
                 "created": summary.created,
                 "problem": summary.error or "",
@@ -204,6 +210,7 @@ def runs_table(
         )
     table = pd.DataFrame(rows)
     table["best epoch"] = table["best epoch"].astype("Int64")
+    table["memory (steps)"] = table["memory (steps)"].astype("string")
     return table.astype({"best val accuracy": "Float64", "test accuracy": "Float64"})
 
 

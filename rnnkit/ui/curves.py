@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from filelock import Timeout
 
-from rnnkit import baseline, charts, compare
+from rnnkit import baseline, charts, compare, inside
 from rnnkit.config import TrainConfig, preset
 from rnnkit.data import ImdbData
 from rnnkit.jobs import LimitError, limit_problems
@@ -27,9 +27,13 @@ RUN_COLUMNS = {
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> None:
-    """Every stored run in a row (`compare.runs_table`), its status live from the job board."""
+    """Every stored run in a row (`compare.runs_table`), its status live from the job board,
+    and its memory where the Inside the RNN page has computed it."""
+    memory = inside.stored_memory_texts(job_board().store, summaries)
     st.dataframe(
-        compare.runs_table(summaries, job_states()), hide_index=True, column_config=RUN_COLUMNS
+        compare.runs_table(summaries, job_states(), memory),
+        hide_index=True,
+        column_config=RUN_COLUMNS,
     )
 
 
