@@ -23,6 +23,7 @@ def main() -> None:
             st.Page("views/lengths.py", title="Lengths and padding", icon="📏"),
             st.Page("views/train.py", title="Train", icon="🏋️"),
             st.Page("views/curves.py", title="Learning curves", icon="📈"),
+            st.Page("views/inside.py", title="Inside the RNN", icon=":material/neurology:"),
             st.Page("views/predictions.py", title="Predictions", icon="🔮"),
         ]
     )
