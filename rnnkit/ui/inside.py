@@ -1,0 +1,339 @@
+"""The Inside the RNN page's Streamlit code (`views/inside.py`): the review to look into, each
+direction's state along it, the memory profiles of the chosen runs, and what a unit responds
+to. What takes long is computed once per run on request and kept in the run's folder
+(`rnnkit.inside`); the rest is cached per run and review for every session."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from rnnkit import charts, compare, evaluation, inside
+from rnnkit.config import TrainConfig
+from rnnkit.data import ImdbData
+from rnnkit.inside import Inspector
+from rnnkit.runs import Run, RunError, RunStore
+from rnnkit.sources import LABEL_NAMES
+from rnnkit.ui.loading import load_data
+from rnnkit.ui.predictions import run_report
+from rnnkit.ui.runs import run_key, run_model
+from rnnkit.ui.tokens import TOKEN_STYLE
+from rnnkit.ui.untrusted import escape_markdown, keep_in_url, number_from_url
+
+EXAMPLE = (
+    "I expected a dull remake, but the acting is superb and the story kept me watching. "
+    "The ending is a bit weak, still a great film."
+)
+SOURCES = ("typed", "test review", "confident mistake")
+# Rough costs on a 2-core CPU, for the buttons: the seed preset's figures (docs/performance.md).
+PROFILE_SECONDS, SEARCH_SECONDS = 15, 20
+POSITIVE_RGB, NEGATIVE_RGB = (29, 78, 216), (185, 28, 28)  # charts.STATE_COLORS' ends
+
+
+@st.cache_resource(show_spinner="Opening the model up…", max_entries=2)
+def _cached_inspector(
+    folder: str, model_state: tuple[int, int], _model: object
+) -> Inspector:  # keyed like the model: a run trained again is opened again
+    return Inspector(_model)
+
+
+def run_inspector(run: Run) -> Inspector:
+    """The run's `Inspector`, made once per server for every session (its model loaded by
+    `ui.runs.run_model`)."""
+    return _cached_inspector(*run_key(run), run_model(run))
+
+
+@dataclass(frozen=True)
+class ChosenReview:
+    """A review to look into, padded as the run was trained."""
+
+    ids: np.ndarray  # (max_length,) int32
+    description: str  # Markdown, escaped
+
+
+def pick_review(run: Run, data: ImdbData, config: TrainConfig) -> ChosenReview | None:
+    """A typed review, a test review by number, or one of the run's most confident mistakes.
+
+    Args:
+        run: the run.
+        data: its reviews (loaded with its num_words).
+        config: its configuration (how a review is padded and cut).
+
+    Returns:
+        The review, or None when there is none to show (a text without words, no mistake).
+    """
+    source = st.segmented_control(
+        "Review",
+        SOURCES,
+        default="typed",
+        required=True,
+        key="inside_source",
+        bind="query-params",
+    )
+    if source == "typed":
+        text = st.text_area("Type or paste a review", EXAMPLE, height=100, key="inside_text")
+        try:
+            encoded = evaluation.encode_for_model(text, data.vocab, config)
+        except ValueError as error:
+            st.info(f"No review to look into: {error}.")
+            return None
+        if encoded.note:
+            st.warning(encoded.note)
+        return ChosenReview(encoded.ids, "your review")
+    if source == "test review":
+        last = len(data.test) - 1
+        number_from_url("inside_review", 0, last, 0)
+        index = int(
+            st.number_input(f"Test review (0 to {last:,})", 0, last, step=1, key="inside_review")
+        )
+        keep_in_url("inside_review", 0)
+    else:
+        mistakes = run_report(run, data).mistakes
+        if mistakes.empty:
+            st.info("The run makes no mistake on the test set.")
+            return None
+        index = st.selectbox(
+            "One of the run's most confident mistakes",
+            mistakes["test review"].tolist(),
+            format_func=lambda review: (
+                f"test review {review}: "
+                f"{LABEL_NAMES[int(data.test.labels[review])]}, "
+                f"the run says {run.predictions[review]:.3f}"
+            ),
+            key="inside_mistake",
+        )
+    ids = inside.padded_rows([data.test.sequences[index]], config)[0]
+    label = LABEL_NAMES[int(data.test.labels[index])]
+    return ChosenReview(
+        ids, f"test review {index} ({label}; probability of pos {run.predictions[index]:.3f})"
+    )
+
+
+@st.cache_data(show_spinner="Reading the review step by step…", max_entries=16)
+def _review_states(
+    run_key: tuple[str, tuple[int, int]], ids: bytes, _inspector: Inspector
+) -> dict[str, np.ndarray]:
+    tokens = np.frombuffer(ids, np.int32)[None, :]  # (1, time)
+    return {name: states[0] for name, states in _inspector.states(tokens).items()}
+
+
+def state_along_review(
+    run: Run, inspector: Inspector, review: ChosenReview, data: ImdbData
+) -> None:
+    """For every RNN layer and direction, a heatmap of its state at each step of the review,
+    what each step is, and how far the state moves at each step."""
+    ids = np.ascontiguousarray(review.ids, np.int32)
+    states = _review_states(run_key(run), ids.tobytes(), inspector)
+    steps = inside.review_steps(ids, data.vocab, inspector.masked)
+    words = int((steps["reads"] == "word").sum())
+    st.markdown(
+        f"**{review.description}**: {words} words in {len(ids)} steps "
+        f"({len(ids) - words} of padding, {'skipped' if inspector.masked else 'read'})."
+    )
+    for direction in inspector.directions:
+        sequence = states[direction.name]  # (time, units)
+        frame = inside.step_frame(steps, sequence, direction.backward)
+        st.altair_chart(
+            charts.hidden_state(inside.state_frame(frame, sequence), frame, direction.name),
+            key=f"inside_states_{direction.name}",
+        )
+    st.caption(
+        "Each heatmap is one direction of one layer: a row per unit, a column per step, the "
+        "unit's state after the direction read that step (blue above 0, red below; a "
+        "backward direction reads from the right). The strip above says what the step is: "
+        "a word, padding the model reads like a word, or padding the mask skips. The line "
+        "below is how far the state moved at that step (‖h_t − h_before‖): 0 where a masked "
+        "step keeps the state. Without a mask, a forward direction reads every padding step "
+        "after the words, and its state settles into the same pattern whatever the review "
+        "said: the state its last step hands on carries little of the words."
+    )
+
+
+# --- how far back each run remembers ------------------------------------------------------------
+
+
+def _profiled_runs(data: ImdbData, current: Run) -> dict[str, str]:
+    """The complete runs of these reviews for the memory chart, run id to label."""
+    summaries = compare.complete_runs(RunStore().list_runs(), data.fingerprint)
+    labels = compare.run_labels({summary.run_id: summary.config for summary in summaries})
+    return {current.run_id: labels.get(current.run_id, current.run_id)} | labels
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _memory_profile(run_key: tuple[str, tuple[int, int]], _run: Run) -> inside.MemoryProfile:
+    # Computed once per run (kept in its folder); this cache keeps two visitors from both
+    # computing it at the same time.
+    config = TrainConfig.from_dict(_run.config)
+    data = load_data(config.data.num_words)
+    return inside.run_memory_profile(RunStore(), _run, data, run_inspector(_run))
+
+
+def memory_section(current: Run, data: ImdbData) -> None:
+    """The chosen runs' memory profiles on one chart (computed on request, once per run), and
+    each run's memory in steps.
+
+    Args:
+        current: the page's run, chosen at first.
+        data: the reviews (their fingerprint picks the runs).
+    """
+    choices = _profiled_runs(data, current)
+    unknown = [
+        value for value in st.query_params.get_all("inside_memory_runs") if value not in choices
+    ]
+    if unknown:  # not shown: a crafted link could put any text on the page
+        st.info(f"The link names {len(unknown)} run(s) that are not complete runs here: left out.")
+    picked = st.multiselect(
+        "Runs to compare",
+        list(choices),
+        default=[current.run_id],
+        format_func=choices.get,
+        key="inside_memory_runs",
+        bind="query-params",
+        help="Any complete runs of these reviews: SimpleRNN, GRU and LSTM, post- and "
+        "pre-padded, masked or not. A link to this page keeps the chosen runs.",
+    )
+    store = RunStore()
+    runs, profiles = {}, {}
+    for run_id in picked:
+        try:
+            runs[run_id] = store.load(run_id)
+        except RunError as error:  # deleted or damaged since it was listed
+            st.warning(str(error))
+            continue
+        config = TrainConfig.from_dict(runs[run_id].config)
+        profiles[run_id] = inside.stored_memory_profile(store, run_id, config)
+    missing = [run_id for run_id, profile in profiles.items() if profile is None]
+    if missing and st.button(
+        f"Compute the memory profile of {len(missing)} run(s) (up to about "
+        f"{PROFILE_SECONDS} s each, once per run)",
+        key="inside_memory_compute",
+        type="primary",
+    ):
+        for number, run_id in enumerate(missing, start=1):
+            with st.spinner(
+                f"Run {number} of {len(missing)}: {inside.PROFILE_REVIEWS} test "
+                "reviews, a gradient per direction…",
+                show_time=True,
+            ):
+                profiles[run_id] = _memory_profile(run_key(runs[run_id]), runs[run_id])
+    shown = {choices[run_id]: profile for run_id, profile in profiles.items() if profile}
+    if not shown:
+        st.caption("No profile is computed for the chosen runs yet.")
+        return
+    curves, marks = inside.memory_frames(shown)
+    st.altair_chart(charts.memory_curves(curves, marks), key="inside_memory_chart")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "run": list(shown),
+                "memory (steps)": [profile.memory_text for profile in shown.values()],
+                "reviews": [profile.reviews for profile in shown.values()],
+            }
+        ),
+        hide_index=True,
+        key="inside_memory_table",
+    )
+    st.caption(
+        "For each direction of the last RNN layer: how strongly the output (the logit, before "
+        "the sigmoid) depends on the word vector at each distance back from where the "
+        "direction finishes reading: its last step (the last word under a mask, the last "
+        "padding step of a post-padded row without one), or for a backward direction its "
+        "first. The size of the gradient, divided by the review's average over the steps the "
+        f"direction reads, averaged over {inside.PROFILE_REVIEWS} test reviews (the same for "
+        "every run); dashed: backward. A diamond marks each run's memory: the farthest "
+        "distance at which its better direction is still at 1% of its peak. The mean of word "
+        "vectors weighs every position alike: a flat line at 1. Where the words lie beyond a "
+        "direction's memory, as behind hundreds of padding steps, its output barely depends "
+        "on them, and training gets almost no signal from them."
+    )
+
+
+# --- what a unit responds to ----------------------------------------------------------------
+
+
+def _search_units(run: Run, data: ImdbData, inspector: Inspector) -> inside.UnitSearch:
+    progress = st.progress(0.0, text="Searching the test reviews…")
+
+    def on_batch(done: int, total: int) -> None:
+        progress.progress(done / total, text=f"Searching the test reviews: {done:,} of {total:,}")
+
+    search = inside.run_unit_search(RunStore(), run, data, inspector, on_batch=on_batch)
+    progress.empty()
+    return search
+
+
+def _window_html(window: pd.Series, scale: float) -> str:
+    chips = []
+    for index, (word, value) in enumerate(zip(window["words"], window["values"], strict=True)):
+        red, green, blue = POSITIVE_RGB if value > 0 else NEGATIVE_RGB
+        strength = min(1.0, abs(value) / scale)
+        style = f"background: rgba({red}, {green}, {blue}, {0.08 + 0.72 * strength:.2f})"
+        if strength > 0.6:
+            style += "; color: white"
+        if index == window["place"]:
+            style += "; outline: 2px solid #111827; font-weight: 600"
+        title = html.escape(f"{word}: {value:+.3f}")
+        chips.append(f'<span style="{style}" title="{title}">{html.escape(word)}</span>')
+    head = html.escape(
+        f"test review {window['review']} ({window['label']}), word {window['position']}: "
+        f"{window['value']:+.3f}"
+    )
+    return (
+        f'<div class="rk-caption">{head}</div><div class="rk-box rk-tokens">{"".join(chips)}</div>'
+    )
+
+
+def unit_section(run: Run, data: ImdbData, inspector: Inspector, config: TrainConfig) -> None:
+    """Pick a direction and a unit: its correlation with the output beside every other
+    unit's, and the test-review windows where it is most active, shaded by its state."""
+    names = [direction.name for direction in inspector.directions]
+    name = st.selectbox("Layer and direction", names, key="inside_direction")
+    search = inside.stored_unit_search(RunStore(), run, data, inspector)
+    if search is None:
+        if not st.button(
+            f"Search the {len(data.test):,} test reviews for every unit (about "
+            f"{SEARCH_SECONDS} s on the real data, once per run)",
+            key="inside_units_compute",
+            type="primary",
+        ):
+            return
+        search = _search_units(run, data, inspector)
+    correlations = search.correlation_frame(name)
+    strongest = int(correlations["unit"].iloc[0])
+    units = inspector.direction(name).units
+    number_from_url("inside_unit", 0, units - 1, strongest)
+    unit = int(st.number_input(f"Unit (0 to {units - 1})", 0, units - 1, key="inside_unit"))
+    keep_in_url("inside_unit", strongest)
+    st.altair_chart(charts.unit_correlations(correlations, unit), key="inside_correlations")
+    carriers = ", ".join(
+        f"{row.unit} ({row.correlation:+.2f})" for row in correlations.head(5).itertuples()
+    )
+    st.caption(
+        f"Each unit's state where {escape_markdown(name)} finishes reading, correlated with "
+        f"the output (the logit) across the {search.reviews:,} test reviews. The units that "
+        f"carry the sentiment most: {carriers}."
+    )
+    sign = st.segmented_control(
+        "Where the unit is",
+        ["highest", "lowest"],
+        default="highest",
+        required=True,
+        key="inside_sign",
+    )
+    windows = inside.unit_windows(inspector, search, data, config, name, unit, sign)
+    if windows.empty:
+        st.info("No test review has a word for this unit.")
+        return
+    scale = max(float(np.abs(np.concatenate(windows["values"].to_numpy())).max()), 1e-6)
+    blocks = "".join(_window_html(window, scale) for _, window in windows.iterrows())
+    st.html(f"{TOKEN_STYLE}{blocks}")
+    st.caption(
+        f"The {len(windows)} test reviews where unit {unit} reaches its {sign} state at a "
+        "word (one place per review), the words the direction had read up to there (a "
+        "backward direction reads them from the right), each shaded by the unit's state "
+        "after it: blue above 0, red below. Outlined: the word where it peaks."
+    )
