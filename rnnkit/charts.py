@@ -667,8 +667,9 @@ def prefix_predictions(prefixes: pd.DataFrame) -> alt.LayerChart:
 
 # --- inside the RNN ---------------------------------------------------------------------------
 
-# A unit's state: tanh and the LSTM's output lie in (-1, 1); white is 0.
-STATE_COLORS = alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0, reverse=True)
+# A unit's state: tanh and the LSTM's output lie in (-1, 1); red below 0, white at 0, blue
+# above.
+STATE_COLORS = alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0)
 READS_COLORS = alt.Scale(
     domain=["word", "padding, read", "padding, skipped"], range=["#1d4ed8", "#f59e0b", "#d6d3d1"]
 )
@@ -765,7 +766,7 @@ def memory_curves(curves: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart:
             y=alt.Y(
                 "gradient:Q",
                 scale=alt.Scale(type="log"),
-                title="gradient size (1 = the review's average step)",
+                title="gradient (1 = the review's mean)",
             ),
             color=color,
             strokeDash=alt.StrokeDash("kind:N", scale=DIRECTION_DASHES, title="direction"),

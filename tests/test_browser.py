@@ -211,9 +211,10 @@ def test_inside_the_rnn_shows_states_memory_and_units(server_with_a_run, page):
     assert page.locator("[data-testid='stVegaLiteChart']").count() == 2  # forward, backward
     assert "your review" in main_text(page)
     page.get_by_role("button", name="Compute the memory profile").click()
-    page.get_by_text("memory (steps)").wait_for(timeout=120_000)
+    page.locator("[data-testid='stVegaLiteChart']").nth(2).wait_for(timeout=120_000)
     settle(page)
     assert page.locator("[data-testid='stVegaLiteChart']").count() == 3
+    assert page.get_by_role("button", name="Compute the memory profile").count() == 0
     page.get_by_role("button", name="Search the 20 test reviews").click()
     page.get_by_text("carry the sentiment most").wait_for(timeout=120_000)
     settle(page)

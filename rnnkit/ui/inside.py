@@ -207,7 +207,8 @@ def memory_section(current: Run, data: ImdbData) -> None:
         config = TrainConfig.from_dict(runs[run_id].config)
         profiles[run_id] = inside.stored_memory_profile(store, run_id, config)
     missing = [run_id for run_id, profile in profiles.items() if profile is None]
-    if missing and st.button(
+    button_slot = st.empty()  # emptied once the profiles are computed, in the same run
+    if missing and button_slot.button(
         f"Compute the memory profile of {len(missing)} run(s) (up to about "
         f"{PROFILE_SECONDS} s each, once per run)",
         key="inside_memory_compute",
@@ -220,6 +221,7 @@ def memory_section(current: Run, data: ImdbData) -> None:
                 show_time=True,
             ):
                 profiles[run_id] = _memory_profile(run_key(runs[run_id]), runs[run_id])
+        button_slot.empty()
     shown = {choices[run_id]: profile for run_id, profile in profiles.items() if profile}
     if not shown:
         st.caption("No profile is computed for the chosen runs yet.")
@@ -243,9 +245,10 @@ def memory_section(current: Run, data: ImdbData) -> None:
         "direction finishes reading: its last step (the last word under a mask, the last "
         "padding step of a post-padded row without one), or for a backward direction its "
         "first. The size of the gradient, divided by the review's average over the steps the "
-        f"direction reads, averaged over {inside.PROFILE_REVIEWS} test reviews (the same for "
-        "every run); dashed: backward. A diamond marks each run's memory: the farthest "
-        "distance at which its better direction is still at 1% of its peak. The mean of word "
+        f"direction reads, averaged over a sample of {inside.PROFILE_REVIEWS} test reviews "
+        "(the same for every run; all of them if there are fewer); dashed: backward. A "
+        "diamond marks each run's memory: the farthest distance at which its better "
+        "direction is still at 1% of its peak. The mean of word "
         "vectors weighs every position alike: a flat line at 1. Where the words lie beyond a "
         "direction's memory, as behind hundreds of padding steps, its output barely depends "
         "on them, and training gets almost no signal from them."
@@ -293,14 +296,16 @@ def unit_section(run: Run, data: ImdbData, inspector: Inspector, config: TrainCo
     names = [direction.name for direction in inspector.directions]
     name = st.selectbox("Layer and direction", names, key="inside_direction")
     search = inside.stored_unit_search(RunStore(), run, data, inspector)
+    button_slot = st.empty()
     if search is None:
-        if not st.button(
+        if not button_slot.button(
             f"Search the {len(data.test):,} test reviews for every unit (about "
             f"{SEARCH_SECONDS} s on the real data, once per run)",
             key="inside_units_compute",
             type="primary",
         ):
             return
+        button_slot.empty()
         search = _search_units(run, data, inspector)
     correlations = search.correlation_frame(name)
     strongest = int(correlations["unit"].iloc[0])
