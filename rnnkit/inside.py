@@ -153,6 +153,7 @@ class Inspector:
         signature = [tf.TensorSpec((None, None), tf.int32)]
         self._states_function = tf.function(self._states_and_logits, input_signature=signature)
         self._gradients_function = tf.function(self._gradients, input_signature=signature)
+        self._summaries_function = tf.function(self._unit_summaries, input_signature=signature)
 
     # --- structure ---------------------------------------------------------------------------
 
@@ -246,6 +247,26 @@ class Inspector:
         sequences = self._sequences(embedded, mask)
         return sequences, self._logit(self._finals(embedded, mask, sequences))
 
+    def _unit_summaries(self, tokens):
+        """Per direction, (batch, units) each: the state where it finishes; the highest state
+        at a word and its step; the highest negated state at a word and its step. And the
+        logits. Reduced here, so that a pass over many reviews hands back little."""
+        import tensorflow as tf
+
+        sequences, logits = self._states_and_logits(tokens)
+        words = tf.not_equal(tokens, PAD_ID)[:, :, None]  # (batch, time, 1)
+        summaries = []
+        for direction, sequence in zip(self.directions, sequences, strict=True):
+            summary = [sequence[:, 0] if direction.backward else sequence[:, -1]]
+            for signed in (sequence, -sequence):
+                candidates = tf.where(words, signed, float("-inf"))  # (batch, time, units)
+                summary += [
+                    tf.reduce_max(candidates, axis=1),
+                    tf.argmax(candidates, axis=1, output_type=tf.int32),
+                ]
+            summaries.append(summary)
+        return summaries, logits
+
     def _gradients(self, tokens):
         """Per last-layer direction, (batch, time): the L2 norm of the gradient of the logit
         with respect to each position's word vector, through that direction only."""
@@ -307,6 +328,32 @@ class Inspector:
     def logits(self, tokens: np.ndarray) -> np.ndarray:
         """(batch,) float32 logits: the model's probability is their sigmoid."""
         return self.states_and_logits(tokens)[1]
+
+    def unit_summaries(self, tokens: np.ndarray) -> tuple[dict[str, dict], np.ndarray]:
+        """What a search over many reviews needs of each, from one pass.
+
+        Args:
+            tokens: (batch, time) token ids, padded as the model was trained.
+
+        Returns:
+            (summaries, logits): direction name to {"final": the state where the direction
+            finishes, "highest" and "lowest": each unit's highest and lowest state at a word
+            (-inf and +inf for a row without words), "highest_at" and "lowest_at": the steps},
+            each (batch, units); and the (batch,) logits.
+        """
+        summaries, logits = self._summaries_function(_as_tokens(tokens))
+        results = {}
+        for direction, (final, high, high_at, low, low_at) in zip(
+            self.directions, summaries, strict=True
+        ):
+            results[direction.name] = {
+                "final": np.asarray(final),
+                "highest": np.asarray(high),
+                "highest_at": np.asarray(high_at),
+                "lowest": -np.asarray(low),
+                "lowest_at": np.asarray(low_at),
+            }
+        return results, np.asarray(logits)
 
     def position_gradients(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         """How strongly the logit depends on each position's word vector, through each
@@ -708,25 +755,22 @@ def search_units(
     logit_sum = logit_squares = 0.0
     done = 0
     for rows, batch, first in _batches(tokens, inspector.masked, batch_size):
-        states, logits = inspector.states_and_logits(batch)
-        words = batch != PAD_ID  # (batch, time): a window needs a word
+        summaries, logits = inspector.unit_summaries(batch)
+        has_words = (batch != PAD_ID).any(axis=1)  # a window needs a word
         offsets = token_offsets[rows][:, None] + first  # column of batch -> review's token
         logits64 = logits.astype(np.float64)
         logit_sum += logits64.sum()
         logit_squares += (logits64**2).sum()
         for direction in inspector.directions:
-            sequence = states[direction.name]  # (batch, time, units)
+            summary = summaries[direction.name]  # (batch, units) each
             for sign, factor in (("highest", 1.0), ("lowest", -1.0)):
-                signed = np.where(words[:, :, None], factor * sequence, -np.inf)
-                place = np.argmax(signed, axis=1)  # (batch, units): each review's best step
-                best = np.take_along_axis(signed, place[:, None, :], axis=1)[:, 0]
-                has_words = words.any(axis=1)
+                place = summary[f"{sign}_at"]  # each review's strongest step
                 top[direction.name][sign].add(
-                    best[has_words],
+                    factor * summary[sign][has_words],
                     np.broadcast_to(rows[:, None], place.shape)[has_words].astype(np.int32),
                     (place + offsets)[has_words].astype(np.int32),
                 )
-            final = (sequence[:, 0] if direction.backward else sequence[:, -1]).astype(np.float64)
+            final = summary["final"].astype(np.float64)
             sums[direction.name] += [
                 final.sum(0),
                 (final**2).sum(0),
