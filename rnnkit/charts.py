@@ -751,8 +751,8 @@ def memory_curves(curves: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart:
     Args:
         curves: `inside.memory_frames`' curves (run, direction, kind, distance, gradient,
             reviews), zeros left out (a log scale has no place for them).
-        marks: its marks (run, direction, distance, gradient): the farthest distance at 1%
-            of the peak, of each run's better direction.
+        marks: its marks (run, direction, distance, gradient): how far back each run's
+            better direction stays at 1% of its peak (`MemoryProfile.reach`).
 
     Returns:
         A line per run and direction (dashed: backward), a point per run.

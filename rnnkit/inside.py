@@ -7,7 +7,7 @@ back each direction remembers, and what each unit responds to across the test re
   position's word vector, through each direction of the last RNN layer apart.
 - `memory_profile` averages those gradients by distance from where each direction finishes
   reading (a review's own scale divided out), and gives each run one number: how many steps
-  back the better direction still reaches 1% of its peak.
+  back the better direction stays at 1% of its peak or more before it first falls below.
 - `search_units` streams the test reviews and keeps, per unit, the reviews where it is most
   active (highest and lowest) and its correlation with the logit; `unit_windows` shows the
   words around those places.
@@ -515,13 +515,19 @@ class MemoryProfile:
     reviews: int  # reviews averaged over
 
     def reach(self) -> dict[str, int]:
-        """Per direction, the largest distance at which its curve is still at MEMORY_SHARE of
-        its peak or more."""
+        """Per direction, how far back its curve stays at MEMORY_SHARE of its peak or more
+        without a break: the last distance before it first falls below (0 when it starts
+        below). A SimpleRNN's curve can rise again at the largest distances (a direction's
+        first steps start from a zero state, where its small states amplify what they read
+        before they saturate); that rise is not counted."""
         reaches = {}
         for name, curve in self.curves.groupby("direction", sort=False):
-            gradient = curve["gradient"].to_numpy()
-            strong = gradient >= MEMORY_SHARE * gradient.max()
-            reaches[name] = int(curve["distance"].to_numpy()[strong].max())
+            gradient, distance = curve["gradient"].to_numpy(), curve["distance"].to_numpy()
+            weak = np.flatnonzero(gradient < MEMORY_SHARE * gradient.max())
+            if len(weak) == 0:
+                reaches[name] = int(distance[-1])
+            else:
+                reaches[name] = int(distance[weak[0] - 1]) if weak[0] > 0 else 0
         return reaches
 
     @property
@@ -531,10 +537,12 @@ class MemoryProfile:
 
     @property
     def every_position(self) -> bool:
-        """Whether the better direction never falls below MEMORY_SHARE of its peak at any
-        distance the reviews have: it weighs every position it reads."""
-        ends = self.curves.groupby("direction", sort=False)["distance"].max()
-        return any(reach == ends[name] for name, reach in self.reach().items())
+        """Whether a direction never falls below MEMORY_SHARE of its peak at any distance the
+        reviews have: it weighs every position it reads."""
+        return any(
+            bool(np.all(curve["gradient"] >= MEMORY_SHARE * curve["gradient"].max()))
+            for _, curve in self.curves.groupby("direction", sort=False)
+        )
 
     @property
     def memory_text(self) -> str:

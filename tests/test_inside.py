@@ -257,23 +257,26 @@ def test_the_mean_of_word_vectors_weighs_every_position_alike():
 # --- the memory profile --------------------------------------------------------------------------
 
 
-def test_memory_reach_is_the_farthest_distance_at_one_percent_of_the_peak():
+def test_memory_reach_is_how_far_back_a_curve_stays_at_one_percent_of_its_peak():
     curves = MemoryProfile(
         inside.pd.DataFrame(
             {
-                "direction": ["a"] * 5 + ["b"] * 3,
-                "distance": [0, 1, 2, 3, 4, 0, 1, 2],
-                "gradient": [5.0, 1.0, 0.04, 0.06, 0.001, 2.0, 1.0, 0.5],
-                "reviews": [9, 9, 9, 5, 1, 9, 9, 9],
+                "direction": ["a"] * 6 + ["b"] * 3,
+                "distance": [0, 1, 2, 3, 4, 5, 0, 1, 2],
+                "gradient": [5.0, 1.0, 0.2, 0.04, 0.001, 6.0, 2.0, 1.0, 0.5],
+                "reviews": [9, 9, 9, 5, 1, 1, 9, 9, 9],
             }
         ),
         reviews=9,
     )
-    # a: 0.06 >= 1% of 5 at distance 3 (0.04 < 0.05 at 2 does not end it); b: all of it
-    assert curves.reach() == {"a": 3, "b": 2}
-    assert curves.memory_steps == 3
-    assert curves.every_position  # b never falls below 1% of its peak
-    assert not MemoryProfile(curves.curves[curves.curves["direction"] == "a"], 9).every_position
+    # a: 0.04 < 1% of its peak (6.0) at distance 3; its rise at distance 5 does not count.
+    # b: never under 1% of its peak: every position it reads.
+    assert curves.reach() == {"a": 2, "b": 2}
+    assert curves.memory_steps == 2
+    assert curves.every_position
+    only_a = MemoryProfile(curves.curves[curves.curves["direction"] == "a"], 9)
+    assert not only_a.every_position
+    assert only_a.memory_text == "2"
 
 
 SYNTHETIC_TIME = 300  # every review: a label word, 2-6 filler words, then padding

@@ -247,11 +247,14 @@ def memory_section(current: Run, data: ImdbData) -> None:
         "first. The size of the gradient, divided by the review's average over the steps the "
         f"direction reads, averaged over a sample of {inside.PROFILE_REVIEWS} test reviews "
         "(the same for every run; all of them if there are fewer); dashed: backward. A "
-        "diamond marks each run's memory: the farthest distance at which its better "
-        "direction is still at 1% of its peak. The mean of word "
-        "vectors weighs every position alike: a flat line at 1. Where the words lie beyond a "
-        "direction's memory, as behind hundreds of padding steps, its output barely depends "
-        "on them, and training gets almost no signal from them."
+        "diamond marks each run's memory: how far back its better direction stays at 1% of "
+        "its peak or more, up to where it first falls below. A SimpleRNN's curve can rise "
+        "again at the largest distances: a direction's first steps start from a zero state, "
+        "whose small states amplify what they read before they saturate; that rise is not "
+        "counted. The mean of word vectors weighs every position alike: a flat line at 1. "
+        "Where the words lie beyond a direction's memory, as behind hundreds of padding "
+        "steps, its output barely depends on them, and training gets almost no signal from "
+        "them."
     )
 
 
