@@ -130,8 +130,13 @@ def test_the_memory_profile_is_computed_on_request_and_shown_in_the_runs_table(r
 
 def test_a_run_without_an_rnn_has_no_state_and_a_flat_memory(runs):
     app = open_page(
-        PAGE, predict_run=runs.no_rnn, inside_memory_runs=[runs.no_rnn, runs.simple_rnn]
+        PAGE,
+        predict_run=runs.no_rnn,
+        inside_memory_runs=[runs.no_rnn, "../etc/passwd", runs.simple_rnn],
     )
+    assert app.multiselect(key="inside_memory_runs").value == [runs.no_rnn, runs.simple_rnn]
+    assert "The link names 1 run(s) that are not complete runs here" in texts(app)
+    assert "passwd" not in texts(app)
     assert "This run has no RNN" in texts(app)
     assert state_charts(app) == []
     assert not [b for b in app.button if b.key == "inside_units_compute"]
@@ -140,8 +145,10 @@ def test_a_run_without_an_rnn_has_no_state_and_a_flat_memory(runs):
     (curves,) = frames_with(app, "kind")
     flat = curves[curves["kind"] == "mean of word vectors"]
     assert len(flat) > 0 and (flat["gradient"] - 1).abs().max() < 1e-5
+    assert set(curves["kind"]) == {"mean of word vectors", "forward", "backward"}
     table = app.dataframe[0].value
     assert table["memory (steps)"].iloc[0] == "every position"
+    assert app.query_params["inside_memory_runs"] == [runs.no_rnn, runs.simple_rnn]
 
 
 def test_what_a_unit_responds_to(runs):

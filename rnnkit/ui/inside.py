@@ -29,6 +29,7 @@ EXAMPLE = (
     "The ending is a bit weak, still a great film."
 )
 SOURCES = ("typed", "test review", "confident mistake")
+MEMORY_RUNS_KEY = "inside_memory_runs"  # the widget's key and the URL's parameter
 # Rough costs on a 2-core CPU, for the buttons: the seed preset's figures (docs/performance.md).
 PROFILE_SECONDS, SEARCH_SECONDS = 15, 20
 POSITIVE_RGB, NEGATIVE_RGB = (29, 78, 216), (185, 28, 28)  # charts.STATE_COLORS' ends
@@ -147,9 +148,10 @@ def state_along_review(
         "backward direction reads from the right). The strip above says what the step is: "
         "a word, padding the model reads like a word, or padding the mask skips. The line "
         "below is how far the state moved at that step (‖h_t − h_before‖): 0 where a masked "
-        "step keeps the state. Without a mask, a forward direction reads every padding step "
-        "after the words, and its state settles into the same pattern whatever the review "
-        "said: the state its last step hands on carries little of the words."
+        "step keeps the state. Without a mask, a forward direction goes on reading the "
+        "padding after the words, and what its state does there is what its last step hands "
+        "on: it may keep what the words made of it, settle, or swing in a pattern of its own "
+        "that looks the same whatever the review said."
     )
 
 
@@ -181,21 +183,29 @@ def memory_section(current: Run, data: ImdbData) -> None:
         data: the reviews (their fingerprint picks the runs).
     """
     choices = _profiled_runs(data, current)
-    unknown = [
-        value for value in st.query_params.get_all("inside_memory_runs") if value not in choices
-    ]
-    if unknown:  # not shown: a crafted link could put any text on the page
-        st.info(f"The link names {len(unknown)} run(s) that are not complete runs here: left out.")
+    if MEMORY_RUNS_KEY not in st.session_state:  # first view: the link's runs, by bare id
+        wanted = st.query_params.get_all(MEMORY_RUNS_KEY)
+        unknown = [value for value in wanted if value not in choices]
+        if unknown:  # not shown: a crafted link could put any text on the page
+            st.info(
+                f"The link names {len(unknown)} run(s) that are not complete runs here: left out."
+            )
+        known = [value for value in dict.fromkeys(wanted) if value in choices]
+        st.session_state[MEMORY_RUNS_KEY] = known or [current.run_id]
+    else:  # a run deleted since: no longer a choice
+        st.session_state[MEMORY_RUNS_KEY] = [
+            value for value in st.session_state[MEMORY_RUNS_KEY] if value in choices
+        ]
     picked = st.multiselect(
         "Runs to compare",
         list(choices),
-        default=[current.run_id],
         format_func=choices.get,
-        key="inside_memory_runs",
-        bind="query-params",
+        key=MEMORY_RUNS_KEY,
         help="Any complete runs of these reviews: SimpleRNN, GRU and LSTM, post- and "
         "pre-padded, masked or not. A link to this page keeps the chosen runs.",
     )
+    # Bare run ids in the URL (Streamlit's own binding would write the labels).
+    st.query_params[MEMORY_RUNS_KEY] = picked
     store = RunStore()
     runs, profiles = {}, {}
     for run_id in picked:
