@@ -757,7 +757,9 @@ def memory_curves(curves: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart:
     Returns:
         A line per run and direction (dashed: backward), a point per run.
     """
-    color = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
+    color = alt.Color(
+        "run:N", title="run", legend=alt.Legend(orient="bottom", columns=1, labelLimit=0)
+    )
     lines = (
         alt.Chart(curves)
         .mark_line()
@@ -766,7 +768,7 @@ def memory_curves(curves: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart:
             y=alt.Y(
                 "gradient:Q",
                 scale=alt.Scale(type="log"),
-                title="gradient (1 = the review's mean)",
+                title="gradient ÷ the review's mean",
             ),
             color=color,
             strokeDash=alt.StrokeDash("kind:N", scale=DIRECTION_DASHES, title="direction"),

@@ -57,6 +57,7 @@ MEMORY_SHARE = 0.01  # a direction "still remembers" while it is at 1% of its pe
 TOP_WINDOWS = 10  # reviews kept per unit, highest and lowest
 WINDOW_WORDS = 10  # words shown around a unit's strongest step
 BATCH_SIZE = 128  # reviews per pass of the model
+PADDING_SHOWN = 20  # padding steps shown beside the words when a chart zooms in on them
 PROFILE_FILE = "memory_profile.json"
 UNITS_FILE = "unit_search.npz"
 FILE_FORMAT = 1  # raised when what a derived file holds changes: old files are computed again
@@ -480,6 +481,15 @@ def state_frame(steps: pd.DataFrame, states: np.ndarray) -> pd.DataFrame:
             "state": np.asarray(states, np.float32).reshape(-1),
         }
     )
+
+
+def steps_near_words(ids: np.ndarray, padding_shown: int = PADDING_SHOWN) -> slice:
+    """The steps of a padded row from `padding_shown` steps before its first word to as many
+    after its last (a row without words: its first `padding_shown` steps)."""
+    words = np.flatnonzero(np.asarray(ids) != PAD_ID)
+    if len(words) == 0:
+        return slice(0, min(len(ids), padding_shown))
+    return slice(max(0, words[0] - padding_shown), min(len(ids), words[-1] + 1 + padding_shown))
 
 
 def padded_rows(sequences: Sequence[np.ndarray], config: TrainConfig) -> np.ndarray:

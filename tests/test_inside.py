@@ -578,3 +578,14 @@ def test_a_damaged_unit_search_is_computed_again(tiny_run, monkeypatch, damage):
     inside.run_unit_search(store, run, data, inspector)
     assert len(calls) == 1
     assert inside.stored_unit_search(store, run, data, inspector) is not None
+
+
+def test_the_steps_near_the_words_keep_twenty_padding_steps_on_each_side():
+    post = np.zeros(500, np.int32)
+    post[:37] = 7
+    assert inside.steps_near_words(post) == slice(0, 57)
+    pre = np.zeros(400, np.int32)
+    pre[-37:] = 7
+    assert inside.steps_near_words(pre) == slice(343, 400)
+    assert inside.steps_near_words(np.zeros(30, np.int32)) == slice(0, 20)
+    assert inside.steps_near_words(np.full(16, 7, np.int32)) == slice(0, 16)

@@ -135,13 +135,22 @@ def state_along_review(
         f"**{review.description}**: {words} words in {len(ids)} steps "
         f"({len(ids) - words} of padding, {'skipped' if inspector.masked else 'read'})."
     )
+    near = st.toggle(
+        f"Only the words and the {inside.PADDING_SHOWN} padding steps beside them",
+        value=inspector.masked,  # a mask skips the rest: the state stays as it is there
+        key="inside_near_words",
+    )
+    shown = inside.steps_near_words(ids) if near else slice(0, len(ids))
     for direction in inspector.directions:
         sequence = states[direction.name]  # (time, units)
-        frame = inside.step_frame(steps, sequence, direction.backward)
+        frame = inside.step_frame(steps, sequence, direction.backward).iloc[shown]
         st.altair_chart(
-            charts.hidden_state(inside.state_frame(frame, sequence), frame, direction.name),
+            charts.hidden_state(inside.state_frame(frame, sequence[shown]), frame, direction.name),
             key=f"inside_states_{direction.name}",
         )
+    hidden = len(ids) - len(range(len(ids))[shown])
+    if hidden:
+        st.caption(f"{hidden} more padding steps are not shown (switch the toggle off).")
     st.caption(
         "Each heatmap is one direction of one layer: a row per unit, a column per step, the "
         "unit's state after the direction read that step (blue above 0, red below; a "
@@ -159,9 +168,13 @@ def state_along_review(
 
 
 def _profiled_runs(data: ImdbData, current: Run) -> dict[str, str]:
-    """The complete runs of these reviews for the memory chart, run id to label."""
-    summaries = compare.complete_runs(RunStore().list_runs(), data.fingerprint)
-    labels = compare.run_labels({summary.run_id: summary.config for summary in summaries})
+    """The complete runs of these reviews for the memory chart, run id to label: its id's
+    first 8 characters and its settings (the cell, padding and mask tell the curves apart)."""
+    labels = {}
+    for summary in compare.complete_runs(RunStore().list_runs(), data.fingerprint):
+        config = compare.config_or_none(summary.config)
+        settings = config.summary() if config else "settings unreadable"
+        labels[summary.run_id] = f"{summary.run_id[:8]} · {settings}"
     return {current.run_id: labels.get(current.run_id, current.run_id)} | labels
 
 
