@@ -768,7 +768,7 @@ def memory_curves(curves: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart:
             y=alt.Y(
                 "gradient:Q",
                 scale=alt.Scale(type="log"),
-                title="gradient ÷ the review's mean",
+                title="gradient ÷ review mean",
             ),
             color=color,
             strokeDash=alt.StrokeDash("kind:N", scale=DIRECTION_DASHES, title="direction"),

@@ -275,9 +275,9 @@ def memory_section(current: Run, data: ImdbData) -> None:
         "again at the largest distances: a direction's first steps start from a zero state, "
         "whose small states amplify what they read before they saturate; that rise is not "
         "counted. The mean of word vectors weighs every position alike: a flat line at 1. "
-        "Where the words lie beyond a direction's memory, as behind hundreds of padding "
-        "steps, its output barely depends on them, and training gets almost no signal from "
-        "them."
+        "Where the words lie beyond a direction's memory, as they can behind hundreds of "
+        "padding steps, its output barely depends on them, and training gets almost no "
+        "signal from them."
     )
 
 
