@@ -73,6 +73,7 @@ def keras_sequences(model: keras.Model, config: TrainConfig, tokens: np.ndarray)
     reads = [model.get_layer(name).input for name in names]
     reads = [tensor[0] if isinstance(tensor, list) else tensor for tensor in reads]
     inputs = keras.Model(model.input, reads)(tokens)
+    inputs = inputs if isinstance(inputs, list) else [inputs]  # one layer: one tensor
     mask = tf.constant(tokens != 0) if config.model.mask_padding else None
     expected = {}
     for number, (name, reads) in enumerate(zip(names, inputs, strict=True), start=1):
@@ -589,3 +590,13 @@ def test_the_steps_near_the_words_keep_twenty_padding_steps_on_each_side():
     assert inside.steps_near_words(pre) == slice(343, 400)
     assert inside.steps_near_words(np.zeros(30, np.int32)) == slice(0, 20)
     assert inside.steps_near_words(np.full(16, 7, np.int32)) == slice(0, 16)
+
+
+def test_a_stored_runs_states_are_its_trained_keras_layers_run_with_return_sequences(tiny_run):
+    _, run, data, inspector = tiny_run
+    model = run.model()  # Keras' own SimpleRNN layers; the inspector computes them fused
+    config = TrainConfig.from_dict(run.config)
+    tokens = inside.padded_rows(data.test.sequences, config)
+    states = inspector.states(tokens)
+    for name, sequence in keras_sequences(model, config, tokens).items():
+        np.testing.assert_allclose(states[name], sequence, atol=3e-6, err_msg=name)

@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, inside, load_imdb, train
@@ -167,3 +169,51 @@ def test_what_a_unit_responds_to(runs):
     assert not [b for b in again.button if b.key == "inside_units_compute"]
     (unit,) = [widget for widget in again.number_input if widget.key == "inside_unit"]
     assert unit.value == 7
+
+
+URL_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24
+)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    source=st.sampled_from(["test review", "typed", "confident mistake"]) | URL_TEXT,
+    review=URL_TEXT,
+    unit=URL_TEXT,
+    memory_runs=st.lists(URL_TEXT, max_size=3),
+)
+def test_any_url_opens_the_page_with_its_numbers_in_range_and_its_text_unshown(
+    runs, source, review, unit, memory_runs
+):
+    app = open_page(
+        PAGE,
+        predict_run=runs.simple_rnn,
+        inside_source=source,
+        inside_review=review,
+        inside_unit=unit,
+        inside_memory_runs=memory_runs,
+    )
+    for widget in app.number_input:
+        if widget.key == "inside_review":
+            assert 0 <= widget.value <= 19
+    assert app.multiselect(key="inside_memory_runs").value == [runs.simple_rnn]
+    shown = texts(app)
+    for value in memory_runs:
+        if len(value.strip()) >= 8:  # long enough not to occur in the page by chance
+            assert value not in shown
+
+
+def test_the_states_of_a_typed_review_show_the_words_as_the_model_reads_them(runs):
+    app = open_page(PAGE, predict_run=runs.simple_rnn)
+    app.text_area(key="inside_text").set_value("<b>Superb</b> [link](x) fun!").run()
+    assert not app.exception
+    (heatmap, _) = state_charts(app)
+    words = heatmap[heatmap["unit"] == 0].sort_values("step")["word"].tolist()
+    # Tags and links are words like any other (b, link, x: unknown to the tiny vocabulary).
+    unknown = "<UNK>"
+    assert words == ["<START>", unknown, "superb", unknown, unknown, unknown, "fun"] + ["<PAD>"] * 9
