@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from rnnkit.compare import config_or_none
 from rnnkit.config import TrainConfig
 from rnnkit.runs import Run, RunStore, RunSummary
 from rnnkit.sequences import length_grouped_batches, pad
@@ -1174,17 +1175,10 @@ def stored_memory_texts(store: RunStore, summaries: Sequence[RunSummary]) -> dic
     """
     texts = {}
     for summary in summaries:
-        config = _config_or_none(summary.config) if summary.status == "complete" else None
+        config = config_or_none(summary.config) if summary.status == "complete" else None
         if config is None:
             continue
         profile = stored_memory_profile(store, summary.run_id, config)
         if profile is not None:
             texts[summary.run_id] = profile.memory_text
     return texts
-
-
-def _config_or_none(settings: object) -> TrainConfig | None:
-    try:
-        return TrainConfig.from_dict(settings) if isinstance(settings, dict) else None
-    except (ValueError, TypeError):
-        return None
