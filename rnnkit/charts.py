@@ -732,3 +732,169 @@ def prefix_predictions(prefixes: pd.DataFrame) -> alt.LayerChart:
         .encode(y="probability:Q")
     )
     return alt.layer(lines, boundary).properties(height=260)
+
+
+# --- inside the RNN ---------------------------------------------------------------------------
+
+# A unit's state: tanh and the LSTM's output lie in (-1, 1); red below 0, white at 0, blue
+# above.
+STATE_COLORS = alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0)
+READS_COLORS = alt.Scale(
+    domain=["word", "padding, read", "padding, skipped"], range=["#1d4ed8", "#f59e0b", "#d6d3d1"]
+)
+DIRECTION_DASHES = alt.Scale(
+    domain=["forward", "backward", "one way", "mean of word vectors"],
+    range=[[1, 0], [6, 3], [1, 0], [2, 2]],
+)
+
+
+def _step_axis(steps: int) -> alt.X:
+    """The time axis of a review's charts: one band per step, labelled "step word"; labels
+    that would overlap are left out."""
+    return alt.X(
+        "label:N",
+        sort=None,  # the rows come in step order
+        title="step: word (hover for each step)",
+        axis=alt.Axis(labelAngle=-90, labelOverlap="greedy", labelLimit=90, ticks=steps <= 80),
+    )
+
+
+def hidden_state(states: pd.DataFrame, steps: pd.DataFrame, title: str) -> alt.VConcatChart:
+    """One direction's hidden state along a review: what each step is (word, padding read,
+    padding skipped), a heatmap of every unit at every step, and how far the state moves at
+    each step.
+
+    Args:
+        states: `inside.state_frame` (step, label, unit, state): a row per step and unit (a
+            500-step review of 64 units is 32,000 rows; Streamlit ships them as Arrow).
+        steps: `inside.step_frame` (step, label, word, reads, change).
+        title: the direction's name.
+
+    Returns:
+        Three charts stacked on one shared time axis.
+    """
+    count = len(steps)
+    width = int(min(1100, max(360, 8 * count)))
+    x = _step_axis(count)
+    no_labels = alt.X("label:N", sort=None, axis=None)
+    reads = (
+        alt.Chart(steps, title=title)
+        .mark_rect()
+        .encode(
+            x=no_labels,
+            color=alt.Color("reads:N", scale=READS_COLORS, title="the step is"),
+            tooltip=["step:Q", "word:N", "reads:N"],
+        )
+        .properties(width=width, height=10)
+    )
+    heatmap = (
+        alt.Chart(states)
+        .mark_rect()
+        .encode(
+            x=no_labels,
+            y=alt.Y("unit:O", title="unit", axis=alt.Axis(labelOverlap="greedy")),
+            color=alt.Color("state:Q", scale=STATE_COLORS, title="state"),
+            tooltip=["step:Q", "word:N", "unit:Q", alt.Tooltip("state:Q", format=".3f")],
+        )
+        .properties(width=width, height=min(320, max(90, 4 * int(states["unit"].max() + 1))))
+    )
+    change = (
+        alt.Chart(steps)
+        .mark_line(point=count <= 80, color=MARK_COLOR)
+        .encode(
+            x=x,
+            y=alt.Y("change:Q", title="‖h_t − h_before‖"),
+            tooltip=["step:Q", "word:N", alt.Tooltip("change:Q", format=".3f")],
+        )
+        .properties(width=width, height=90)
+    )
+    return alt.vconcat(reads, heatmap, change, spacing=4).resolve_scale(
+        x="shared", color="independent"
+    )
+
+
+def memory_curves(curves: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart:
+    """How strongly each run's output depends on the word vector at each distance back from
+    where a direction finishes reading, on a log scale, with each run's memory reach marked.
+
+    Args:
+        curves: `inside.memory_frames`' curves (run, direction, kind, distance, gradient,
+            reviews), zeros left out (a log scale has no place for them).
+        marks: its marks (run, direction, distance, gradient): how far back each run's
+            better direction stays at 1% of its peak (`MemoryProfile.reach`).
+
+    Returns:
+        A line per run and direction (dashed: backward), a point per run.
+    """
+    color = alt.Color(
+        "run:N", title="run", legend=alt.Legend(orient="bottom", columns=1, labelLimit=0)
+    )
+    lines = (
+        alt.Chart(curves)
+        .mark_line()
+        .encode(
+            x=alt.X("distance:Q", title="steps back from where the direction finishes reading"),
+            y=alt.Y(
+                "gradient:Q",
+                scale=alt.Scale(type="log"),
+                title="gradient ÷ review mean",
+            ),
+            color=color,
+            strokeDash=alt.StrokeDash("kind:N", scale=DIRECTION_DASHES, title="direction"),
+            detail="direction:N",
+            tooltip=[
+                "run:N",
+                "direction:N",
+                "distance:Q",
+                alt.Tooltip("gradient:Q", format=".3g"),
+                alt.Tooltip("reviews:Q", title="reviews with this distance"),
+            ],
+        )
+    )
+    points = (
+        alt.Chart(marks)
+        .mark_point(size=90, filled=True, shape="diamond")
+        .encode(
+            x="distance:Q",
+            y="gradient:Q",
+            color=color,
+            tooltip=[
+                "run:N",
+                "direction:N",
+                alt.Tooltip("distance:Q", title="memory (steps)"),
+            ],
+        )
+    )
+    return alt.layer(lines, points).properties(height=340)
+
+
+def unit_correlations(correlations: pd.DataFrame, chosen: int) -> alt.Chart:
+    """Each unit's correlation with the model's logit across the test reviews, strongest
+    first, the chosen unit outlined.
+
+    Args:
+        correlations: `UnitSearch.correlation_frame` (unit, correlation), NaN for units that
+            never change.
+        chosen: the unit shown below the chart.
+
+    Returns:
+        A bar per unit.
+    """
+    frame = correlations.dropna().assign(
+        sign=lambda table: (table["correlation"] > 0).map({True: "pos", False: "neg"}),
+        chosen=lambda table: table["unit"] == chosen,
+    )
+    return (
+        alt.Chart(frame)
+        .mark_bar(stroke="black")
+        .encode(
+            x=alt.X("unit:O", sort=None, title="unit (strongest correlation first)"),
+            y=alt.Y(
+                "correlation:Q", scale=alt.Scale(domain=[-1, 1]), title="correlation with logit"
+            ),
+            color=alt.Color("sign:N", scale=LABEL_COLORS, title="toward"),
+            strokeWidth=alt.condition("datum.chosen", alt.value(2), alt.value(0)),
+            tooltip=["unit:Q", alt.Tooltip("correlation:Q", format=".3f")],
+        )
+        .properties(height=200)
+    )

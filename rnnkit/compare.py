@@ -191,7 +191,9 @@ def choice_labels(summaries: Sequence[RunSummary]) -> dict[str, str]:
 
 
 def runs_table(
-    summaries: Sequence[RunSummary], job_states: Mapping[str, str] | None = None
+    summaries: Sequence[RunSummary],
+    job_states: Mapping[str, str] | None = None,
+    memory: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every stored run in a row: status and results first, then the settings.
 
@@ -199,13 +201,17 @@ def runs_table(
         summaries: `RunStore.list_runs()`.
         job_states: run id to the state of the job that queues or trains it on this server
             ("queued", "running"); such a run's status reads "queued" or "training".
+        memory: run id to how far back it remembers (`inside.stored_memory_texts`), for the
+            runs whose memory profile is computed.
 
     Returns:
         Columns run, status, test accuracy, best val accuracy, best epoch, epochs (done /
-        asked), training time, created (a UTC timestamp; NaT when unknown), problem (a failed
-        run's error, or what is damaged) and settings (the config's summary, the widest).
+        asked), memory (steps) (empty until computed), training time, created (a UTC
+        timestamp; NaT when unknown), problem (a failed run's error, or what is damaged) and
+        settings (the config's summary, the widest).
     """
     job_states = job_states or {}
+    memory = memory or {}
     rows = []
     for summary in summaries:
         config = config_or_none(summary.config)
@@ -218,6 +224,7 @@ def runs_table(
                 "best val accuracy": summary.best_val_accuracy,
                 "best epoch": summary.best_epoch,
                 "epochs": f"{summary.epochs_done} / {config.training.epochs if config else '?'}",
+                "memory (steps)": memory.get(summary.run_id),
                 "training time": duration_text(summary.seconds),
                 "created": summary.created,
                 "problem": summary.error or "",
@@ -227,6 +234,7 @@ def runs_table(
     table = pd.DataFrame(rows)
     table["best epoch"] = table["best epoch"].astype("Int64")
     table["created"] = pd.to_datetime(table["created"], utc=True, errors="coerce")
+    table["memory (steps)"] = table["memory (steps)"].astype("string")
     return table.astype({"best val accuracy": "Float64", "test accuracy": "Float64"})
 
 

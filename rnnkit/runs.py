@@ -13,6 +13,8 @@ and lives in `root/<run_id>/`:
   and `test_reviews` and `data_fingerprint`, which say what the predictions must be);
 - `backup/`: the checkpoint of an unfinished run, saved after each epoch
   (`write_checkpoint`), so an interrupted run resumes from its last finished epoch.
+- `derived/`: what is computed from a complete run's model after training, to read instead of
+  computing it again (`write_derived`, `read_derived`; `rnnkit.inside` checks what it reads).
 
 What each file must hold is `rnnkit.run_schema`'s table: every file is checked against it when
 it is read, and a run whose files do not match is "damaged", with the reason, in listings, in
@@ -71,6 +73,9 @@ if TYPE_CHECKING:
 
 BACKUP_FOLDER = "backup"
 LEGACY_WEIGHTS = "latest.weights.h5"  # Keras' BackupAndRestore's file, in older runs
+DERIVED_FOLDER = "derived"
+# What a derived file may hold: JSON, or NumPy arrays in an `.npz` (never pickles).
+DERIVED_SUFFIXES = (".json", ".npz")
 LOCKS_FOLDER = ".locks"  # outside every run folder, so deleting a run never pulls a held lock
 
 STATUSES = ("missing", "complete", "incomplete", "failed", "damaged")
@@ -155,6 +160,13 @@ def _check_file_name(name: object) -> str:
         raise ValueError(
             f"{name!r} is not a valid run file name: give a plain name such as 'metrics.json'."
         )
+    return name
+
+
+def _check_derived_name(name: object) -> str:
+    _check_file_name(name)
+    if not name.endswith(DERIVED_SUFFIXES):
+        raise ValueError(f"{name!r} is not a derived file name: it must end in .json or .npz.")
     return name
 
 
@@ -756,6 +768,46 @@ class RunStore:
                 folder.unlink()
         return True
 
+    def write_derived(self, run_id: str, name: str, data: Any) -> Path:
+        """Write a file computed from a run (`derived/<name>`) atomically, so that it is
+        computed once per run, not once per visitor or process.
+
+        Args:
+            run_id: the run id; its folder must exist.
+            name: a plain file name ending in ".json" (`data`: JSON-compatible values) or
+                ".npz" (`data`: a mapping of names to arrays of numbers or strings).
+
+        Returns:
+            The path written.
+
+        Raises:
+            ValueError: `run_id` or `name` is not valid, or an array holds Python objects.
+            TypeError: `data` cannot be written as JSON; the previous file is kept.
+            RunError: the run has no folder (deleted meanwhile).
+        """
+        folder = self.folder(run_id)
+        path = folder / DERIVED_FOLDER / _check_derived_name(name)
+        if name.endswith(".json"):
+            content = json.dumps(data, indent=2, default=_json_default).encode()
+
+            def write(handle: IO[bytes]) -> None:
+                handle.write(content)
+        else:
+            arrays = {key: np.asarray(value) for key, value in dict(data).items()}
+            if any(array.dtype.hasobject for array in arrays.values()):
+                raise ValueError("an array holds Python objects; give numbers or strings.")
+
+            def write(handle: IO[bytes]) -> None:
+                np.savez(handle, allow_pickle=False, **arrays)
+
+        try:  # never `parents=True`: that would bring a deleted run's folder back
+            path.parent.mkdir(exist_ok=True)
+        except FileNotFoundError as error:
+            raise RunError(
+                f"Run {run_id} has no folder in {self.root} (deleted meanwhile?)."
+            ) from error
+        return write_atomically(path, write)
+
     # --- reading --------------------------------------------------------------------------------
 
     def resolve(self, prefix: str) -> str:
@@ -802,6 +854,36 @@ class RunStore:
                 f"runs there."
             )
         return matches[0]
+
+    def read_derived(self, run_id: str, name: str) -> Any:
+        """Read a file `write_derived` wrote.
+
+        Args:
+            run_id: the run id.
+            name: the file's name, ending in ".json" or ".npz".
+
+        Returns:
+            The parsed JSON, or for ".npz" a dict of the arrays, read into memory.
+
+        Raises:
+            ValueError: `run_id` or `name` is not valid, or the file is not whole JSON or
+                a whole `.npz` of plain arrays (a pickled array is refused).
+            FileNotFoundError: there is no such file.
+        """
+        path = self.folder(run_id) / DERIVED_FOLDER / _check_derived_name(name)
+        if name.endswith(".json"):
+            return read_json_file(path)
+        try:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+                raise ValueError("it holds no named arrays")
+            with loaded as archive:
+                return {key: archive[key] for key in archive.files}
+        except FileNotFoundError:
+            raise
+        # What a damaged archive leads to: a bad zip, a truncated member, an object array.
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a whole .npz file ({error})") from error
 
     def read_json(self, run_id: str, name: str) -> Any:
         """Read one JSON file of a run.

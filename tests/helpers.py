@@ -429,6 +429,7 @@ PAGES = [
     ("lengths", "Lengths and padding"),
     ("train", "Train"),
     ("curves", "Learning curves"),
+    ("inside", "Inside the RNN"),
     ("predictions", "Predictions"),
 ]
 

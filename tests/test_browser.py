@@ -22,9 +22,11 @@ from tests.helpers import (
     metric_value,
     new_tab,
     open_in_browser,
+    screenshot,
     settle,
     start_server,
     tiny_reviews,
+    train_tiny_runs,
     write_archive,
 )
 
@@ -239,12 +241,51 @@ def test_the_load_benchmarks_stream_client_sees_pages_and_their_faults(server):
         "lengths",
         "train",
         "curves",
+        "inside",
         "predictions",
         "home",
         "vocabulary",
         "reviews",
     ]
-    assert [view.error for view in tour] == [None] * 7
-    assert [view.opened for view in tour] == [True] + [False] * 6
+    assert [view.error for view in tour] == [None] * 8
+    assert [view.opened for view in tour] == [True] + [False] * 7
     assert wrong_title == "shows ['Vocabulary'], not 'Reviews'"
     assert unknown.startswith("page 'no-such-page' not found; shows ['rnnkit: ")
+
+
+@pytest.fixture(scope="module")
+def server_with_a_run(tmp_path_factory):
+    """The app on the tiny corpus with two tiny trained runs (masked bidirectional SimpleRNNs)."""
+    folder = tmp_path_factory.mktemp("browser-inside")
+    trained = train_tiny_runs(folder)
+    running = start_server(
+        {
+            "RNNKIT_DATA": str(trained.corpus),
+            "RNNKIT_CACHE_DIR": str(folder / "cache"),
+            "RNNKIT_RUNS_DIR": str(trained.runs),
+        }
+    )
+    yield running.url, trained.run_id
+    running.stop()
+
+
+def test_inside_the_rnn_shows_states_memory_and_units(server_with_a_run, page):
+    url, run_id = server_with_a_run
+    open_in_browser(page, f"{url}/inside?predict_run={run_id}")
+    assert page.locator("h1").first.inner_text().strip() == "Inside the RNN"
+    page.locator("[data-testid='stVegaLiteChart']").nth(1).wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stVegaLiteChart']").count() == 2  # forward, backward
+    assert "your review" in main_text(page)
+    page.get_by_role("button", name="Compute the memory profile").click()
+    page.locator("[data-testid='stVegaLiteChart']").nth(2).wait_for(timeout=120_000)
+    settle(page)
+    assert page.locator("[data-testid='stVegaLiteChart']").count() == 3
+    assert page.get_by_role("button", name="Compute the memory profile").count() == 0
+    page.get_by_role("button", name="Search the 20 test reviews").click()
+    page.get_by_text("carry the sentiment most").wait_for(timeout=120_000)
+    settle(page)
+    assert page.locator("[data-testid='stVegaLiteChart']").count() == 4
+    assert main_text(page).count("test review") >= 10  # the windows' headings
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    screenshot(page, "inside-the-rnn")

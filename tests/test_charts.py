@@ -185,3 +185,71 @@ def test_each_run_keeps_one_colour_in_every_panel_and_the_legends_show_lines(dra
         assert colour["legend"]["symbolType"] == "stroke"
     (dash,) = {json.dumps(encoding["strokeDash"]) for encoding in found if "strokeDash" in encoding}
     assert json.loads(dash)["legend"]["symbolType"] == "stroke"  # solid and dashed, as lines
+
+
+def review_frames(time: int, units: int):
+    """A review's step and state frames as `rnnkit.inside` makes them, for one direction."""
+    from rnnkit import inside
+
+    vocab = Vocabulary([f"w{rank}" for rank in range(50)], np.ones(50, int), np.ones(50, int))
+    ids = np.zeros(time, np.int32)
+    ids[: time // 2] = np.arange(time // 2) % 40 + 4  # words, then padding
+    states = np.tanh(np.random.default_rng(0).normal(size=(time, units))).astype(np.float32)
+    steps = inside.step_frame(inside.review_steps(ids, vocab, masked=True), states, False)
+    return steps, inside.state_frame(steps, states)
+
+
+def test_hidden_state_stacks_what_each_step_is_the_heatmap_and_the_change():
+    steps, states = review_frames(20, 8)
+    chart = charts.hidden_state(states, steps, "layer 1 forward")
+    spec = chart.to_dict()
+    reads, heatmap, _ = spec["vconcat"]
+    assert [part["mark"]["type"] for part in spec["vconcat"]] == ["rect", "rect", "line"]
+    assert heatmap["encoding"]["y"]["field"] == "unit"
+    scale = heatmap["encoding"]["color"]["scale"]
+    assert scale["domainMid"] == 0 and scale["domain"] == [-1, 1]  # diverging around 0
+    assert spec["resolve"]["scale"]["x"] == "shared"  # one time axis for the three
+    assert reads["encoding"]["color"]["scale"]["domain"][-1] == "padding, skipped"
+    assert rows_shipped(chart) == 20 * 8 + 20  # the states, and the steps once for two charts
+
+
+def test_hidden_state_of_500_steps_and_64_units_is_one_chart_streamlit_ships_whole():
+    steps, states = review_frames(500, 64)
+    chart = charts.hidden_state(states, steps, "layer 2 backward")
+    # Streamlit ships the rows as Arrow without Altair's row guard; the guard stays on here.
+    with alt.data_transformers.disable_max_rows():
+        assert rows_shipped(chart) == 500 * 64 + 500
+    assert alt.data_transformers.options.get("max_rows", 5000) == 5000
+
+
+def test_memory_curves_are_on_a_log_scale_with_each_runs_reach_marked():
+    import pandas as pd
+
+    from rnnkit import inside
+
+    curve = pd.DataFrame(
+        {
+            "direction": ["layer 1 forward"] * 4 + ["layer 1 backward"] * 4,
+            "distance": [0, 1, 2, 3] * 2,
+            "gradient": [4.0, 1.0, 0.02, 0.0, 4.0, 2.0, 0.5, 0.1],
+            "reviews": [8, 8, 6, 2] * 2,
+        }
+    )
+    profiles = {"a": inside.MemoryProfile(curve, 8), "b": inside.MemoryProfile(curve, 8)}
+    curves, marks = inside.memory_frames(profiles)
+    assert (curves["gradient"] > 0).all()  # a log scale has no place for 0
+    assert marks["distance"].tolist() == [3, 3]  # the backward direction reaches farther
+    spec = charts.memory_curves(curves, marks).to_dict()
+    assert layer_marks(spec) == ["line", "point"]
+    lines = spec["layer"][0]["encoding"]
+    assert lines["y"]["scale"]["type"] == "log"
+    assert lines["strokeDash"]["field"] == "kind"
+
+
+def test_unit_correlations_leave_out_units_that_never_change():
+    import pandas as pd
+
+    frame = pd.DataFrame({"unit": [3, 0, 1, 2], "correlation": [0.9, -0.5, np.nan, 0.1]})
+    chart = charts.unit_correlations(frame, chosen=0)
+    assert rows_shipped(chart) == 3
+    assert chart.to_dict()["encoding"]["y"]["scale"]["domain"] == [-1, 1]

@@ -56,6 +56,7 @@ PAGES = (
     "views/lengths.py",
     "views/train.py",
     "views/curves.py",
+    "views/inside.py",
     "views/predictions.py",
 )
 
@@ -230,7 +231,7 @@ def test_a_damaged_run_is_named_with_the_fix_and_every_page_keeps_working(runs, 
     for page in PAGES:
         app = open_page(page)  # asserts that no exception is shown
         assert app.title, page  # the page ran to its content
-        if page in ("views/train.py", "views/curves.py", "views/predictions.py"):
+        if page in ("views/train.py", "views/curves.py", "views/inside.py", "views/predictions.py"):
             (warning,) = [shown(alert.value) for alert in app.warning if "damaged" in alert.value]
             assert f"{runs.run_id}: " in warning, page
             assert name in warning and problem in warning, page

@@ -981,3 +981,79 @@ def test_a_run_completed_before_its_test_count_was_recorded_stays_complete(store
     path.write_text(json.dumps(summary))
     assert store.status(RUN_ID) == "complete"
     assert len(store.load(RUN_ID).predictions) == len(PREDICTIONS)
+
+
+# --- derived files --------------------------------------------------------------------------------
+
+
+def test_derived_files_hold_json_or_arrays_in_the_runs_derived_folder(store):
+    write_complete_run(store, RUN_ID)
+    profile = {"format": 1, "curve": np.array([1.0, 0.5], np.float32)}
+    path = store.write_derived(RUN_ID, "profile.json", profile)
+    assert path == store.folder(RUN_ID) / "derived" / "profile.json"
+    assert store.read_derived(RUN_ID, "profile.json") == {"format": 1, "curve": [1.0, 0.5]}
+    arrays = {"values": np.arange(6, dtype=np.float32).reshape(2, 3), "names": np.array(["a"])}
+    store.write_derived(RUN_ID, "units.npz", arrays)
+    read = store.read_derived(RUN_ID, "units.npz")
+    assert sorted(read) == ["names", "values"]
+    np.testing.assert_array_equal(read["values"], arrays["values"])
+    assert read["names"].tolist() == ["a"]
+    assert store.status(RUN_ID) == "complete"  # derived files are no part of the run's check
+    assert not [p for p in (store.folder(RUN_ID) / "derived").iterdir() if "partial" in p.name]
+
+
+@pytest.mark.parametrize("name", ["../config.json", "a/b.json", ".hidden.json", "x.npy", "x"])
+def test_derived_file_names_are_plain_json_or_npz_names(store, name):
+    write_complete_run(store, RUN_ID)
+    with pytest.raises(ValueError):
+        store.write_derived(RUN_ID, name, {})
+    with pytest.raises(ValueError):
+        store.read_derived(RUN_ID, name)
+
+
+def test_derived_arrays_never_hold_pickles(store):
+    write_complete_run(store, RUN_ID)
+    with pytest.raises(ValueError, match="Python objects"):
+        store.write_derived(RUN_ID, "units.npz", {"values": np.array([{}], dtype=object)})
+    folder = store.folder(RUN_ID) / "derived"
+    folder.mkdir(exist_ok=True)
+    np.savez(folder / "units.npz", values=np.array([{"a": 1}], dtype=object))  # a pickle
+    with pytest.raises(ValueError, match=r"not a whole \.npz file"):
+        store.read_derived(RUN_ID, "units.npz")
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not a zip", b"PK\x03\x04 truncated", b"\x93NUMPY", b'{"a": 1}']
+)
+def test_a_damaged_derived_array_file_reads_as_a_value_error(store, content):
+    write_complete_run(store, RUN_ID)
+    store.write_derived(RUN_ID, "units.npz", {"values": np.zeros(3)})
+    path = store.folder(RUN_ID) / "derived" / "units.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError):
+        store.read_derived(RUN_ID, "units.npz")
+    with pytest.raises(FileNotFoundError):
+        store.read_derived(RUN_ID, "other.npz")
+
+
+def test_a_half_written_derived_array_file_reads_as_a_value_error(store):
+    write_complete_run(store, RUN_ID)
+    store.write_derived(RUN_ID, "units.npz", {"values": np.arange(1000.0)})
+    truncate(store.folder(RUN_ID) / "derived" / "units.npz")
+    with pytest.raises(ValueError, match=r"not a whole \.npz file"):
+        store.read_derived(RUN_ID, "units.npz")
+
+
+def test_writing_a_derived_file_never_brings_a_deleted_run_back(store):
+    write_complete_run(store, RUN_ID)
+    store.delete(RUN_ID)
+    with pytest.raises(RunError, match="has no folder"):
+        store.write_derived(RUN_ID, "profile.json", {})
+    assert not store.folder(RUN_ID).exists()
+
+
+def test_discarding_a_runs_results_discards_what_was_derived_from_them(store):
+    write_complete_run(store, RUN_ID)
+    store.write_derived(RUN_ID, "profile.json", {})
+    assert "derived" in store.discard_results(RUN_ID)
+    assert not (store.folder(RUN_ID) / "derived").exists()

@@ -66,6 +66,8 @@ def store_calls(store: RunStore, run_id: object) -> dict:
         "delete": lambda: store.delete(run_id),
         "read_json": lambda: store.read_json(run_id, "config.json"),
         "read_array": lambda: store.read_array(run_id, "predictions.npy"),
+        "write_derived": lambda: store.write_derived(run_id, "profile.json", {}),
+        "read_derived": lambda: store.read_derived(run_id, "profile.json"),
         "history_epochs": lambda: store.history_epochs(run_id),
         "status": lambda: store.status(run_id),
         "summary": lambda: store.summary(run_id),
@@ -215,6 +217,7 @@ def test_no_page_offers_a_file_upload(runs):
     assert PAGES == [
         "views/curves.py",
         "views/home.py",
+        "views/inside.py",
         "views/lengths.py",
         "views/predictions.py",
         "views/reviews.py",

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from filelock import Timeout
 
-from rnnkit import baseline, charts, compare
+from rnnkit import baseline, charts, compare, inside
 from rnnkit.config import TrainConfig, preset
 from rnnkit.data import ImdbData
 from rnnkit.jobs import LimitError, limit_problems
@@ -31,6 +31,7 @@ RUN_COLUMNS = {
     "best val accuracy": st.column_config.NumberColumn("best val acc.", format="percent", width=95),
     "best epoch": st.column_config.NumberColumn(width=75),
     "epochs": st.column_config.TextColumn(width=60),
+    "memory (steps)": st.column_config.TextColumn("memory", width=70),
     "training time": st.column_config.TextColumn("time", width=85),
     "problem": st.column_config.TextColumn(width=160),
     "settings": st.column_config.TextColumn(width="large"),
@@ -38,8 +39,10 @@ RUN_COLUMNS = {
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> None:
-    """Every stored run in a row (`compare.runs_table`), its status live from the job board."""
-    table = compare.runs_table(summaries, job_states())
+    """Every stored run in a row (`compare.runs_table`), its status live from the job board,
+    and its memory where the Inside the RNN page has computed it."""
+    memory = inside.stored_memory_texts(job_board().store, summaries)
+    table = compare.runs_table(summaries, job_states(), memory)
     shown = [name for name in RUN_COLUMNS if name != "problem" or table["problem"].any()]
     st.dataframe(
         table,

@@ -64,6 +64,12 @@ PAGES = (
         "the runs' loss and accuracy per epoch side by side; the padding experiment",
     ),
     PageInfo(
+        "views/inside.py",
+        "Inside the RNN",
+        ":material/neurology:",
+        "the hidden state along a review, how far back each model remembers, what units do",
+    ),
+    PageInfo(
         "views/predictions.py",
         "Predictions",
         ":material/psychology:",
