@@ -15,7 +15,6 @@ import streamlit as st
 from rnnkit.settings import SettingsError, check_environment
 from rnnkit.ui.loading import data_sidebar
 from rnnkit.ui.pages import APP_ICON, navigation
-from rnnkit.ui.untrusted import escape_markdown
 
 
 def main() -> None:
@@ -24,7 +23,8 @@ def main() -> None:
     try:
         check_environment()  # every page, before any of it runs: no page works with these
     except SettingsError as error:
-        st.error(f"This server's settings cannot be used.\n\n{escape_markdown(error)}")
+        # The operator's own variables, listed one a line: shown as the message lays them out.
+        st.error(f"This server's settings cannot be used.\n\n{error}")
         st.stop()
     page = navigation()
     data_sidebar()

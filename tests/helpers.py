@@ -36,7 +36,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, preset, train
-from rnnkit.config import TrainConfig
+from rnnkit.config import LIMITS, TrainConfig
 from rnnkit.training import ProgressEvent, TrainingCancelled
 from rnnkit.ui.board import job_board
 
@@ -322,9 +322,16 @@ URL_PARAMETERS = {
         "show_ids",
     ],
     "views/lengths.py": ["max_length", "padding", "truncating", "log_scale", "batch_size", "batch"],
-    "views/train.py": [],
+    "views/train.py": ["preset", *LIMITS],  # the preset and every setting of the form
     "views/curves.py": ["curves_runs", "curves_layout"],
     "views/predictions.py": ["predict_run", "predict_threshold", "predict_word"],
+    "views/inside.py": [
+        "predict_run",
+        "inside_source",
+        "inside_review",
+        "inside_memory_runs",
+        "inside_unit",
+    ],
 }
 # The URL parameters that hold a number, and the kind of widget that shows each.
 URL_NUMBER_WIDGETS = {
@@ -335,6 +342,8 @@ URL_NUMBER_WIDGETS = {
     "max_length": "slider",
     "batch": "number_input",
     "predict_threshold": "slider",
+    "inside_review": "number_input",
+    "inside_unit": "number_input",
 }
 # What a hostile link puts in a URL parameter: a link, an image, HTML, a script, Streamlit's
 # colour directive and math.

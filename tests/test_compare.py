@@ -30,4 +30,4 @@ def test_the_runs_table_shows_each_runs_memory_once_computed():
     assert shown["0000000000000001"] == "37"
     assert shown.isna()["0000000000000002"]  # not computed: empty
     assert shown["0000000000000003"] == "every position"
-    assert table.columns.tolist().index("memory (steps)") == 7  # after the test accuracy
+    assert table.columns.tolist().index("memory (steps)") == 6  # after the epochs

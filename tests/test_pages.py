@@ -72,6 +72,7 @@ def test_home_links_every_other_page_with_its_material_icon(data_path):
         ("Lengths and padding", ":material/straighten:"),
         ("Train", ":material/model_training:"),
         ("Learning curves", ":material/show_chart:"),
+        ("Inside the RNN", ":material/neurology:"),
         ("Predictions", ":material/psychology:"),
     ]
     assert [page.title for page in PAGES[1:]] == [title for title, _ in links]

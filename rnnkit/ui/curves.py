@@ -25,14 +25,14 @@ BASELINE_NAME = "TF-IDF + logistic regression (test)"
 # last and take the rest. The creation time is left out (the runs are listed newest first),
 # and the problem column shows only when a run has one.
 RUN_COLUMNS = {
-    "run": st.column_config.TextColumn(width=140),
-    "status": st.column_config.TextColumn(width=85),
+    "run": st.column_config.TextColumn(width=135),
+    "status": st.column_config.TextColumn(width=80),
     "test accuracy": st.column_config.NumberColumn("test acc.", format="percent", width=75),
-    "best val accuracy": st.column_config.NumberColumn("best val acc.", format="percent", width=95),
-    "best epoch": st.column_config.NumberColumn(width=75),
+    "best val accuracy": st.column_config.NumberColumn("best val acc.", format="percent", width=90),
+    "best epoch": st.column_config.NumberColumn(width=65),
     "epochs": st.column_config.TextColumn(width=60),
-    "memory (steps)": st.column_config.TextColumn("memory", width=70),
-    "training time": st.column_config.TextColumn("time", width=85),
+    "memory (steps)": st.column_config.TextColumn("memory", width=60),
+    "training time": st.column_config.TextColumn("time", width=75),
     "problem": st.column_config.TextColumn(width=160),
     "settings": st.column_config.TextColumn(width="large"),
 }

@@ -81,18 +81,18 @@ def _config_from_url() -> tuple[str, TrainConfig]:
     """The preset and settings a link names (`?preset=notebook&training.epochs=2`), each
     checked as the form checks it; what cannot be used is left out, with a note that names
     the parameter (never its value: a crafted link could put any text on the page)."""
-    params = st.query_params
-    name = params.get("preset", "seed")
+    name = st.query_params.get("preset", "seed")
     if name not in PRESETS:
         _notify(f"The link's preset is not one of {', '.join(PRESETS)}: seed is used.")
         name = "seed"
     config = preset(name)
     ignored = []
     for setting, limit in LIMITS.items():
-        if setting not in params:
+        text = st.query_params.get(setting)
+        if text is None:
             continue
         try:
-            config = config.with_overrides({setting: limit.parse(setting, params[setting])})
+            config = config.with_overrides({setting: limit.parse(setting, text)})
         except ValueError:
             ignored.append(setting)
     if ignored:
