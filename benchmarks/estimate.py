@@ -52,6 +52,9 @@ def estimated_and_measured(board, config, data) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the run stores in this folder (to study)"
+    )
     arguments = parser.parse_args()
     if not os.environ.get("RNNKIT_DATA"):
         sys.exit("Set RNNKIT_DATA to the aclImdb archive (../shared/data/aclImdb_labeled.tar.gz)")
@@ -61,7 +64,8 @@ def main() -> None:
 
     print(f"{'preset':<12} {'estimate':<11} {'estimated':>10} {'measured':>9} {'ratio':>6}")
     errors = []
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = arguments.keep or temporary
         for preset_name in arguments.presets:
             config = rnnkit.preset(preset_name).with_overrides(
                 {"training.epochs": EPOCHS.get(preset_name, 1)}
