@@ -3,7 +3,8 @@
 - Scores of test-set probabilities: metrics at a threshold, ROC and precision-recall curves
   (thinned for charts), a probability histogram, accuracy by review length, the most confident
   mistakes.
-- A model on any text: `encode_for_model` pads and cuts a text exactly as training pads the
+- A model on any text: `load_model` loads a run's model with its forward pass and gradient
+  compiled, `encode_for_model` pads and cuts a text exactly as training pads the
   reviews, `predict_texts` scores texts, `token_contributions` says which words pushed the
   prediction which way, `prefix_predictions` shows the prediction word by word, and
   `nearest_words` looks up neighbours in the trained embedding (`distinguishing_decimals`
@@ -21,9 +22,10 @@ them, so importing this module is quick.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -423,15 +425,104 @@ def encode_for_model(text: str, vocab: Vocabulary, config: TrainConfig) -> Encod
     )
 
 
+@dataclass
+class _CompiledModel:
+    """A model's forward pass and its gradient x input, each traced once for every shape."""
+
+    forward: Any  # (rows, time) int32 ids -> (rows, 1) probabilities
+    gradient: Any  # (1, time) int32 ids -> (probability, (time,) gradient x input)
+    masked: bool  # the embedding masks id 0: padding columns can be dropped
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(model: keras.Model) -> _CompiledModel:
+    """The model's compiled functions, made on first use and kept as long as the model.
+
+    Keras' `predict_on_batch` traces a new function for the first call of every model, and an
+    eager gradient tape runs each layer's operations one by one: seconds on the first reading
+    of a text. One `tf.function` per model with an input shape open in both dimensions is
+    traced once; `load_model` traces it before the first visitor asks.
+    """
+    compiled = _COMPILED.get(model)
+    if compiled is not None:
+        return compiled
+    import tensorflow as tf
+
+    embedding = model.get_layer("embedding")
+    layers = list(model.layers)
+    after = layers[layers.index(embedding) + 1 :]  # build_model's chain: RNNs, Dropout, Dense
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32)])
+    def forward(batch):
+        return model(batch, training=False)
+
+    @tf.function(input_signature=[tf.TensorSpec((1, None), tf.int32)])
+    def gradient(batch):
+        # The embedding's output carries the padding mask (with mask_padding) and each later
+        # layer passes it on, as inside the model.
+        embedded = embedding(batch)  # (1, time, embedding_dim)
+        with tf.GradientTape() as tape:
+            tape.watch(embedded)
+            hidden = embedded
+            for layer in after:
+                hidden = layer(hidden, training=False)
+        gradients = tape.gradient(hidden, embedded)  # (1, time, embedding_dim)
+        return hidden[0, 0], tf.reduce_sum(gradients * embedded, axis=-1)[0]
+
+    compiled = _CompiledModel(forward, gradient, bool(getattr(embedding, "mask_zero", False)))
+    _COMPILED[model] = compiled
+    return compiled
+
+
+def load_model(run: Run) -> keras.Model:
+    """A run's model, ready to read texts at once: loaded, and its forward pass and gradient
+    traced (the first reading of a text would otherwise pay seconds for them).
+
+    Args:
+        run: a complete run.
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        RunError: the model cannot be loaded (see `Run.model`).
+    """
+    model = run.model()
+    compiled = _compiled(model)
+    config = TrainConfig.from_dict(run.config)
+    row = np.full((1, config.data.max_length), OOV_ID, dtype=np.int32)
+    row[0, 0] = START_ID
+    compiled.forward(row)
+    compiled.gradient(row)
+    return model
+
+
 def _predict(model: keras.Model, rows: np.ndarray) -> np.ndarray:
-    """(n,) float32 probabilities of (n, time) padded ids, PREDICT_BATCH rows per call."""
+    """(n,) float32 probabilities of (n, time) padded ids.
+
+    At most PREDICT_BATCH rows per call. When the model masks its padding, rows of similar
+    length go together and the columns that are padding in every row of a batch are left out:
+    a masked step keeps the state, so the result is the same, and the steps not run are free.
+    """
     if len(rows) == 0:
         return np.zeros(0, dtype=np.float32)
-    chunks = [
-        np.asarray(model.predict_on_batch(rows[start : start + PREDICT_BATCH]))  # (chunk, 1)
-        for start in range(0, len(rows), PREDICT_BATCH)
-    ]
-    return np.concatenate(chunks)[:, 0].astype(np.float32)
+    compiled = _compiled(model)
+    rows = np.asarray(rows, dtype=np.int32)
+    result = np.empty(len(rows), dtype=np.float32)
+    order = np.argsort(np.count_nonzero(rows, axis=1), kind="stable")
+    if not compiled.masked:
+        order = np.arange(len(rows))
+    for start in range(0, len(rows), PREDICT_BATCH):
+        chosen = order[start : start + PREDICT_BATCH]
+        batch = rows[chosen]
+        if compiled.masked:
+            batch = batch[:, np.flatnonzero(batch.any(axis=0))]
+            if batch.shape[1] == 0:  # only padding: one masked step, the zero state
+                batch = rows[chosen][:, :1]
+        result[chosen] = np.asarray(compiled.forward(batch))[:, 0]
+    return result
 
 
 def predict_texts(
@@ -474,28 +565,13 @@ def _word_steps(encoded: EncodedText) -> tuple[np.ndarray, np.ndarray]:
 def _gradient_times_input(model: keras.Model, ids: np.ndarray) -> np.ndarray:
     """(time,) gradient x input of the probability at the embedding output, summed over the
     embedding dimension."""
-    import tensorflow as tf
-
-    embedding = model.get_layer("embedding")
-    layers = list(model.layers)
-    after = layers[layers.index(embedding) + 1 :]  # build_model's chain: RNNs, Dropout, Dense
-    batch = tf.constant(ids[None, :])  # (1, time)
-    # Called eagerly, the embedding's output carries the padding mask (with mask_padding) and
-    # each later layer passes it on, as inside the model.
-    embedded = embedding(batch)  # (1, time, embedding_dim)
-    with tf.GradientTape() as tape:
-        tape.watch(embedded)
-        hidden = embedded
-        for layer in after:
-            hidden = layer(hidden, training=False)
-        probability = hidden  # (1, 1)
-    if abs(float(probability[0, 0]) - float(_predict(model, ids[None, :])[0])) > 1e-4:
+    probability, contributions = _compiled(model).gradient(np.asarray(ids[None, :], np.int32))
+    if abs(float(probability) - float(_predict(model, ids[None, :])[0])) > 1e-4:
         raise ValueError(
             "the gradient method needs the layers after the embedding to form a chain, as "
             "build_model makes them; use method='occlusion' for this model"
         )
-    gradient = tape.gradient(probability, embedded)  # (1, time, embedding_dim)
-    return tf.reduce_sum(gradient * embedded, axis=-1).numpy()[0]
+    return np.asarray(contributions)
 
 
 def token_contributions(

@@ -406,6 +406,57 @@ def test_prefix_predictions_end_with_the_whole_text(trained):
     assert table["probability_after_prefix"].iloc[2] == pytest.approx(after_three, abs=1e-6)
 
 
+def test_a_loaded_model_reads_texts_of_any_length_without_tracing_again(trained, tmp_path):
+    from rnnkit import evaluation
+
+    # The run's model loaded as the Predictions page loads it: its functions traced at load.
+    store = RunStore(tmp_path / "runs")
+    run = train(trained.config, trained.data, store)
+    model = evaluation.load_model(run)
+    compiled = evaluation._compiled(model)
+    traced = (
+        compiled.forward.experimental_get_tracing_count(),
+        compiled.gradient.experimental_get_tracing_count(),
+    )
+    assert traced == (1, 1)
+    vocab, config = trained.data.vocab, trained.config
+    for text in ("great", "the plot was dull", " ".join(["superb fun"] * 20)):
+        for method in ("occlusion", "gradient"):
+            reading = evaluation.read_text(model, vocab, config, text, method)
+            ids = encode_for_model(text, vocab, config).ids
+            assert reading.probability == pytest.approx(
+                model_probabilities(model, [ids])[0], abs=1e-6
+            )
+    assert compiled.forward.experimental_get_tracing_count() == 1
+    assert compiled.gradient.experimental_get_tracing_count() == 1
+
+
+def test_rows_of_mixed_lengths_come_back_in_their_order(trained):
+    from rnnkit.evaluation import _predict
+
+    # Under a mask, rows go through in length order with their all-padding columns left out;
+    # every probability must still land on its own row, for either padding side.
+    rows = [
+        encode_for_model(text, trained.data.vocab, trained.config).ids
+        for text in (
+            "a gem of a film, great fun",
+            "dull",
+            "the acting was bad",
+            "superb",
+            "",
+        )
+        if text
+    ] + [np.zeros(16, np.int32)]
+    rows = np.stack(rows)
+    np.testing.assert_allclose(
+        _predict(trained.model, rows), model_probabilities(trained.model, rows), atol=1e-6
+    )
+    pre = np.stack([np.roll(row, 16 - np.count_nonzero(row)) for row in rows])  # pre padding
+    np.testing.assert_allclose(
+        _predict(trained.model, pre), model_probabilities(trained.model, pre), atol=1e-6
+    )
+
+
 def test_nearest_words_in_the_trained_embedding(trained):
     vocab = trained.data.vocab
     table = nearest_words(trained.model, vocab, "great", k=5)

@@ -110,7 +110,7 @@ def run_picker(data: ImdbData) -> Run:
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=2)
 def _cached_model(folder: str, model_state: tuple[int, int], _run: Run) -> keras.Model:
     # Two models at most: a server's memory is small. model_state: a retrained run loads afresh.
-    model = _run.model()
+    model = evaluation.load_model(_run)  # its forward pass and gradient traced, too
     freeze_heap()
     return model
 
