@@ -477,8 +477,9 @@ def _compiled(model: keras.Model) -> _CompiledModel:
 
 
 def load_model(run: Run) -> keras.Model:
-    """A run's model, ready to read texts at once: loaded, and its forward pass and gradient
-    traced (the first reading of a text would otherwise pay seconds for them).
+    """A run's model, ready to read texts at once: loaded, its SimpleRNN layers computed by
+    `rnnkit.fused` where training's would be (`rnnkit.model.fast_copy`), and its forward pass
+    and gradient traced (the first reading of a text would otherwise pay seconds for them).
 
     Args:
         run: a complete run.
@@ -489,9 +490,11 @@ def load_model(run: Run) -> keras.Model:
     Raises:
         RunError: the model cannot be loaded (see `Run.model`).
     """
-    model = run.model()
-    compiled = _compiled(model)
+    from rnnkit.model import fast_copy
+
     config = TrainConfig.from_dict(run.config)
+    model = fast_copy(run.model(), config)  # a saved model is of Keras' own layers
+    compiled = _compiled(model)
     row = np.full((1, config.data.max_length), OOV_ID, dtype=np.int32)
     row[0, 0] = START_ID
     compiled.forward(row)

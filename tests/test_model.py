@@ -186,3 +186,21 @@ def test_a_small_model_trains_for_an_epoch():
 def test_build_model_rejects_a_plain_dict():
     with pytest.raises(ValueError, match="config must be a TrainConfig"):
         build_model({"model": {}})
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_a_saved_models_fast_copy_computes_the_same_with_the_fused_layers(mask):
+    from rnnkit.model import fast_copy
+
+    config = countable_config(rnn_units=(4, 4), mask_padding=mask)
+    plain = build_model(config, fused=False)
+    fast = fast_copy(plain, config)
+    assert has_fused_layers(fast) and not has_fused_layers(plain)
+    tokens = np.array([[1, 5, 9, 12, 0, 0], [1, 7, 7, 3, 99, 4]], dtype="int32")
+    np.testing.assert_allclose(
+        fast.predict(tokens, verbose=0), plain.predict(tokens, verbose=0), atol=1e-6
+    )
+    assert fast_copy(fast, config) is fast  # fused already: nothing to copy
+    lstm = countable_config(cell="lstm")
+    lstm_model = build_model(lstm)
+    assert fast_copy(lstm_model, lstm) is lstm_model  # no faster layers for an LSTM
