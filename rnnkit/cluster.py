@@ -314,9 +314,11 @@ def train_on_cluster(
                 hub.cancel.remote(key)
                 if not started:  # still in Ray's queue: it leaves it
                     ray.cancel(task)
-            elif asked_to_stop is not None:
-                if time.monotonic() - asked_to_stop > CANCEL_GRACE_SECONDS:
-                    ray.cancel(task, force=True)
+            elif (
+                asked_to_stop is not None
+                and time.monotonic() - asked_to_stop > CANCEL_GRACE_SECONDS
+            ):
+                ray.cancel(task, force=True)
         try:
             result = ray.get(task)
         except ray.exceptions.TaskCancelledError as error:
