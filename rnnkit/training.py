@@ -273,6 +273,7 @@ def _length_grouped(
     config: TrainConfig,
     shuffle: bool,
     size: int | None = None,
+    first_pass: int = 0,
 ) -> tuple[tf.data.Dataset, np.ndarray]:
     """Batches of reviews of similar length, each cut to its longest review, for Keras.
 
@@ -285,6 +286,9 @@ def _length_grouped(
         config: gives the padding side, the batch size and the seed.
         shuffle: draw a new random grouping every pass (training).
         size: reviews per batch; default the config's batch size.
+        first_pass: the passes done before this dataset's first (a resumed run's finished
+            epochs): with `shuffle`, its first pass draws the grouping that pass would have
+            drawn, so that a resumed run sees the batches of an uninterrupted one.
 
     Returns:
         The dataset (its number of batches known to Keras), and the rows of the first pass in
@@ -295,6 +299,8 @@ def _length_grouped(
     size = size or config.training.batch_size
     lengths = np.count_nonzero(tokens, axis=1)
     seeds = np.random.default_rng(config.training.seed)
+    if shuffle:
+        seeds.integers(2**31, size=first_pass)  # one draw per pass, as random_grouping draws
 
     def draw() -> list[np.ndarray]:
         if not shuffle:
@@ -576,6 +582,11 @@ def _fit_and_store(
     setup = setup_training(config, data, strategy)
     model, prepared, training = setup.model, setup.prepared, config.training
     initial_epoch = _restore(model, store, run_id, strategy)
+    if initial_epoch and config.model.mask_padding:
+        # The epochs after the checkpoint get the groupings an uninterrupted run gives them.
+        setup.fit_arguments["x"], _ = _length_grouped(
+            prepared.x_train, prepared.y_train, config, shuffle=True, first_pass=initial_epoch
+        )
     steps_per_batch = setup.forward_steps(prepared.x_train) / setup.batches_per_epoch
     plan = _Plan(
         epochs=training.epochs,

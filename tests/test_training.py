@@ -243,6 +243,27 @@ def test_cancel_stops_within_a_batch_and_the_run_resumes(data, store):
     assert [record["epoch"] for record in run.history] == [1, 2, 3, 4]
 
 
+def test_a_resumed_run_has_the_history_of_an_uninterrupted_one(data, tmp_path):
+    config = tiny_masked_config(**{"training.epochs": "4"})
+    whole = train(config, data, RunStore(tmp_path / "whole"))
+    store = RunStore(tmp_path / "stopped")
+    token = CancelToken()
+
+    def stop_after_the_second_epoch(event):
+        if event.kind == "epoch" and event.epoch == 2:
+            token.cancel()
+
+    with pytest.raises(TrainingCancelled):
+        train(config, data, store, on_progress=stop_after_the_second_epoch, cancel=token)
+    assert len(store.history_epochs(whole.run_id)) == 2
+    resumed = train(config, data, store)
+    # Epochs 3 and 4 see the batches they see uninterrupted, from the same weights and
+    # optimizer state: the same numbers, to float32 rounding.
+    for a, b in zip(whole.history, resumed.history, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6)
+
+
 def test_a_failure_is_recorded_and_retraining_works(data, store, monkeypatch):
     import rnnkit.model
 
