@@ -465,7 +465,8 @@ class JobView:
     started: float | None
     finished: float | None
     pid: int | None = None  # the training process, once started
-    node: str | None = None  # the cluster node that trains it (its IP); None on this machine
+    # The cluster node that trains it, "IP (the start of its node id)"; None on this machine.
+    node: str | None = None
 
 
 @dataclass
@@ -770,7 +771,8 @@ class JobBoard:
 
         def on_start(where: dict) -> None:
             with self._condition:
-                job.pid, job.node = where.get("pid"), where.get("node")
+                job.pid = where["pid"]
+                job.node = f"{where['node']} ({where['node_id'][:8]})"  # nodes may share an IP
                 if job.state != "queued":  # run again after its node was lost
                     return
                 self._queue.remove(job.run_id)
