@@ -173,9 +173,11 @@ def _train_on_cluster(
 ) -> Run:
     """Train `config` on the cluster at `address`; Ctrl+C or SIGTERM stops the job there after
     its batch in progress (resumable) and raises as for local training."""
-    from rnnkit.cluster import train_on_cluster
+    from rnnkit.cluster import connect, train_on_cluster
     from rnnkit.jobs import training_order
 
+    print(f"training on the Ray cluster at {address}", file=sys.stderr)
+    connect(address)  # before the handlers below: connecting sets Ray's own
     cancel = CancelToken()
     received: list[int] = []
 
@@ -190,7 +192,6 @@ def _train_on_cluster(
             number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)
         }
     try:
-        print(f"training on the Ray cluster at {address}", file=sys.stderr)
         train_on_cluster(
             training_order(config, data, store),
             address,

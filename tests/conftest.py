@@ -39,6 +39,9 @@ def isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("RNNKIT_DATA", raising=False)
     monkeypatch.delenv("RNNKIT_FUSED_RNN", raising=False)
+    # Jobs train on this machine unless a test hands them to its cluster.
+    monkeypatch.delenv("RNNKIT_RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RNNKIT_RAY_JOB_CPUS", raising=False)
     # No training process on standby (TensorFlow loading in the background) unless a test asks.
     monkeypatch.setenv("RNNKIT_STANDBY", "0")
 
