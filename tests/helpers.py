@@ -663,10 +663,10 @@ class RayNode:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop the node's processes (SIGTERM, then SIGKILL what is left after 20 s)."""
+        """Stop the node's processes (SIGTERM, then SIGKILL what is left after 5 s)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 5
         while _running_in_group(self.process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.kill()
