@@ -170,7 +170,6 @@ def _run_task(order: dict, hub: Any, key: str, cpus: int) -> dict:
 
     from rnnkit.jobs import train_order
 
-    _limit_threads(cpus)
     context = ray.get_runtime_context()
     hub.report.remote(
         key,
@@ -182,6 +181,7 @@ def _run_task(order: dict, hub: Any, key: str, cpus: int) -> dict:
             }
         },
     )
+    _limit_threads(cpus)  # TensorFlow loads meanwhile: the job shows as starting on this node
     cancel = CancelToken()
     finished = threading.Event()
 
