@@ -124,18 +124,23 @@ class ProgressHub:
         self.cancelled: set[str] = set()
 
     def report(self, key: str, message: dict) -> None:
+        """Keep a task's report for its driver."""
         self.reports.setdefault(key, []).append(message)
 
     def take(self, key: str) -> list[dict]:
+        """The job's reports not taken yet, oldest first."""
         return self.reports.pop(key, [])
 
     def cancel(self, key: str) -> None:
+        """Ask the job's task to stop after its batch in progress."""
         self.cancelled.add(key)
 
     def is_cancelled(self, key: str) -> bool:
+        """Whether the job was asked to stop."""
         return key in self.cancelled
 
     def forget(self, key: str) -> None:
+        """Drop what the actor keeps of a job that has ended."""
         self.reports.pop(key, None)
         self.cancelled.discard(key)
 
