@@ -1,16 +1,18 @@
 """`python -m rnnkit`: train configurations headless and manage the run store.
 
-    python -m rnnkit train --preset seed --epochs 1 [--set model.cell=lstm ...]
+    python -m rnnkit train --preset seed --epochs 1 [--set model.cell=lstm ...] [--cluster]
     python -m rnnkit runs
     python -m rnnkit show RUN_ID
     python -m rnnkit delete RUN_ID
 
 RUN_ID is a run id or any unique prefix of 4 or more of its characters (the app shows 8).
+`train --cluster` trains on the Ray cluster at ADDRESS (default `RNNKIT_RAY_ADDRESS`) instead of
+in this process, with the same progress bar; the run store must be a path the nodes share.
 
 Exit codes: 0 done, 1 the data or a run could not be used (no such run, a damaged run, a
-store that cannot be written), 2 a bad argument or setting (an ambiguous or malformed run id,
-an `RNNKIT_*` variable out of range), 130 interrupted by Ctrl+C and 143 by SIGTERM (the run
-resumes from its last finished epoch when asked again).
+store that cannot be written, a cluster that cannot be reached), 2 a bad argument or setting
+(an ambiguous or malformed run id, an `RNNKIT_*` variable out of range), 130 interrupted by
+Ctrl+C and 143 by SIGTERM (the run resumes from its last finished epoch when asked again).
 """
 
 from __future__ import annotations
@@ -24,12 +26,20 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
+from rnnkit.cluster import ClusterError
 from rnnkit.config import PRESETS, TrainConfig, preset
-from rnnkit.data import load_imdb
-from rnnkit.runs import RunError, RunStore
-from rnnkit.settings import SettingsError, check_environment
+from rnnkit.data import ImdbData, load_imdb
+from rnnkit.runs import Run, RunError, RunStore
+from rnnkit.settings import (
+    RAY_ADDRESS_VARIABLE,
+    SettingsError,
+    check_environment,
+    ray_address,
+    ray_address_problem,
+    ray_job_cpus,
+)
 from rnnkit.sources import DataError
-from rnnkit.training import ProgressEvent, TrainingCancelled, train
+from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled, train
 
 BAR_WIDTH = 30
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -128,7 +138,10 @@ def command_train(arguments: argparse.Namespace) -> int:
         )
     started = time.perf_counter()
     bar = ProgressBar()
-    run = train(config, data, store, on_progress=bar, started_at=arguments.started_at)
+    if arguments.cluster is not None and not already_trained:
+        run = _train_on_cluster(config, data, store, bar, _cluster_address(arguments.cluster))
+    else:
+        run = train(config, data, store, on_progress=bar, started_at=arguments.started_at)
     if not bar.events and not already_trained:
         print("trained by another process meanwhile: its stored run is returned", file=sys.stderr)
     summary = run.summary
@@ -139,6 +152,61 @@ def command_train(arguments: argparse.Namespace) -> int:
         f"{summary.get('test_accuracy') or float('nan'):.4f}"
     )
     return 0
+
+
+def _cluster_address(given: str) -> str:
+    """The address `--cluster` names, or `RNNKIT_RAY_ADDRESS`'s; ValueError if neither."""
+    address = given.strip() or ray_address()
+    if not address:
+        raise ValueError(
+            f"--cluster needs the cluster's address: --cluster ADDRESS, or set "
+            f"{RAY_ADDRESS_VARIABLE}"
+        )
+    problem = ray_address_problem(address)
+    if problem:
+        raise ValueError(problem.replace(RAY_ADDRESS_VARIABLE, "--cluster", 1))
+    return address
+
+
+def _train_on_cluster(
+    config: TrainConfig, data: ImdbData, store: RunStore, bar: ProgressBar, address: str
+) -> Run:
+    """Train `config` on the cluster at `address`; Ctrl+C or SIGTERM stops the job there after
+    its batch in progress (resumable) and raises as for local training."""
+    from rnnkit.cluster import connect, train_on_cluster
+    from rnnkit.jobs import training_order
+
+    print(f"training on the Ray cluster at {address}", file=sys.stderr)
+    connect(address)  # before the handlers below: connecting sets Ray's own
+    cancel = CancelToken()
+    received: list[int] = []
+
+    def stop(number: int, frame: object) -> None:
+        received.append(number)
+        cancel.cancel()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if in_main_thread:
+        previous = {
+            number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)
+        }
+    try:
+        train_on_cluster(
+            training_order(config, data, store),
+            address,
+            cpus=ray_job_cpus(),
+            on_progress=bar,
+            cancel=cancel,
+        )
+    except TrainingCancelled:
+        if received and received[0] == signal.SIGTERM:
+            raise _Terminated from None
+        raise
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return store.load(config.run_id(data.fingerprint))
 
 
 def _format(value: object, digits: int = 4) -> str:
@@ -210,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a setting, e.g. --set model.cell=lstm --set training.batch_size=64",
     )
     train_parser.add_argument("--data", default=None, help="aclImdb archive or folder")
+    train_parser.add_argument(
+        "--cluster",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help=f"train on a Ray cluster: auto, ray://HOST:PORT or HOST:PORT (default: "
+        f"{RAY_ADDRESS_VARIABLE}); the run store and the data must be paths every node shares",
+    )
     train_parser.set_defaults(handler=command_train)
 
     commands.add_parser("runs", help="list the runs").set_defaults(handler=command_runs)
@@ -251,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (DataError, RunError) as error:
+    except (DataError, RunError, ClusterError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, TrainingCancelled):

@@ -14,6 +14,12 @@ stops within a batch when it reads "cancel" on its stdin, or when its stdin clos
 has gone), and the run stays resumable. The run store's per-run lock keeps two processes from
 training one configuration.
 
+With a Ray cluster's address (`RNNKIT_RAY_ADDRESS`), the board hands each job to the cluster
+instead (`rnnkit.cluster.train_on_cluster`): the same order and reports, trained by a task on
+some node. Every job goes to Ray at once and Ray runs as many as its nodes have CPUs for; a job
+is "queued" until its task starts on a node, and the queue limit counts the jobs beyond those
+the cluster has free CPUs for. Cancel, the time limit and attaching work as for a child.
+
 The server's limits (`rnnkit.settings.TrainingLimits`) are enforced here, whatever a form lets
 through: sizes, epochs, whether training is allowed, the queue length and the training time.
 """
@@ -347,6 +353,68 @@ def _standby_main() -> int:
     return _child_main(order, reports, warm=True)
 
 
+def train_order(
+    order: dict,
+    report: Callable[[dict], None],
+    cancel: CancelToken,
+    warm: bool = False,
+) -> dict:
+    """Train what `order` (`training_order`'s result) asks for, in this process, reporting as a
+    job does: a training child (`python -m rnnkit.jobs`) and a task on a Ray cluster
+    (`rnnkit.cluster`) both call it.
+
+    Args:
+        order: the order.
+        report: called with `{"event": {...}}` for each `ProgressEvent` (batches at most 4 a
+            second), from the training thread.
+        cancel: stops training within a batch when cancelled; the run stays resumable.
+        warm: the process was loaded before the order came (timings say so).
+
+    Returns:
+        The result: `{"result": "done"}`, `{"result": "cancelled"}` or
+        `{"result": "failed", "error": "DataError: ..."}` (the traceback went to stderr).
+    """
+    last_batch = 0.0
+
+    def on_progress(event: ProgressEvent) -> None:
+        nonlocal last_batch
+        if event.kind == "batch" and event.batch < event.batches:
+            now = time.monotonic()
+            if now - last_batch < BATCH_EVENT_SECONDS:
+                return
+            last_batch = now
+        report({"event": dataclasses.asdict(event)})
+
+    try:
+        from rnnkit.data import load_imdb
+        from rnnkit.training import train
+
+        config = TrainConfig.from_dict(order["config"])
+        source = order["data"]
+        data = load_imdb(
+            num_words=source["num_words"],
+            index_from=source["index_from"],
+            source=source["source"],
+            path=source["path"],
+            seed=source["seed"],
+        )
+        run_id = config.run_id(data.fingerprint)
+        if run_id != order["run_id"]:
+            raise ValueError(
+                f"the reviews at {source['path']} changed since the server loaded them: they "
+                f"now give run {run_id}, not {order['run_id']}; reload the page"
+            )
+        store = RunStore(order["runs_dir"])
+        started_at = order.get("started_at")
+        train(config, data, store, on_progress, cancel, started_at=started_at, warm_start=warm)
+    except TrainingCancelled:
+        return {"result": "cancelled"}
+    except Exception as failure:
+        traceback.print_exc()
+        return {"result": "failed", "error": f"{type(failure).__name__}: {failure}"}
+    return {"result": "done"}
+
+
 def _child_main(order_json: str, reports: IO[str] | None = None, warm: bool = False) -> int:
     """`python -m rnnkit.jobs JSON`: train one configuration, reporting on stdout.
 
@@ -374,49 +442,9 @@ def _child_main(order_json: str, reports: IO[str] | None = None, warm: bool = Fa
         cancel.cancel()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-    last_batch = 0.0
-
-    def on_progress(event: ProgressEvent) -> None:
-        nonlocal last_batch
-        if event.kind == "batch" and event.batch < event.batches:
-            now = time.monotonic()
-            if now - last_batch < BATCH_EVENT_SECONDS:
-                return
-            last_batch = now
-        report({"event": dataclasses.asdict(event)})
-
-    try:
-        from rnnkit.data import load_imdb
-        from rnnkit.training import train
-
-        order = json.loads(order_json)
-        config = TrainConfig.from_dict(order["config"])
-        source = order["data"]
-        data = load_imdb(
-            num_words=source["num_words"],
-            index_from=source["index_from"],
-            source=source["source"],
-            path=source["path"],
-            seed=source["seed"],
-        )
-        run_id = config.run_id(data.fingerprint)
-        if run_id != order["run_id"]:
-            raise ValueError(
-                f"the reviews at {source['path']} changed since the server loaded them: they "
-                f"now give run {run_id}, not {order['run_id']}; reload the page"
-            )
-        store = RunStore(order["runs_dir"])
-        started_at = order.get("started_at")
-        train(config, data, store, on_progress, cancel, started_at=started_at, warm_start=warm)
-    except TrainingCancelled:
-        report({"result": "cancelled"})
-        return CANCELLED_EXIT
-    except Exception as failure:
-        traceback.print_exc()
-        report({"result": "failed", "error": f"{type(failure).__name__}: {failure}"})
-        return 1
-    report({"result": "done"})
-    return 0
+    result = train_order(json.loads(order_json), report, cancel, warm)
+    report(result)
+    return {"done": 0, "cancelled": CANCELLED_EXIT}.get(result["result"], 1)
 
 
 # --- the board ----------------------------------------------------------------------------------
@@ -437,6 +465,8 @@ class JobView:
     started: float | None
     finished: float | None
     pid: int | None = None  # the training process, once started
+    # The cluster node that trains it, "IP (the start of its node id)"; None on this machine.
+    node: str | None = None
 
 
 @dataclass
@@ -454,6 +484,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     pid: int | None = None
+    node: str | None = None
     cancel_token: CancelToken = field(default_factory=CancelToken)
     thread: threading.Thread | None = None
 
@@ -466,12 +497,18 @@ class JobBoard:
         store: RunStore | None = None,
         limits: TrainingLimits | None = None,
         standby: bool = False,
+        ray_address: str | None = None,
+        job_cpus: int = 1,
     ):
         """A board over `store` (default `RunStore()`) within `limits` (default
-        `get_limits()`); with `standby`, `prepare()` keeps a process ready for the next job."""
+        `get_limits()`); with `standby`, `prepare()` keeps a process ready for the next job.
+        With `ray_address`, jobs train on that Ray cluster, `job_cpus` CPUs each (no process
+        on standby then: the nodes train)."""
         self.store = store or RunStore()
         self.limits = limits or get_limits()
-        self.standby = standby
+        self.ray_address = ray_address
+        self.job_cpus = job_cpus
+        self.standby = standby and ray_address is None
         self._jobs: dict[str, Job] = {}
         self._queue: deque[str] = deque()  # run ids waiting, oldest first
         self._running = 0
@@ -493,8 +530,14 @@ class JobBoard:
 
         Raises:
             LimitError: training is off, a setting is over a limit, or the queue is full.
+            rnnkit.cluster.ClusterError: the board trains on a cluster that cannot be reached.
         """
         run_id = config.run_id(data.fingerprint)
+        cluster_slots = None  # jobs the cluster could start now (asked outside the lock)
+        if self.ray_address is not None and run_id not in {view.run_id for view in self.active()}:
+            from rnnkit.cluster import free_job_slots
+
+            cluster_slots = free_job_slots(self.ray_address, self.job_cpus)
         with self._condition:
             existing = self._jobs.get(run_id)
             if existing is not None and existing.state in ACTIVE_STATES:
@@ -505,7 +548,10 @@ class JobBoard:
             if problems:
                 raise LimitError("; ".join(problems) + ".")
             # The queue also holds jobs a free slot is about to take: those do not wait.
-            free_slots = max(0, self.limits.max_jobs - self._running)
+            if self.ray_address is not None:
+                free_slots = cluster_slots or 0
+            else:
+                free_slots = max(0, self.limits.max_jobs - self._running)
             waiting = max(0, len(self._queue) - free_slots)
             if len(self._queue) >= free_slots and waiting >= self.limits.max_queue:
                 raise LimitError(
@@ -597,6 +643,7 @@ class JobBoard:
                 started=job.started,
                 finished=job.finished,
                 pid=job.pid,
+                node=job.node,
             )
 
     def active(self) -> list[JobView]:
@@ -654,6 +701,9 @@ class JobBoard:
         with self._condition:
             job.progress = event
             if event.kind == "epoch":
+                # A run trained again from its checkpoint (its node lost) may report an epoch
+                # again: the last report of each epoch counts.
+                job.epochs = [item for item in job.epochs if item["epoch"] < event.epoch]
                 job.epochs.append({"epoch": event.epoch, **event.logs})
 
     def _on_start(self, job: Job, pid: int) -> None:
@@ -671,6 +721,9 @@ class JobBoard:
             job.cancel_token.cancel()
 
     def _work(self, job: Job) -> None:
+        if self.ray_address is not None:
+            self._work_on_cluster(job)
+            return
         with self._condition:
             while job.state == "queued" and not (
                 self._running < self.limits.max_jobs and self._queue[0] == job.run_id
@@ -708,6 +761,59 @@ class JobBoard:
             with self._condition:
                 self._running -= 1
                 self._finish(job, state, error)
+                self._condition.notify_all()
+
+    def _work_on_cluster(self, job: Job) -> None:
+        """Train `job` on the cluster: it stays queued until its task starts on a node."""
+        from rnnkit.cluster import ClusterError, train_on_cluster
+
+        timers: list[threading.Timer] = []
+
+        def on_start(where: dict) -> None:
+            with self._condition:
+                job.pid = where["pid"]
+                job.node = f"{where['node']} ({where['node_id'][:8]})"  # nodes may share an IP
+                if job.state != "queued":  # run again after its node was lost
+                    return
+                self._queue.remove(job.run_id)
+                self._running += 1
+                job.state, job.started = "running", time.time()
+            timer = threading.Timer(
+                self.limits.max_training_minutes * 60, self._stop_at_time_limit, args=(job,)
+            )
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
+
+        state, error = "done", None
+        try:
+            with self._condition:
+                if job.state != "queued":  # cancelled before it was handed to the cluster
+                    return
+            train_on_cluster(
+                training_order(job.config, job.data, self.store),
+                self.ray_address,
+                cpus=self.job_cpus,
+                on_progress=lambda event: self._on_progress(job, event),
+                cancel=job.cancel_token,
+                on_start=on_start,
+            )
+        except TrainingCancelled:
+            state, error = "cancelled", job.error
+        except (TrainingProcessError, ClusterError) as failure:
+            state, error = "failed", str(failure)
+        except Exception as failure:
+            state, error = "failed", f"{type(failure).__name__}: {failure}"
+        finally:
+            for timer in timers:
+                timer.cancel()
+            with self._condition:
+                if job.state == "running":
+                    self._running -= 1
+                elif job.run_id in self._queue:
+                    self._queue.remove(job.run_id)
+                if job.state in ACTIVE_STATES:
+                    self._finish(job, state, error)
                 self._condition.notify_all()
 
 

@@ -33,6 +33,12 @@
   `RNNKIT_STANDBY` (the app keeps one training process on standby while visitors use the Train
   page, so that a job starts without waiting for TensorFlow to load; 0 saves its several
   hundred MB; default on, but off when `RNNKIT_HOSTED` is on).
+- `RNNKIT_RAY_ADDRESS`: the Ray cluster that trains the app's jobs (`rnnkit.cluster`): `auto`
+  (the cluster this machine belongs to), `ray://HOST:PORT` (Ray's client server on the head,
+  port 10001 by default) or `HOST:PORT` (the head's own address, from a cluster node). Unset,
+  jobs train in child processes of the server, and `ray` need not be installed; set, it must be
+  (`pip install -r requirements-cluster.txt`).
+- `RNNKIT_RAY_JOB_CPUS`: the CPUs Ray reserves for each job on a node, 1 to 64; default 1.
 
 Numbers are read by `rnnkit.parsing.parse_number`, as everywhere in rnnkit: ASCII digits, finite
 ("nan", "inf" and "３" are refused). Settings are read when asked for, not at import, so a test
@@ -43,7 +49,9 @@ app call it as they start.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import stat
 import urllib.parse
 from dataclasses import dataclass, fields
@@ -310,6 +318,87 @@ def child_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
+RAY_ADDRESS_VARIABLE = "RNNKIT_RAY_ADDRESS"
+RAY_JOB_CPUS_VARIABLE = "RNNKIT_RAY_JOB_CPUS"
+RAY_JOB_CPUS_RANGE = LimitRange("int", 1, 64)
+CLUSTER_REQUIREMENTS = "pip install -r requirements-cluster.txt"
+# A host name or an IPv4 address, or an IPv6 address in brackets; then a port.
+_HOST_AND_PORT = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})"
+)
+
+
+def ray_address_problem(address: str) -> str | None:
+    """What keeps `address` from naming a Ray cluster, or None.
+
+    Args:
+        address: `auto`, `ray://HOST:PORT` or `HOST:PORT`.
+
+    Returns:
+        None, or the sentence that names the variable and what it allows.
+    """
+    rest = address[len("ray://") :] if address.startswith("ray://") else address
+    match = _HOST_AND_PORT.fullmatch(rest)
+    if address == "auto" or (match and 1 <= int(match.group(1)) <= 65535):
+        return None
+    return (
+        f"{RAY_ADDRESS_VARIABLE} must be auto, ray://HOST:PORT or HOST:PORT (a port from 1 "
+        f"to 65535), not {address!r}"
+    )
+
+
+def ray_missing_message(address: str) -> str:
+    """The error for a Ray address set where `ray` is not installed."""
+    return (
+        f"{RAY_ADDRESS_VARIABLE} is set to {address!r}, but ray is not installed: "
+        f"{CLUSTER_REQUIREMENTS} (or unset the variable to train on this machine)"
+    )
+
+
+def ray_address() -> str | None:
+    """The Ray cluster that trains the app's jobs (`RNNKIT_RAY_ADDRESS`), or None: train them
+    on this machine, as child processes of the server.
+
+    Raises:
+        SettingsError: the variable is not `auto`, `ray://HOST:PORT` or `HOST:PORT`.
+    """
+    address = os.environ.get(RAY_ADDRESS_VARIABLE, "").strip()
+    if not address:
+        return None
+    problem = ray_address_problem(address)
+    if problem:
+        raise SettingsError([problem])
+    return address
+
+
+def ray_job_cpus() -> int:
+    """The CPUs Ray reserves on a node for each training job (`RNNKIT_RAY_JOB_CPUS`, default 1).
+
+    Raises:
+        SettingsError: the variable is not a whole number from 1 to 64.
+    """
+    value, problem = _limit_from_env(RAY_JOB_CPUS_VARIABLE, RAY_JOB_CPUS_RANGE, 1)
+    if problem:
+        raise SettingsError([problem])
+    return int(value)
+
+
+def _cluster_problems() -> list[str]:
+    """What is wrong with the cluster's variables, ray's absence included."""
+    problems = []
+    address = os.environ.get(RAY_ADDRESS_VARIABLE, "").strip()
+    if address:
+        problem = ray_address_problem(address)
+        if problem:
+            problems.append(problem)
+        elif importlib.util.find_spec("ray") is None:
+            problems.append(ray_missing_message(address))
+    cpus_problem = _limit_from_env(RAY_JOB_CPUS_VARIABLE, RAY_JOB_CPUS_RANGE, 1)[1]
+    if cpus_problem:
+        problems.append(cpus_problem)
+    return problems
+
+
 def get_limits() -> TrainingLimits:
     """Read the app's training limits from the environment now.
 
@@ -354,14 +443,15 @@ def check_environment() -> None:
     """Read every `RNNKIT_*` variable now and check it, as a process starts.
 
     Checks the training limits and the flags (see the module doc for what each allows), the
-    download address, and the paths: the cache and the run store must be folders (or where one
+    download address, the Ray cluster's address (and that `ray` is installed when it is set),
+    and the paths: the cache and the run store must be folders (or where one
     can be made), the data a regular file or a folder, never a device, a pipe or a socket.
 
     Raises:
         SettingsError: one or more variables cannot be used; the message lists every one with
             its value and what it allows.
     """
-    problems = _limits_from_env()[1]
+    problems = _limits_from_env()[1] + _cluster_problems()
     for flag in (FUSED_VARIABLE, STANDBY_VARIABLE):
         flag_problem = _flag_problem(flag)
         if flag_problem:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -273,6 +275,7 @@ def _length_grouped(
     config: TrainConfig,
     shuffle: bool,
     size: int | None = None,
+    first_pass: int = 0,
 ) -> tuple[tf.data.Dataset, np.ndarray]:
     """Batches of reviews of similar length, each cut to its longest review, for Keras.
 
@@ -285,6 +288,9 @@ def _length_grouped(
         config: gives the padding side, the batch size and the seed.
         shuffle: draw a new random grouping every pass (training).
         size: reviews per batch; default the config's batch size.
+        first_pass: the passes done before this dataset's first (a resumed run's finished
+            epochs): with `shuffle`, its first pass draws the grouping that pass would have
+            drawn, so that a resumed run sees the batches of an uninterrupted one.
 
     Returns:
         The dataset (its number of batches known to Keras), and the rows of the first pass in
@@ -295,6 +301,8 @@ def _length_grouped(
     size = size or config.training.batch_size
     lengths = np.count_nonzero(tokens, axis=1)
     seeds = np.random.default_rng(config.training.seed)
+    if shuffle:
+        seeds.integers(2**31, size=first_pass)  # one draw per pass, as random_grouping draws
 
     def draw() -> list[np.ndarray]:
         if not shuffle:
@@ -576,6 +584,11 @@ def _fit_and_store(
     setup = setup_training(config, data, strategy)
     model, prepared, training = setup.model, setup.prepared, config.training
     initial_epoch = _restore(model, store, run_id, strategy)
+    if initial_epoch and config.model.mask_padding:
+        # The epochs after the checkpoint get the groupings an uninterrupted run gives them.
+        setup.fit_arguments["x"], _ = _length_grouped(
+            prepared.x_train, prepared.y_train, config, shuffle=True, first_pass=initial_epoch
+        )
     steps_per_batch = setup.forward_steps(prepared.x_train) / setup.batches_per_epoch
     plan = _Plan(
         epochs=training.epochs,
@@ -600,6 +613,8 @@ def _fit_and_store(
                 restore_best_weights=True,
             )
         )
+    if _workers(strategy) > 1:
+        _fit_over_workers(model, config, strategy)
     model.fit(
         **setup.fit_arguments,
         epochs=training.epochs,
@@ -678,7 +693,10 @@ def train(
         on_progress: called with a `ProgressEvent` at start, after each batch and epoch, and
             at the end.
         cancel: a `CancelToken`; cancelling raises `TrainingCancelled` within one batch.
-        strategy: a `tf.distribute` strategy (e.g. MirroredStrategy) to train under.
+        strategy: a `tf.distribute` strategy to train under: a `MirroredStrategy` over this
+            process's devices, or a `MultiWorkerMirroredStrategy` whose workers (processes,
+            each with its `TF_CONFIG`) all call `train` with the same arguments; only its
+            chief writes the run (`is_chief`), and every worker returns it.
         started_at: when the run was asked for (`time.time()`, e.g. before its process
             started), from which progress counts the elapsed time and `timings.json` its
             start; default now.
@@ -700,6 +718,10 @@ def train(
     fused_rnn_enabled()  # a bad RNNKIT_FUSED_RNN is named before any run folder is made
     run_id = config.run_id(data.fingerprint)
     cancels = [cancel] if cancel is not None else []
+    if strategy is not None and not is_chief(strategy):
+        return _train_beside_the_chief(
+            config, data, store, run_id, on_progress, cancels, strategy, started_at
+        )
     stop = _SignalStop()
     try:
         with store.lock(run_id):
@@ -734,6 +756,105 @@ def train(
         raise
     stop.deliver()
     return store.load(run_id)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run under `strategy`: always, but under a multi-worker
+    strategy, where only the chief does ("chief" task, else "worker" 0, as Keras decides).
+
+    Args:
+        strategy: a `tf.distribute` strategy.
+
+    Returns:
+        True where this process is the one that writes.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def _workers(strategy: tf.distribute.Strategy | None) -> int:
+    """How many processes train under `strategy` (1 without one, or on one machine)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 1
+    return sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values())
+
+
+def _fit_over_workers(
+    model: keras.Model, config: TrainConfig, strategy: tf.distribute.Strategy
+) -> None:
+    """Make Keras 3.15's `model.fit` work under a multi-worker strategy of several workers.
+
+    Its `fit` reduces two things over the replicas with `strategy.reduce`, which such a strategy
+    does for single tensors with a batch axis only: a first batch, the (tokens, labels) pair,
+    to learn the inputs' shapes; and each step's logs, scalars, with `axis=0`. Both fail. The
+    shapes are known without a batch: the model is built here from symbolic inputs of them and
+    `fit` told there is nothing left to build; and each step returns its logs with an axis of
+    one, so that `reduce(..., axis=0)` averages them over the workers.
+    """
+    import tensorflow as tf
+
+    tokens = np.zeros((1, config.data.max_length), np.int32)
+    labels = np.zeros((1,), np.float32)
+    with strategy.scope():
+        model._symbolic_build(data_batch=(tokens, labels, None))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    train_step, test_step = model.train_step, model.test_step
+
+    def with_an_axis(logs: dict) -> dict:
+        return {name: tf.reshape(value, (1,)) for name, value in logs.items()}
+
+    model.train_step = lambda data: with_an_axis(train_step(data))
+    model.test_step = lambda data: with_an_axis(test_step(data))
+
+
+def _train_beside_the_chief(
+    config: TrainConfig,
+    data: ImdbData,
+    store: RunStore,
+    run_id: str,
+    on_progress: Callable[[ProgressEvent], None] | None,
+    cancels: list[CancelToken],
+    strategy: tf.distribute.Strategy,
+    started_at: float,
+) -> Run:
+    """A multi-worker strategy's other workers: train beside the chief (each step's gradients
+    are summed over the workers) without writing the store, then return the chief's run.
+
+    The worker starts from what the store holds, as the chief does (a checkpoint to resume
+    from, its history), copied to a scratch store that its writes go to and that is deleted
+    after; then it waits for the chief to release the run's lock.
+    """
+    if store.status(run_id) == "complete":  # the chief returns it too, without training
+        return store.load(run_id)
+    scratch = tempfile.mkdtemp(prefix="rnnkit-worker-")
+    try:
+        scratch_store = RunStore(scratch)
+        if store.folder(run_id).is_dir():
+            shutil.copytree(store.folder(run_id), scratch_store.folder(run_id))
+        else:
+            scratch_store.create(run_id, config.to_dict())
+        _fit_and_store(
+            config,
+            data,
+            scratch_store,
+            run_id,
+            on_progress,
+            cancels,
+            strategy,
+            started_at,
+            warm_start=False,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        _release_fused_buffers()
+    with store.lock(run_id):  # the chief holds it until the run is complete
+        return store.load(run_id)
 
 
 class _SignalStop:

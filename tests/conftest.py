@@ -2,7 +2,9 @@
 
 Tiny corpora are written by the tests in the aclImdb layout, in words of their own
 (`tests.helpers`). Tests marked `real_data` read the real archive named by RNNKIT_DATA as the
-test run started (CI sets it).
+test run started (CI sets it). Tests marked `cluster` train on a Ray cluster: the one whose
+address RNNKIT_TEST_RAY_ADDRESS gives (`.ci/run` starts one), or a head and one more node that
+the session starts itself on this machine and stops at its end.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from rnnkit import jobs as jobs_module
 from rnnkit import load_imdb
 from tests.helpers import (
     GatedTrain,
+    RayCluster,
     TinyRuns,
+    local_ray_cluster,
+    require_ray,
     tiny_reviews,
     train_tiny_runs,
     write_archive,
@@ -25,6 +30,7 @@ from tests.helpers import (
 )
 
 REAL_DATA = os.environ.get("RNNKIT_DATA", "").strip()
+TEST_RAY_ADDRESS = os.environ.get("RNNKIT_TEST_RAY_ADDRESS", "").strip()
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +39,9 @@ def isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("RNNKIT_DATA", raising=False)
     monkeypatch.delenv("RNNKIT_FUSED_RNN", raising=False)
+    # Jobs train on this machine unless a test hands them to its cluster.
+    monkeypatch.delenv("RNNKIT_RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RNNKIT_RAY_JOB_CPUS", raising=False)
     # No training process on standby (TensorFlow loading in the background) unless a test asks.
     monkeypatch.setenv("RNNKIT_STANDBY", "0")
 
@@ -81,6 +90,25 @@ def tiny_runs(tmp_path_factory) -> TinyRuns:
     """Two tiny runs on a generated corpus, trained once for the session (`train_tiny_runs`):
     open the app on a copy of them (`app_on_a_copy`)."""
     return train_tiny_runs(tmp_path_factory.mktemp("tiny-runs"))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory) -> RayCluster:
+    """A Ray cluster of two nodes on this machine: the one RNNKIT_TEST_RAY_ADDRESS and
+    RNNKIT_TEST_RAY_CLIENT_ADDRESS name, or one started for the session. This process may
+    connect to it (`rnnkit.cluster.connect`) until the session ends."""
+    require_ray()
+    from rnnkit import cluster
+
+    if TEST_RAY_ADDRESS:
+        host = TEST_RAY_ADDRESS.rpartition(":")[0]
+        client = os.environ.get("RNNKIT_TEST_RAY_CLIENT_ADDRESS") or f"ray://{host}:10001"
+        yield RayCluster(TEST_RAY_ADDRESS, client)
+        cluster.disconnect()
+        return
+    with local_ray_cluster(tmp_path_factory.mktemp("ray")) as started:
+        yield started
+        cluster.disconnect()
 
 
 @pytest.fixture(scope="session")

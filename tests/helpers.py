@@ -1,5 +1,6 @@
 """What the tests share besides conftest's fixtures: tiny corpora, tiny configs, a stand-in for the
-training child, running pages under Streamlit's AppTest, and driving `streamlit run` in Chromium.
+training child, running pages under Streamlit's AppTest, driving `streamlit run` in Chromium, and
+Ray nodes on this machine for the cluster tests.
 
 The browser helpers run the server in a process group of its own, so a test can kill it with
 everything it started (`Server.kill`), as a crash or an out-of-memory kill would.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import json
 import os
 import random
 import re
@@ -37,6 +39,7 @@ from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, preset, train
 from rnnkit.config import LIMITS, TrainConfig
+from rnnkit.settings import child_environment
 from rnnkit.training import ProgressEvent, TrainingCancelled
 from rnnkit.ui.board import job_board
 
@@ -619,3 +622,150 @@ def metric_value(tab, label: str) -> str:
 def exceptions(tab) -> int:
     """How many exception boxes the browser tab shows."""
     return tab.locator("[data-testid='stException']").count()
+
+
+# --- Ray nodes on this machine --------------------------------------------------------------------
+
+# A loopback address other than 127.0.0.1, which Ray replaces with the machine's outward address:
+# the test cluster's traffic stays on this machine.
+RAY_HOST = "127.0.0.2"
+RAY_OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's smallest store: the tasks pass small dicts
+CLUSTER_REQUIREMENTS = (
+    "the cluster tests need ray: pip install -r requirements-cluster.txt "
+    '(or leave them out with -m "not cluster")'
+)
+
+
+def require_ray() -> None:
+    """Fail (not skip) the test when ray is not installed, saying how to install it."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        pytest.fail(CLUSTER_REQUIREMENTS)
+
+
+@dataclass
+class RayNode:
+    """One Ray node of this machine: `ray start --block`, leader of its own process group, which
+    holds every process of the node (raylet, agents, the workers that run tasks)."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL every process of the node at once, as a machine that is lost; returns once
+        they have all exited."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the node's processes (SIGTERM, then SIGKILL what is left after 5 s)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.kill()
+
+
+def start_ray_node(
+    log: Path,
+    head_address: str | None = None,
+    port: int | None = None,
+    client_port: int | None = None,
+    resources: dict[str, float] | None = None,
+) -> RayNode:
+    """Start a Ray node of one CPU on RAY_HOST and wait until it runs.
+
+    Args:
+        log: the file for `ray start`'s output.
+        head_address: the head to join; None starts a head on `port`.
+        port: the head's port (with `head_address` None).
+        client_port: the port of the head's Ray client server (`ray://`).
+        resources: custom resources only this node offers, e.g. {"doomed": 1}.
+
+    Returns:
+        The node; `stop()` it at the end.
+    """
+    ray = Path(sys.executable).with_name("ray")
+    command = [
+        str(ray),
+        "start",
+        "--block",
+        "--node-ip-address",
+        RAY_HOST,
+        "--num-cpus",
+        "1",
+        "--object-store-memory",
+        str(RAY_OBJECT_STORE_BYTES),
+        "--disable-usage-stats",
+    ]
+    if head_address is None:
+        command += [
+            "--head",
+            "--port",
+            str(port),
+            "--ray-client-server-port",
+            str(client_port),
+            "--include-dashboard=false",
+        ]
+    else:
+        command += ["--address", head_address]
+    if resources:
+        command += ["--resources", json.dumps(resources)]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_environment(),  # its workers import this copy of rnnkit
+            start_new_session=True,
+        )
+    node = RayNode(process, log)
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            node.stop()
+            pytest.fail(f"ray start failed:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    return node
+
+
+class RayCluster(NamedTuple):
+    """Where the test cluster answers."""
+
+    address: str  # the head's HOST:PORT, for a process that runs on a node's machine
+    client_address: str  # ray://HOST:PORT, Ray's client server on the head
+
+
+@contextlib.contextmanager
+def local_ray_cluster(folder: Path) -> Iterator[RayCluster]:
+    """A head and one more node on this machine, one CPU each; yields where they answer and
+    stops both at the end."""
+    port, client_port = free_port(), free_port()
+    head = start_ray_node(folder / "head.log", port=port, client_port=client_port)
+    nodes = [head]
+    try:
+        nodes.append(start_ray_node(folder / "node.log", head_address=f"{RAY_HOST}:{port}"))
+        yield RayCluster(f"{RAY_HOST}:{port}", f"ray://{RAY_HOST}:{client_port}")
+    finally:
+        for node in reversed(nodes):
+            node.stop()
+
+
+def ray_node_id(resource: str, timeout: float = 60.0) -> str:
+    """The id of the living node that offers the custom `resource` (waiting for it to join)."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for node in ray.nodes():
+            if node["Alive"] and resource in node["Resources"]:
+                return node["NodeID"]
+        time.sleep(0.2)
+    raise AssertionError(f"no node with the resource {resource} joined")

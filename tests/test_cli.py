@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from rnnkit import RunStore, load_imdb, preset, train
 from rnnkit.cli import main
 from rnnkit.runs import RunError
+from rnnkit.settings import child_environment
 from tests.helpers import TINY_OVERRIDES, tiny_masked_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,6 +287,49 @@ def test_a_signal_in_epoch_3_leaves_epochs_1_and_2_to_resume_from(
     assert events[0].kind == "start" and events[0].epoch == 3  # resumed, epochs 1-2 kept
     assert [record["epoch"] for record in run.history] == [1, 2, 3, 4]
     assert run.history[:2] == kept
+
+
+def test_cluster_without_an_address_or_with_a_bad_one_exits_2(corpus, tmp_path, capsys):
+    assert main([*tiny_arguments(corpus, tmp_path / "runs"), "--cluster"]) == 2
+    assert "--cluster needs the cluster's address" in capsys.readouterr().err
+    assert main([*tiny_arguments(corpus, tmp_path / "runs"), "--cluster", "head"]) == 2
+    assert "--cluster must be auto, ray://HOST:PORT or HOST:PORT" in capsys.readouterr().err
+
+
+@pytest.mark.cluster
+def test_train_on_the_cluster_shows_the_bar_and_ctrl_c_stops_it_resumable(
+    corpus, tmp_path, ray_cluster
+):
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "rnnkit", *tiny_arguments(corpus, runs), "--epochs", "30"]
+    command += ["--cluster"]  # its address from the variable: Ray's client server on the head
+    environment = {**child_environment(), "RNNKIT_RAY_ADDRESS": ray_cluster.client_address}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    process = subprocess.Popen(command, cwd=ROOT, env=environment, text=True, **pipes)
+    try:
+        seen = read_until(process.stderr, "  epoch 1: ")
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert f"training on the Ray cluster at {ray_cluster.client_address}" in seen
+    assert "epoch 1/30 [" in seen and " ETA " in seen
+    assert process.returncode == 130, seen + rest
+    assert "interrupted: the run resumes from its last finished epoch" in rest
+    assert "Traceback" not in rest
+    run_id = seen.split("run id ")[1].split()[0]
+    store = RunStore(runs)
+    assert store.status(run_id) == "incomplete"
+    saved = len(store.history_epochs(run_id))
+    assert 1 <= saved < 30
+
+    again = subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"epoch {saved + 1}/30 [" in again.stderr and "epoch 1/30 [" not in again.stderr
+    assert f"run {run_id} ready" in again.stdout
+    assert store.status(run_id) == "complete"
 
 
 # --- a store that cannot be written --------------------------------------------------------------

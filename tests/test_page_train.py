@@ -218,3 +218,23 @@ def test_without_an_rnn_the_rnn_only_fields_are_disabled(served_corpus):
     assert "cell, bidirectional and recurrent dropout rate change nothing" in texts(app)
     field(app, "model.rnn_units").set_value("8").run()
     assert not field(app, "model.cell").disabled
+
+
+@pytest.mark.cluster
+def test_a_job_on_a_cluster_waits_for_a_node_on_the_page_and_cancels(
+    served_corpus, ray_cluster, monkeypatch
+):
+    monkeypatch.setenv("RNNKIT_RAY_ADDRESS", ray_cluster.address)
+    # More CPUs than any node of the test cluster has: the job waits in Ray's queue.
+    monkeypatch.setenv("RNNKIT_RAY_JOB_CPUS", "64")
+    app = open_train_page()
+    button(app, "train_start").click().run()
+    run_id = tiny_masked_config().run_id(load_imdb(num_words=100, path=served_corpus).fingerprint)
+    assert job_board().ray_address == ray_cluster.address
+    assert job_board().view(run_id).state == "queued"
+    second = open_train_page()  # another visitor sees the same job
+    assert "Waiting for a free node of the cluster: place 1 among this server's jobs" in texts(
+        second
+    )
+    button(second, "train_cancel").click().run()
+    assert job_board().wait(run_id, timeout=60).state == "cancelled"

@@ -29,6 +29,8 @@ from rnnkit.settings import (
     check_environment,
     get_limits,
     get_settings,
+    ray_address,
+    ray_job_cpus,
     standby_enabled,
 )
 from rnnkit.ui.board import job_board
@@ -384,3 +386,70 @@ def test_a_process_on_standby_is_the_default_but_on_a_hosted_server(
         else:
             monkeypatch.setenv(name, value)
     assert standby_enabled() is expected
+
+
+@pytest.mark.parametrize(
+    "address", ["auto", "ray://head.example:10001", "10.0.0.5:6379", "[::1]:6379", " auto "]
+)
+def test_a_ray_address_names_a_cluster(monkeypatch, address):
+    monkeypatch.setenv("RNNKIT_RAY_ADDRESS", address)
+    assert ray_address() == address.strip()
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["head", "ray://head", "head:0", "head:65536", "http://head:8265", "ray:// head:1", "auto:",
+     "ray://head:10001/path", "-head:1", "head:１"],
+)  # fmt: skip
+def test_a_bad_ray_address_is_refused_with_what_is_allowed(monkeypatch, address):
+    monkeypatch.setenv("RNNKIT_RAY_ADDRESS", address)
+    allowed = "RNNKIT_RAY_ADDRESS must be auto, ray://HOST:PORT or HOST:PORT"
+    with pytest.raises(SettingsError, match=re.escape(allowed)):
+        ray_address()
+    with pytest.raises(SettingsError, match=re.escape(allowed)):
+        check_environment()
+
+
+def test_an_unset_ray_address_keeps_the_jobs_on_this_machine(monkeypatch):
+    assert ray_address() is None and ray_job_cpus() == 1
+    job_board.clear()
+    try:
+        board = job_board()
+        assert board.ray_address is None
+    finally:
+        job_board().shutdown()
+        job_board.clear()
+    monkeypatch.setenv("RNNKIT_RAY_ADDRESS", "auto")
+    monkeypatch.setenv("RNNKIT_RAY_JOB_CPUS", "4")
+    monkeypatch.setenv("RNNKIT_STANDBY", "1")
+    try:
+        board = job_board()
+        # The nodes train: no training process waits on standby on the server.
+        assert (board.ray_address, board.job_cpus, board.standby) == ("auto", 4, False)
+    finally:
+        job_board().shutdown()
+        job_board.clear()
+
+
+def test_a_ray_address_without_ray_installed_says_how_to_install_it(monkeypatch):
+    monkeypatch.setenv("RNNKIT_RAY_ADDRESS", "ray://head:10001")
+    real_find_spec = settings_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        settings_module.importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name == "ray" else real_find_spec(name, *rest),
+    )
+    with pytest.raises(SettingsError) as raised:
+        check_environment()
+    assert str(raised.value) == (
+        "RNNKIT_RAY_ADDRESS is set to 'ray://head:10001', but ray is not installed: pip install "
+        "-r requirements-cluster.txt (or unset the variable to train on this machine). Fix or "
+        "unset the variable and start again."
+    )
+
+
+@pytest.mark.parametrize("text", ["0", "65", "two", "1.5"])
+def test_the_cpus_of_a_cluster_job_are_a_whole_number_from_1_to_64(monkeypatch, text):
+    monkeypatch.setenv("RNNKIT_RAY_JOB_CPUS", text)
+    with pytest.raises(SettingsError, match="RNNKIT_RAY_JOB_CPUS must be a whole number from 1"):
+        ray_job_cpus()

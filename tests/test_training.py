@@ -15,7 +15,7 @@ import pytest
 
 from rnnkit import CancelToken, RunStore, TrainingCancelled, load_imdb, train
 from rnnkit.training import SAVE_SECONDS, prepare_data, setup_training
-from tests.helpers import tiny_masked_config
+from tests.helpers import free_port, tiny_masked_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,6 +243,27 @@ def test_cancel_stops_within_a_batch_and_the_run_resumes(data, store):
     assert [record["epoch"] for record in run.history] == [1, 2, 3, 4]
 
 
+def test_a_resumed_run_has_the_history_of_an_uninterrupted_one(data, tmp_path):
+    config = tiny_masked_config(**{"training.epochs": "4"})
+    whole = train(config, data, RunStore(tmp_path / "whole"))
+    store = RunStore(tmp_path / "stopped")
+    token = CancelToken()
+
+    def stop_after_the_second_epoch(event):
+        if event.kind == "epoch" and event.epoch == 2:
+            token.cancel()
+
+    with pytest.raises(TrainingCancelled):
+        train(config, data, store, on_progress=stop_after_the_second_epoch, cancel=token)
+    assert len(store.history_epochs(whole.run_id)) == 2
+    resumed = train(config, data, store)
+    # Epochs 3 and 4 see the batches they see uninterrupted, from the same weights and
+    # optimizer state: the same numbers, to float32 rounding.
+    for a, b in zip(whole.history, resumed.history, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6)
+
+
 def test_a_failure_is_recorded_and_retraining_works(data, store, monkeypatch):
     import rnnkit.model
 
@@ -378,3 +399,76 @@ def test_training_under_a_mirrored_strategy_of_two_cpu_devices(corpus, tmp_path)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["replicas"] == 2 and outcome["epochs"] == 3
     assert 0.0 <= outcome["test_accuracy"] <= 1.0
+
+
+MULTI_WORKER_SCRIPT = """
+import json, os
+import tensorflow as tf
+import rnnkit
+from tests.helpers import tiny_masked_config
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+data = rnnkit.load_imdb(num_words=100, path=os.environ["CORPUS"])
+store = rnnkit.RunStore(os.environ["RUNS"])
+batches = []
+def count(event):
+    if event.kind == "batch":
+        batches.append(event.batch)
+run = rnnkit.train(tiny_masked_config(), data, store, strategy=strategy, on_progress=count)
+print(json.dumps({"task": strategy.cluster_resolver.task_id,
+                  "chief": rnnkit.training.is_chief(strategy),
+                  "replicas": strategy.num_replicas_in_sync, "batches": len(batches),
+                  "run_id": run.run_id, "epochs": [record["epoch"] for record in run.history],
+                  "test_accuracy": run.metrics["test_accuracy"]}))
+"""
+
+
+def test_one_run_trained_by_two_workers_under_a_multi_worker_strategy(corpus, data, tmp_path):
+    runs = tmp_path / "runs"
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "CORPUS": str(corpus),
+            "RUNS": str(runs),
+            "TF_CONFIG": json.dumps(tf_config),
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", MULTI_WORKER_SCRIPT],
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outcomes = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=300)
+            assert process.returncode == 0, stderr[-3000:]
+            outcomes.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for process in processes:
+            process.kill()
+    assert [outcome["task"] for outcome in outcomes] == [0, 1]
+    assert [outcome["chief"] for outcome in outcomes] == [True, False]
+    assert all(outcome["replicas"] == 2 for outcome in outcomes)
+    # Both trained every step, each on half of each batch, the gradients summed over the two.
+    assert outcomes[0]["batches"] == outcomes[1]["batches"] == 3 * 4  # 3 epochs of 4 batches
+    assert outcomes[0]["run_id"] == outcomes[1]["run_id"]
+    assert outcomes[0]["epochs"] == outcomes[1]["epochs"] == [1, 2, 3]
+    assert outcomes[0]["test_accuracy"] == outcomes[1]["test_accuracy"]  # the stored run's
+    store = RunStore(runs)
+    # Stored once, by the chief: one run folder, and the store's lock folder.
+    assert [run.run_id for run in store.list_runs()] == [outcomes[0]["run_id"]]
+    assert sorted(path.name for path in runs.iterdir()) == sorted([".locks", outcomes[0]["run_id"]])
+    assert store.status(outcomes[0]["run_id"]) == "complete"
+    # Half of each batch on each worker, the gradients summed: the steps of one process.
+    alone = train(tiny_masked_config(), data, RunStore(tmp_path / "alone"))
+    for ours, reference in zip(store.load(alone.run_id).history, alone.history, strict=True):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert ours[key] == pytest.approx(reference[key], abs=1e-5)

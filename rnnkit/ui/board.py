@@ -8,13 +8,20 @@ import streamlit as st
 
 from rnnkit.jobs import ACTIVE_STATES, JobBoard, JobView
 from rnnkit.runs import RunStore
-from rnnkit.settings import get_limits, standby_enabled
+from rnnkit.settings import get_limits, ray_address, ray_job_cpus, standby_enabled
 
 
 @st.cache_resource(show_spinner=False)
 def job_board() -> JobBoard:
-    """The server's one job board: every session sees, and attaches to, the same jobs."""
-    return JobBoard(RunStore(), get_limits(), standby=standby_enabled())
+    """The server's one job board: every session sees, and attaches to, the same jobs; they
+    train on the Ray cluster of `RNNKIT_RAY_ADDRESS` when it is set."""
+    return JobBoard(
+        RunStore(),
+        get_limits(),
+        standby=standby_enabled(),
+        ray_address=ray_address(),
+        job_cpus=ray_job_cpus(),
+    )
 
 
 def active_view(run_id: str) -> JobView | None:

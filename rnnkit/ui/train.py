@@ -12,6 +12,7 @@ import streamlit as st
 
 from rnnkit import charts, compare
 from rnnkit.architecture import layer_table
+from rnnkit.cluster import ClusterError
 from rnnkit.compare import duration_text
 from rnnkit.config import LIMITS, PRESETS, SECTIONS, TrainConfig, preset
 from rnnkit.data import ImdbData
@@ -332,16 +333,22 @@ def _live_job(run_id: str) -> None:
     view = board.view(run_id)
     if view is None or view.state not in ACTIVE_STATES:
         st.rerun()  # finished: the whole page shows the result
-    if view.state == "queued":
+    if view.state == "queued" and board.ray_address is not None:
+        st.info(
+            f"Waiting for a free node of the cluster: place {view.queue_position} among this "
+            f"server's jobs. You can leave this page; the job stays."
+        )
+    elif view.state == "queued":
         st.info(
             f"Waiting for the trainer: place {view.queue_position} in the queue (this server "
             f"trains {board.limits.max_jobs} at a time). You can leave this page; the job stays."
         )
     elif view.progress is None:
         waited = time.time() - (view.started or view.submitted)
+        where = f" on node {view.node}" if view.node else ""
         st.progress(
             0.0,
-            text=f"Starting the training process: loading TensorFlow and the reviews "
+            text=f"Starting the training process{where}: loading TensorFlow and the reviews "
             f"({waited:.0f} s)",
         )
     else:
@@ -410,7 +417,7 @@ def training_panel(config: TrainConfig, data: ImdbData) -> None:
     if st.button(label, key="train_start", type="primary", disabled=bool(problems) or not allowed):
         try:
             board.submit(config, data)
-        except LimitError as error:
+        except (LimitError, ClusterError) as error:
             st.error(escape_markdown(error))
             return
         st.rerun()
