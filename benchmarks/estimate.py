@@ -4,7 +4,8 @@ For each preset, trained for 1 epoch (2 for `recommended`, whose epochs take sec
 visitor's Train click trains it (the app's job board, a process on standby, the reviews cached):
 
 - first: on a server with no completed runs (a store of its own), the estimate (the default
-  speeds and times) against the measured time from the click to the results;
+  speeds and times, scaled by this machine's probe) against the measured time from the click
+  to the results;
 - calibrated: after that one completed run, the same preset with another training seed (so
   another run) is estimated again from it and measured.
 
@@ -59,9 +60,15 @@ def main() -> None:
     if not os.environ.get("RNNKIT_DATA"):
         sys.exit("Set RNNKIT_DATA to the aclImdb archive (../shared/data/aclImdb_labeled.tar.gz)")
     import rnnkit
+    from rnnkit.estimate import PROBE_REFERENCE_FLOPS_PER_SECOND, machine_factor, probe_speed
     from rnnkit.jobs import JobBoard
     from rnnkit.settings import TrainingLimits
 
+    print(
+        f"this machine's probe: {probe_speed() / 1e9:.1f} GFLOP/s, "
+        f"{machine_factor():.2f}x the defaults' machine "
+        f"({PROBE_REFERENCE_FLOPS_PER_SECOND / 1e9:.1f} GFLOP/s)"
+    )
     print(f"{'preset':<12} {'estimate':<11} {'estimated':>10} {'measured':>9} {'ratio':>6}")
     errors = []
     with tempfile.TemporaryDirectory() as temporary:

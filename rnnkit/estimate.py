@@ -6,11 +6,14 @@ pass are estimated from their operation counts (`rnnkit.architecture`: multiply-
 and per review, over the steps the batches really have) at a speed; the start and the saving
 take about the same time whatever the model. The speeds and times come from the completed runs
 in the store that were computed the same way (`computation`), so the estimate learns this
-machine; until there is one, from defaults measured on a 2-core CPU (docs/performance.md).
+machine; until there is one, from defaults measured on a 2-core CPU (docs/performance.md),
+scaled by how fast a quick matmul runs here against there (`machine_factor`).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +46,56 @@ COMPUTATIONS = {
     "keras": ("Keras' RNN loop", DEFAULT_FLOPS_PER_SECOND),
     "no_rnn": ("the mean of word vectors, no RNN", NO_RNN_FLOPS_PER_SECOND),
 }
+
+
+# The defaults above were measured where `probe_speed()` gave this: a machine as fast as that,
+# as busy as then, gets them as they are; another gets them scaled by `machine_factor()`.
+PROBE_REFERENCE_FLOPS_PER_SECOND = 60e9
+PROBE_SIZE = 384  # a float32 matmul of two 384 x 384 matrices: 113 MFLOP, milliseconds
+PROBE_REPEATS = 9
+PROBE_SECONDS_KEPT = 300.0  # a measurement serves the estimates of the next 5 minutes
+FACTOR_RANGE = (0.2, 5.0)  # beyond, the probe itself is more likely wrong than the machine
+
+_probe_lock = threading.Lock()
+_probe: tuple[float, float] | None = None  # (when measured, time.monotonic(); speed)
+
+
+def probe_speed() -> float:
+    """This machine's speed now, in floating-point operations per second of a NumPy float32
+    matmul on all its cores: the median of PROBE_REPEATS timings (about 20-50 ms in all on
+    a 2-core CPU), measured at most once per PROBE_SECONDS_KEPT.
+
+    Returns:
+        Operations per second.
+    """
+    global _probe
+    with _probe_lock:
+        now = time.monotonic()
+        if _probe is not None and now - _probe[0] < PROBE_SECONDS_KEPT:
+            return _probe[1]
+        generator = np.random.default_rng(0)
+        left, right = (
+            generator.standard_normal((PROBE_SIZE, PROBE_SIZE), dtype=np.float32) for _ in range(2)
+        )
+        result = np.empty((PROBE_SIZE, PROBE_SIZE), np.float32)
+        np.matmul(left, right, out=result)  # the first call pays for BLAS' threads starting
+        seconds = []
+        for _ in range(PROBE_REPEATS):
+            started = time.perf_counter()
+            np.matmul(left, right, out=result)
+            seconds.append(time.perf_counter() - started)
+        speed = 2 * PROBE_SIZE**3 / max(float(np.median(seconds)), 1e-9)
+        _probe = (now, speed)
+        return speed
+
+
+def machine_factor() -> float:
+    """How fast this machine is now against the one the defaults were measured on
+    (`probe_speed()` / PROBE_REFERENCE_FLOPS_PER_SECOND, kept within FACTOR_RANGE): the
+    default speeds are multiplied by it, the default times divided. Completed runs in the
+    store replace the defaults, and so the factor, with this machine's own figures."""
+    low, high = FACTOR_RANGE
+    return min(high, max(low, probe_speed() / PROBE_REFERENCE_FLOPS_PER_SECOND))
 
 
 def _step_settings(config: TrainConfig) -> tuple:
@@ -131,7 +184,7 @@ def estimate_epoch_seconds(
                 speeds.append(_epoch_flops(past, lengths, counted) / seconds)
         except (ValueError, KeyError, TypeError, ZeroDivisionError):
             continue  # a split these lengths cannot make, or no number: not a measurement
-    speed = float(np.median(speeds)) if speeds else COMPUTATIONS[kind][1]
+    speed = float(np.median(speeds)) if speeds else COMPUTATIONS[kind][1] * machine_factor()
     return _epoch_flops(config, lengths, counted) / speed
 
 
@@ -261,14 +314,13 @@ def estimate_run(
             continue  # not a whole measurement
     ratio = float(np.median(test_ratios)) if test_ratios else DEFAULT_TEST_SPEED_RATIO
     test_flops = forward_flops(config, len(test_lengths), evaluation_steps(config, test_lengths))
+    default_start = WARM_START_SECONDS if warm_start else COLD_START_SECONDS
     return RunEstimate(
-        start=float(np.median(starts))
-        if starts
-        else (WARM_START_SECONDS if warm_start else COLD_START_SECONDS),
+        start=float(np.median(starts)) if starts else default_start / machine_factor(),
         epoch=epoch,
         epochs=config.training.epochs,
         test=test_flops / (epoch_speed * ratio),
-        save=float(np.median(saves)) if saves else SAVE_SECONDS,
+        save=float(np.median(saves)) if saves else SAVE_SECONDS / machine_factor(),
     )
 
 

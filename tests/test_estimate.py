@@ -9,13 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from rnnkit import RunStore, preset, train
+from rnnkit import RunStore, estimate, preset, train
 from rnnkit.estimate import (
     COLD_START_SECONDS,
     DEFAULT_FLOPS_PER_SECOND,
     FUSED_FLOPS_PER_SECOND,
     FUSED_PADDED_FLOPS_PER_SECOND,
     NO_RNN_FLOPS_PER_SECOND,
+    PROBE_REFERENCE_FLOPS_PER_SECOND,
     WARM_START_SECONDS,
     estimate_epoch_seconds,
     estimate_run,
@@ -32,6 +33,12 @@ from tests.helpers import tiny_masked_config
 @pytest.fixture
 def store(tmp_path) -> RunStore:
     return RunStore(tmp_path / "runs")
+
+
+@pytest.fixture(autouse=True)
+def reference_machine(monkeypatch):
+    """This machine as fast as the one the defaults were measured on, unless a test says."""
+    monkeypatch.setattr(estimate, "probe_speed", lambda: PROBE_REFERENCE_FLOPS_PER_SECOND)
 
 
 def test_training_flops_by_hand():
@@ -133,6 +140,46 @@ def test_the_whole_run_is_estimated_and_calibrated_phase_by_phase(data, store):
     assert again.save == pytest.approx(timings["save_seconds"])
     assert again.test == pytest.approx(timings["test_seconds"])
     assert again.epoch == pytest.approx(float(np.median(timings["epoch_seconds"])))
+
+
+def test_the_defaults_follow_how_fast_this_machine_is_now(data, store, monkeypatch):
+    config = tiny_masked_config()
+    lengths, test_lengths = data.train.lengths, data.test.lengths
+    there = estimate_run(config, lengths, test_lengths)
+    # A machine twice as fast (or half as busy) as the defaults' gets half of every phase.
+    monkeypatch.setattr(estimate, "probe_speed", lambda: 2 * PROBE_REFERENCE_FLOPS_PER_SECOND)
+    here = estimate_run(config, lengths, test_lengths)
+    for phase in ("start", "epoch", "test", "save"):
+        assert getattr(here, phase) == pytest.approx(getattr(there, phase) / 2)
+    # A probe far off (a stalled or absurd timing) moves the defaults by 5x at most.
+    for wild, factor in ((1e6, 5.0), (1e-6, 0.2), (0.0, 0.2)):
+        monkeypatch.setattr(
+            estimate, "probe_speed", lambda wild=wild: wild * PROBE_REFERENCE_FLOPS_PER_SECOND
+        )
+        assert estimate.machine_factor() == factor
+        assert estimate_run(config, lengths, test_lengths).epoch == pytest.approx(
+            there.epoch / factor
+        )
+    # Once a run completed here, its own figures count and the probe no longer does.
+    timings = train(config, data, store).timings
+    assert estimate_run(config, lengths, test_lengths, store).epoch == pytest.approx(
+        float(np.median(timings["epoch_seconds"]))
+    )
+
+
+def test_the_probe_measures_once_per_five_minutes(monkeypatch):
+    monkeypatch.undo()  # the real probe
+    monkeypatch.setattr(estimate, "_probe", None)
+    clock = [1000.0]
+    monkeypatch.setattr(estimate.time, "monotonic", lambda: clock[0])
+    first = estimate.probe_speed()
+    assert np.isfinite(first) and first > 0
+    clock[0] += estimate.PROBE_SECONDS_KEPT - 1
+    monkeypatch.setattr(estimate.np, "matmul", lambda *arguments, **keywords: 1 / 0)
+    assert estimate.probe_speed() == first  # kept: no matmul ran
+    clock[0] += 2
+    with pytest.raises(ZeroDivisionError):  # measured again
+        estimate.probe_speed()
 
 
 def test_the_estimate_does_not_load_tensorflow():
