@@ -22,7 +22,6 @@ them, so importing this module is quick.
 from __future__ import annotations
 
 import itertools
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -434,9 +433,6 @@ class _CompiledModel:
     masked: bool  # the embedding masks id 0: padding columns can be dropped
 
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _compiled(model: keras.Model) -> _CompiledModel:
     """The model's compiled functions, made on first use and kept as long as the model.
 
@@ -445,8 +441,8 @@ def _compiled(model: keras.Model) -> _CompiledModel:
     of a text. One `tf.function` per model with an input shape open in both dimensions is
     traced once; `load_model` traces it before the first visitor asks.
     """
-    compiled = _COMPILED.get(model)
-    if compiled is not None:
+    compiled = getattr(model, "_rnnkit_compiled", None)
+    if isinstance(compiled, _CompiledModel):
         return compiled
     import tensorflow as tf
 
@@ -472,7 +468,8 @@ def _compiled(model: keras.Model) -> _CompiledModel:
         return hidden[0, 0], tf.reduce_sum(gradients * embedded, axis=-1)[0]
 
     compiled = _CompiledModel(forward, gradient, bool(getattr(embedding, "mask_zero", False)))
-    _COMPILED[model] = compiled
+    # Kept on the model (the functions refer to it): they go when the model goes.
+    object.__setattr__(model, "_rnnkit_compiled", compiled)
     return compiled
 
 

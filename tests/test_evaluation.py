@@ -431,6 +431,22 @@ def test_a_loaded_model_reads_texts_of_any_length_without_tracing_again(trained,
     assert compiled.gradient.experimental_get_tracing_count() == 1
 
 
+def test_a_model_read_once_is_freed_when_dropped(trained):
+    import gc
+    import weakref
+
+    from rnnkit.model import build_model
+
+    # Its compiled functions refer to the model: kept anywhere but on the model, they would
+    # keep every model a server ever loaded.
+    model = build_model(trained.config)
+    predict_texts(model, trained.data.vocab, trained.config, ["great fun"])
+    dropped = weakref.ref(model)
+    del model
+    gc.collect()
+    assert dropped() is None
+
+
 def test_rows_of_mixed_lengths_come_back_in_their_order(trained):
     from rnnkit.evaluation import _predict
 
