@@ -41,6 +41,7 @@ def freeze_heap() -> None:
     Once Keras is imported, Streamlit calls `keras.backend.clear_session()` after every script
     run, and with it a full collection, which walks TensorFlow's 400,000 objects holding the
     interpreter lock, on every page view of every session; frozen objects are skipped. Call it
-    after loading Keras or a model.
+    after loading Keras, before making objects that must be freed some day (a frozen cycle is
+    never collected).
     """
     gc.freeze()

@@ -110,9 +110,12 @@ def run_picker(data: ImdbData) -> Run:
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=2)
 def _cached_model(folder: str, model_state: tuple[int, int], _run: Run) -> keras.Model:
     # Two models at most: a server's memory is small. model_state: a retrained run loads afresh.
-    model = evaluation.load_model(_run)  # its forward pass and gradient traced, too
+    import keras  # noqa: F401  (TensorFlow's objects, frozen before the model is made)
+
+    # Frozen before, not after: a model dropped from this cache must be collected (it holds
+    # reference cycles); its own objects cost a collection a few milliseconds.
     freeze_heap()
-    return model
+    return evaluation.load_model(_run)  # its forward pass and gradient traced, too
 
 
 def run_key(run: Run) -> tuple[str, tuple[int, int]]:
