@@ -28,14 +28,13 @@ from rnnkit.training import SAVE_SECONDS, random_grouping, split_rows
 # Default training speeds (floating-point operations per second) for the epoch estimate, until
 # completed runs in the store give this machine's own, each from runs computed the same way:
 # Keras' RNN loop; rnnkit.fused's SimpleRNN loop over length-grouped batches (masked); the same
-# loop over every padded step (unmasked: its longer arrays fall out of the CPU's caches, so
-# each step costs more); a model without an RNN, whose few operations leave TensorFlow's
-# per-batch work to dominate. docs/performance.md ("The estimate before training") gives the
-# runs behind them.
-DEFAULT_FLOPS_PER_SECOND = 40e9
-FUSED_FLOPS_PER_SECOND = 100e9
-FUSED_PADDED_FLOPS_PER_SECOND = 46e9
-NO_RNN_FLOPS_PER_SECOND = 0.85e9
+# loop over every padded step (unmasked: batches all of one width, a little faster per
+# operation); a model without an RNN, whose few operations leave TensorFlow's per-batch work to
+# dominate. docs/performance.md ("The estimate before training") gives the runs behind them.
+DEFAULT_FLOPS_PER_SECOND = 16.7e9
+FUSED_FLOPS_PER_SECOND = 41e9
+FUSED_PADDED_FLOPS_PER_SECOND = 48.5e9
+NO_RNN_FLOPS_PER_SECOND = 0.265e9
 # How a config's epochs are computed -> (in words, the default speed).
 COMPUTATIONS = {
     "fused": ("rnnkit's fused SimpleRNN loop", FUSED_FLOPS_PER_SECOND),
@@ -50,7 +49,7 @@ COMPUTATIONS = {
 
 # The defaults above were measured where `probe_speed()` gave this: a machine as fast as that,
 # as busy as then, gets them as they are; another gets them scaled by `machine_factor()`.
-PROBE_REFERENCE_FLOPS_PER_SECOND = 60e9
+PROBE_REFERENCE_FLOPS_PER_SECOND = 142e9
 PROBE_SIZE = 384  # a float32 matmul of two 384 x 384 matrices: 113 MFLOP, milliseconds
 PROBE_REPEATS = 9
 PROBE_SECONDS_KEPT = 300.0  # a measurement serves the estimates of the next 5 minutes
@@ -224,11 +223,13 @@ def computation(config: TrainConfig, fused: bool | None = None) -> str:
 # Seconds from a Train click (or a command) to the first batch, until a completed run says:
 # with TensorFlow loaded ahead (a job's process on standby), the cached reviews and the model's
 # first trace; from a new process, TensorFlow's load too.
-WARM_START_SECONDS = 1.5
-COLD_START_SECONDS = 9.0
+WARM_START_SECONDS = 0.8
+COLD_START_SECONDS = 6.5
 # A forward pass over the test set runs at about the training's operations per second (its
-# operations are a third of a training step's); completed runs replace this with their ratio.
-DEFAULT_TEST_SPEED_RATIO = 1.0
+# operations are a third of a training step's), faster where per-batch work weighs more than
+# the arithmetic (Keras' loop, no RNN): its speed over the training's, by computation, until
+# completed runs give theirs.
+TEST_SPEED_RATIOS = {"fused": 1.0, "fused_padded": 1.17, "keras": 1.7, "no_rnn": 1.65}
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ def estimate_run(
                 test_ratios.append(test_flops / float(timings["test_seconds"]) / past_speed)
         except (ValueError, KeyError, TypeError, ZeroDivisionError):
             continue  # not a whole measurement
-    ratio = float(np.median(test_ratios)) if test_ratios else DEFAULT_TEST_SPEED_RATIO
+    ratio = float(np.median(test_ratios)) if test_ratios else TEST_SPEED_RATIOS[kind]
     test_flops = forward_flops(config, len(test_lengths), evaluation_steps(config, test_lengths))
     default_start = WARM_START_SECONDS if warm_start else COLD_START_SECONDS
     return RunEstimate(

@@ -16,7 +16,7 @@ from rnnkit.cluster import ClusterError
 from rnnkit.compare import duration_text
 from rnnkit.config import LIMITS, PRESETS, SECTIONS, TrainConfig, preset
 from rnnkit.data import ImdbData
-from rnnkit.estimate import COMPUTATIONS, computation, estimate_run
+from rnnkit.estimate import COMPUTATIONS, computation, estimate_run, machine_factor
 from rnnkit.jobs import ACTIVE_STATES, LimitError, limit_problems, lower_to_limits
 from rnnkit.runs import Run, RunSummary
 from rnnkit.settings import get_limits
@@ -289,7 +289,7 @@ def model_overview(config: TrainConfig, data: ImdbData) -> None:
         else f"reviews padded to {config.data.max_length} steps"
     )
     loop, default = COMPUTATIONS[computation(config)]
-    computed = f"{loop} ({default / 1e9:g} GFLOP/s until there is one)"
+    computed = f"{loop} (about {default * machine_factor() / 1e9:.3g} GFLOP/s until there is one)"
     st.caption(
         f"{config.summary()}. The estimate counts the operations of an epoch over {steps}, at "
         f"the speed this server showed on its completed runs computed by {computed}."
