@@ -484,6 +484,26 @@ def _fused_call(rnns: list, inputs, mask, sequences: bool, zero_masked: bool):
     )
 
 
+def fused_states(rnns: list, inputs, mask=None) -> list | None:
+    """Every step's state of the SimpleRNN directions `rnns` (a bidirectional layer's two, say)
+    over the same inputs, in one fused call with the directions in parallel.
+
+    Args:
+        rnns: SimpleRNN layers (one per direction), built, of equal units.
+        inputs: (batch, time, features) float32 tensor.
+        mask: (batch, time) bool tensor, or None.
+
+    Returns:
+        Per layer, (batch, time, units) in input positions (a backward direction's too), a
+        masked step carrying the state; None where the fused loop would not compute one of
+        them as Keras does (then call the layers themselves).
+    """
+    if not all(_fusable_rnn(rnn, inputs, None) for rnn in rnns):
+        return None
+    outputs = _fused_call(rnns, inputs, mask, sequences=True, zero_masked=False)
+    return tf.split(outputs, [rnn.units for rnn in rnns], axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="rnnkit")
 class FusedSimpleRNN(layers.SimpleRNN):
     """`keras.layers.SimpleRNN`, computed by the fused loop on CPUs (see the module doc)."""

@@ -123,6 +123,7 @@ class Inspector:
         if fused is None:
             fused = fused_rnn_enabled() and cpu_only()
         self.model = model
+        self._fused = fused
         try:
             self._embedding = model.get_layer("embedding")
         except ValueError:
@@ -211,10 +212,16 @@ class Inspector:
 
         hidden, sequences = embedded, []
         for clones in self._clones:
-            outputs = []
-            for clone in clones:
-                output = clone(hidden, mask=mask)  # (batch, time, units), in the order run
-                outputs.append(tf.reverse(output, axis=[1]) if clone.go_backwards else output)
+            outputs = None
+            if self._fused and len(clones) > 1:  # both directions at once, in input order
+                from rnnkit.fused import fused_states
+
+                outputs = fused_states(clones, hidden, mask)
+            if outputs is None:
+                outputs = []
+                for clone in clones:
+                    output = clone(hidden, mask=mask)  # (batch, time, units), in the order run
+                    outputs.append(tf.reverse(output, axis=[1]) if clone.go_backwards else output)
             sequences += outputs
             hidden = tf.concat(outputs, axis=-1) if len(outputs) > 1 else outputs[0]
         return sequences
