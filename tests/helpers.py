@@ -672,6 +672,10 @@ class RayNode:
         self.kill()
 
 
+# What the test cluster's nodes run with (`.ci/run` starts its nodes with the same).
+RAY_TEST_ENVIRONMENT = {"RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180"}
+
+
 def start_ray_node(
     log: Path,
     head_address: str | None = None,
@@ -723,7 +727,10 @@ def start_ray_node(
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=child_environment(),  # its workers import this copy of rnnkit
+            # Its workers import this copy of rnnkit. The head's client server waits 30 s by
+            # default for the server it starts for each `ray://` client: on 2 busy cores that
+            # start (a Python process importing Ray) can take longer.
+            env={**child_environment(), **RAY_TEST_ENVIRONMENT},
             start_new_session=True,
         )
     node = RayNode(process, log)
