@@ -7,7 +7,9 @@ The tests marked `cluster` run on a cluster of two nodes on this machine (confte
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -190,7 +192,15 @@ def test_a_job_whose_node_is_lost_runs_again_elsewhere_from_its_last_epoch(
     thread = threading.Thread(target=run)
     try:
         thread.start()
-        wait_for(lambda: saved_epochs(store, order["run_id"]) >= 1, timeout=180)
+        # Once a checkpoint is written: killed between an epoch's history and its checkpoint,
+        # the run rightly starts over.
+        wait_for(lambda: starts and checkpointed(store, order["run_id"]) >= 1, timeout=180)
+        # A lost machine loses every process on it at once. Killing the node's process group
+        # alone leaves the training worker (Ray's raylet starts it) to notice later, and its
+        # tiny epochs would finish the run first.
+        assert starts[0]["node_id"] == ray_node_id(resource)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(starts[0]["pid"], signal.SIGKILL)
         doomed.kill()
         assert saved_epochs(store, order["run_id"]) < 20  # killed part way
     finally:
@@ -205,6 +215,15 @@ def test_a_job_whose_node_is_lost_runs_again_elsewhere_from_its_last_epoch(
     for ours, reference in zip(run.history, uninterrupted.history, strict=True):
         for key in HISTORY_KEYS:
             assert ours[key] == pytest.approx(reference[key], abs=1e-5)
+
+
+def checkpointed(store: RunStore, run_id: str) -> int:
+    """The epochs the run's checkpoint holds (0: none yet)."""
+    try:
+        checkpoint = store.checkpoint(run_id)
+    except Exception:  # the files appear while we look
+        return 0
+    return checkpoint[0] if checkpoint else 0
 
 
 def saved_epochs(store: RunStore, run_id: str) -> int:
