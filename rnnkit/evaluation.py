@@ -426,11 +426,14 @@ def encode_for_model(text: str, vocab: Vocabulary, config: TrainConfig) -> Encod
 
 @dataclass
 class _CompiledModel:
-    """A model's forward pass and its gradient x input, each traced once for every shape."""
+    """A model's forward pass and its gradient x input, each traced once for every shape, and
+    its `rnnkit.fused.FusedReader` where one computes it (then the forward pass is the
+    reader's)."""
 
     forward: Any  # (rows, time) int32 ids -> (rows, 1) probabilities
     gradient: Any  # (1, time) int32 ids -> (probability, (time,) gradient x input)
     masked: bool  # the embedding masks id 0: padding columns can be dropped
+    reader: Any = None  # FusedReader, or None
 
 
 def _compiled(model: keras.Model) -> _CompiledModel:
@@ -467,7 +470,15 @@ def _compiled(model: keras.Model) -> _CompiledModel:
         gradients = tape.gradient(hidden, embedded)  # (1, time, embedding_dim)
         return hidden[0, 0], tf.reduce_sum(gradients * embedded, axis=-1)[0]
 
-    compiled = _CompiledModel(forward, gradient, bool(getattr(embedding, "mask_zero", False)))
+    from rnnkit.model import has_fused_layers
+
+    reader = None
+    if has_fused_layers(model):
+        from rnnkit.fused import FusedReader
+
+        reader = FusedReader.of(model)
+    masked = bool(getattr(embedding, "mask_zero", False))
+    compiled = _CompiledModel(forward, gradient, masked, reader)
     # Kept on the model (the functions refer to it): they go when the model goes.
     object.__setattr__(model, "_rnnkit_compiled", compiled)
     return compiled
@@ -494,7 +505,8 @@ def load_model(run: Run) -> keras.Model:
     compiled = _compiled(model)
     row = np.full((1, config.data.max_length), OOV_ID, dtype=np.int32)
     row[0, 0] = START_ID
-    compiled.forward(row)
+    if compiled.reader is None:
+        compiled.forward(row)
     compiled.gradient(row)
     return model
 
@@ -521,7 +533,12 @@ def _predict(model: keras.Model, rows: np.ndarray) -> np.ndarray:
             batch = batch[:, np.flatnonzero(batch.any(axis=0))]
             if batch.shape[1] == 0:  # only padding: one masked step, the zero state
                 batch = rows[chosen][:, :1]
-        result[chosen] = np.asarray(compiled.forward(batch))[:, 0]
+        if compiled.reader is not None:
+            result[chosen] = compiled.reader.probabilities(batch)
+        else:
+            result[chosen] = np.asarray(compiled.forward(batch))[:, 0]
+    if compiled.reader is not None:
+        compiled.reader.release()
     return result
 
 

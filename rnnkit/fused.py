@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -455,11 +456,319 @@ def _recurrence(
     return run(tf.reshape(inputs, (-1, inputs.shape[-1])), kernel, bias, recurrent_kernels)
 
 
-def _fusable_rnn(layer, inputs, initial_state) -> bool:
+# --- reading: forward only, time-major ----------------------------------------------------------
+
+
+@njit(**_COMPILE)
+def _read_direction(
+    projected, offset, recurrent_kernel, mask, go_backwards, zero_masked, outputs, last
+):
+    """`_forward_direction` for reading only, time-major: no states kept for a backward pass
+    (the state lives in two (batch, units) arrays), and each step's rows of `projected` and
+    `outputs` are side by side in memory, where batch-major rows are a whole review apart.
+
+    Args:
+        projected: (time, batch, directions * units); this direction reads columns
+            offset : offset + units.
+        offset, recurrent_kernel, go_backwards, zero_masked: as in `_forward_direction`.
+        mask: (time, batch) bool, or (0, 0) for none.
+        outputs: (time, batch, directions * units) to fill, or (0, 0, 0).
+        last: (batch, directions * units) to fill with the state after the last step run.
+    """
+    time, batch, width = projected.shape
+    units = recurrent_kernel.shape[0]
+    masked = mask.shape[0] > 0
+    sequences = outputs.shape[0] > 0
+    projected_flat, outputs_flat = projected.reshape(-1), outputs.reshape(-1)
+    previous = np.zeros((batch, units), np.float32)
+    current = np.empty((batch, units), np.float32)
+    mixed = np.zeros((batch, units), np.float32)  # h @ recurrent_kernel; zero before step 1
+    row_units = np.uint64(units)
+    for step in range(time):
+        t = time - 1 - step if go_backwards else step
+        if step > 0:
+            np.dot(previous, recurrent_kernel, mixed)
+        current_flat, previous_flat, mixed_flat = (
+            current.reshape(-1),
+            previous.reshape(-1),
+            mixed.reshape(-1),
+        )
+        for row in range(batch):
+            here = np.uint64(row * units)  # the row in current, previous and mixed
+            there = np.uint64((t * batch + row) * width + offset)  # in projected and outputs
+            active = not masked or mask[t, row]
+            if active:
+                for unit in range(row_units):
+                    current_flat[here + unit] = _tanh(
+                        mixed_flat[here + unit] + projected_flat[there + unit]
+                    )
+            else:
+                for unit in range(row_units):
+                    current_flat[here + unit] = previous_flat[here + unit]
+            if sequences:
+                keep = active or not zero_masked
+                for unit in range(row_units):
+                    outputs_flat[there + unit] = (
+                        current_flat[here + unit] if keep else np.float32(0)
+                    )
+        previous, current = current, previous
+    for row in range(batch):
+        for unit in range(units):
+            last[row, offset + unit] = previous[row, unit]
+
+
+@njit(**_COMPILE)
+def _word_extremes(outputs, words, first, end, highest, highest_at, lowest, lowest_at):
+    """For rows first : end, each column's highest and lowest value at a word and the first
+    step where it is reached (-inf / +inf and step 0 for a row without words).
+
+    Args:
+        outputs: (time, batch, width) float32, time-major.
+        words: (time, batch) bool.
+        first, end: the rows to reduce.
+        highest, lowest: (batch, width) float32 to fill; highest_at, lowest_at: int32.
+    """
+    time, _, width = outputs.shape
+    for row in range(first, end):
+        for column in range(width):
+            highest[row, column] = -np.inf
+            lowest[row, column] = np.inf
+            highest_at[row, column] = 0
+            lowest_at[row, column] = 0
+    for t in range(time):
+        for row in range(first, end):
+            if not words[t, row]:
+                continue
+            for column in range(width):
+                value = outputs[t, row, column]
+                if value > highest[row, column]:
+                    highest[row, column] = value
+                    highest_at[row, column] = t
+                if value < lowest[row, column]:
+                    lowest[row, column] = value
+                    lowest_at[row, column] = t
+
+
+def word_extremes(outputs: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each row's and column's highest and lowest value at a word, and the first step of each.
+
+    Args:
+        outputs: (time, batch, width) float32, time-major (`FusedReader.layer_outputs`).
+        words: (time, batch) bool: the steps that are words.
+
+    Returns:
+        (highest, highest_at, lowest, lowest_at), each (batch, width): float32 values (-inf
+        and +inf for a row without words) and int32 steps (0 for a row without words).
+    """
+    _, batch, width = outputs.shape
+    highest, lowest = np.empty((batch, width), np.float32), np.empty((batch, width), np.float32)
+    highest_at, lowest_at = np.empty((batch, width), np.int32), np.empty((batch, width), np.int32)
+    arguments = (outputs, np.ascontiguousarray(words))
+    results = (highest, highest_at, lowest, lowest_at)
+    half = batch // 2
+    _in_parallel(
+        [
+            (_word_extremes, (*arguments, 0, half, *results)),
+            (_word_extremes, (*arguments, half, batch, *results)),
+        ]
+    )
+    return results
+
+
+def _read_layer(inputs, layer: _ReadLayer, mask, sequences: bool, zero_masked: bool, buffers):
+    """A layer's directions over time-major `inputs` (time, batch, features): (time, batch,
+    width) outputs (or None) and the (batch, width) states where each direction finishes."""
+    time, batch, features = inputs.shape
+    width = layer.kernel.shape[1]
+    units = width // len(layer.go_backwards)
+    projected = buffers.empty((time * batch, width))
+    np.matmul(inputs.reshape(-1, features), layer.kernel, out=projected)
+    projected += layer.bias
+    projected = projected.reshape(time, batch, width)
+    outputs = buffers.empty((time, batch, width)) if sequences else _NO_SEQUENCE
+    last = np.empty((batch, width), np.float32)
+    mask_argument = _NO_MASK if mask is None else mask
+    _in_parallel(
+        [
+            (
+                _read_direction,
+                (
+                    projected,
+                    direction * units,
+                    layer.recurrent_kernels[direction],
+                    mask_argument,
+                    backwards,
+                    zero_masked,
+                    outputs,
+                    last,
+                ),
+            )
+            for direction, backwards in enumerate(layer.go_backwards)
+        ]
+    )
+    return (outputs if sequences else None), last
+
+
+@dataclass(frozen=True)
+class _ReadLayer:
+    """An RNN layer's weights as the reading loops take them (see `_recurrence`'s)."""
+
+    kernel: np.ndarray  # (features, directions * units)
+    bias: np.ndarray  # (directions * units,)
+    recurrent_kernels: np.ndarray  # (directions, units, units)
+    go_backwards: tuple[bool, ...]  # per direction
+    sequences: bool  # the layer returns every step's outputs (else its last states)
+    zero_masked: bool  # its outputs at masked steps are zero
+
+
+_NO_MASK = np.zeros((0, 0), np.bool_)
+_ACTIVATIONS = {"linear": lambda x: x, "relu": lambda x: np.maximum(x, np.float32(0))}
+
+
+class FusedReader:
+    """A model of `build_model`'s layers read forward only, in NumPy and the fused loops:
+    the same function as the model's, faster where nothing needs its gradient (a test pass,
+    predictions, a search over the test reviews).
+
+    A layer in TensorFlow lays a batch out review by review, keeps every step's state for a
+    backward pass, and hands its outputs on through TensorFlow. Here a batch is time-major from
+    the embedding on (each step's rows side by side in memory: a step of the loop reads and
+    writes one block instead of a row per review), a direction keeps only its current state,
+    and nothing goes through TensorFlow. `tests/test_fused.py` checks the probabilities and
+    states against Keras' layers.
+
+    Made by `FusedReader.of(model)`, with the model's weights of that moment. Its arrays are
+    reused from batch to batch; `release()` gives them back after a pass.
+    """
+
+    def __init__(self, embedding: np.ndarray, masked: bool, rnns: list, head: list) -> None:
+        self.embedding = embedding  # (num_words, features) float32
+        self.masked = masked  # id 0 is masked padding
+        self.rnns: list[_ReadLayer] = rnns
+        self.head = head  # (kernel, bias, activation) per Dense layer; the last is the logit's
+        self._buffers = _Buffers()
+
+    @classmethod
+    def of(cls, model: keras.Model) -> FusedReader | None:
+        """A reader of `model`'s current weights; None where the fused loops do not compute it
+        as Keras does (an LSTM or GRU, the mean of word vectors, a GPU, `RNNKIT_FUSED_RNN`
+        off, layers `build_model` does not make): read it with Keras then."""
+        from rnnkit.settings import fused_rnn_enabled
+
+        if not (fused_rnn_enabled() and cpu_only()):
+            return None
+        try:
+            embedding = model.get_layer("embedding")
+        except ValueError:
+            return None
+        if not isinstance(embedding, layers.Embedding) or embedding.compute_dtype != "float32":
+            return None
+        rnns, head = [], []
+        for layer in model.layers[model.layers.index(embedding) + 1 :]:
+            if isinstance(layer, layers.Dropout):  # nothing at inference
+                continue
+            if isinstance(layer, layers.Dense) and rnns:
+                name = getattr(layer.activation, "__name__", None)
+                head.append((*_float32(layer.kernel, layer.bias), name))
+                continue
+            rnn = None if head else _read_layer_of(layer)
+            if rnn is None:
+                return None
+            rnns.append(rnn)
+        if not rnns or rnns[-1].sequences or any(not rnn.sequences for rnn in rnns[:-1]):
+            return None
+        if not head or head[-1][0].shape[1] != 1 or head[-1][2] != "sigmoid":
+            return None
+        if any(name not in _ACTIVATIONS for _, _, name in head[:-1]):
+            return None
+        (table,) = _float32(embedding.embeddings)
+        return cls(table, bool(embedding.mask_zero), rnns, head)
+
+    def _read(self, tokens: np.ndarray, every_sequence: bool):
+        """(outputs per RNN layer, time-major, or None; the logits (batch,))."""
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or tokens.shape[1] == 0:
+            raise ValueError(f"tokens must be (batch, time) with time > 0, not {tokens.shape}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= len(self.embedding)):
+            raise ValueError(f"token ids must lie in [0, {len(self.embedding)})")
+        time_major = np.ascontiguousarray(tokens.T)  # (time, batch)
+        hidden = self.embedding[time_major]  # (time, batch, features)
+        mask = (time_major != 0) if self.masked else None
+        outputs = []
+        for rnn in self.rnns:
+            sequences = every_sequence or rnn.sequences
+            zero_masked = rnn.zero_masked and not every_sequence
+            output, last = _read_layer(hidden, rnn, mask, sequences, zero_masked, self._buffers)
+            outputs.append(output)
+            hidden = output
+        for kernel, bias, name in self.head[:-1]:
+            last = _ACTIVATIONS[name](last @ kernel + bias)
+        kernel, bias, _ = self.head[-1]
+        return outputs, (last @ kernel + bias)[:, 0]
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        """(batch,) float32 logits of (batch, time) token ids, padded as in training: the
+        probability is their sigmoid."""
+        return self._read(tokens, every_sequence=False)[1]
+
+    def probabilities(self, tokens: np.ndarray) -> np.ndarray:
+        """(batch,) float32 probabilities of (batch, time) token ids, as the model gives them."""
+        logits = self.logits(tokens)
+        return (np.float32(1) / (np.float32(1) + np.exp(-logits))).astype(np.float32)
+
+    def layer_outputs(self, tokens: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Every RNN layer's states at every step, and the logits.
+
+        Args:
+            tokens: (batch, time) token ids, padded as in training.
+
+        Returns:
+            (per RNN layer (time, batch, directions * units) float32, time-major, the
+            directions side by side, a masked step carrying the state; the (batch,) logits).
+            The arrays are reused by the next call: copy what must outlive it.
+        """
+        return self._read(tokens, every_sequence=True)
+
+    def release(self) -> None:
+        """Give back the arrays kept for the next batch."""
+        self._buffers.release()
+
+
+def _float32(*variables) -> tuple[np.ndarray, ...]:
+    return tuple(np.ascontiguousarray(keras.ops.convert_to_numpy(v), np.float32) for v in variables)
+
+
+def _read_layer_of(layer) -> _ReadLayer | None:
+    """`layer`'s weights for the reading loops, or None where they do not compute it."""
+    bidirectional = isinstance(layer, layers.Bidirectional)
+    if bidirectional and layer.merge_mode != "concat":
+        return None
+    parts = [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
+    if not all(_fusable_layer(part) for part in parts):
+        return None
+    if not bidirectional and layer.go_backwards and layer.return_sequences:
+        return None  # Keras gives its outputs in the order it ran
+    cells = [part.cell for part in parts]
+    kernels = _float32(*(cell.kernel for cell in cells))
+    biases = _float32(*(cell.bias for cell in cells))
+    recurrent = _float32(*(cell.recurrent_kernel for cell in cells))
+    sequences = bool(layer.return_sequences)
+    return _ReadLayer(
+        kernel=np.ascontiguousarray(np.concatenate(kernels, axis=1)),
+        bias=np.concatenate(biases),
+        recurrent_kernels=np.ascontiguousarray(np.stack(recurrent)),
+        go_backwards=tuple(bool(part.go_backwards) for part in parts),
+        sequences=sequences,
+        # Bidirectional zeroes masked outputs of sequences (`force_zero_output_for_mask`).
+        zero_masked=sequences if bidirectional else bool(layer.zero_output_for_mask),
+    )
+
+
+def _fusable_layer(layer) -> bool:
+    """Whether the fused loops compute `layer` (its weights as they are) as Keras does."""
     cell = getattr(layer, "cell", None)
     return (
         type(layer) in (layers.SimpleRNN, FusedSimpleRNN)
-        and initial_state is None
         and not layer.stateful
         and not layer.return_state
         and cell.use_bias
@@ -467,6 +776,13 @@ def _fusable_rnn(layer, inputs, initial_state) -> bool:
         and cell.dropout == 0
         and cell.recurrent_dropout == 0
         and layer.compute_dtype == "float32"
+    )
+
+
+def _fusable_rnn(layer, inputs, initial_state) -> bool:
+    return (
+        _fusable_layer(layer)
+        and initial_state is None
         and inputs.dtype == "float32"
         and cpu_only()  # the fused loop is a CPU kernel
     )

@@ -157,6 +157,11 @@ class Inspector:
         self._states_function = tf.function(self._states_and_logits, input_signature=signature)
         self._gradients_function = tf.function(self._gradients, input_signature=signature)
         self._summaries_function = tf.function(self._unit_summaries, input_signature=signature)
+        self._reader = None  # reads unit summaries forward only, where it computes the model
+        if fused and self.has_rnn:
+            from rnnkit.fused import FusedReader
+
+            self._reader = FusedReader.of(model)
 
     # --- structure ---------------------------------------------------------------------------
 
@@ -350,6 +355,8 @@ class Inspector:
             (-inf and +inf for a row without words), "highest_at" and "lowest_at": the steps},
             each (batch, units); and the (batch,) logits.
         """
+        if self._reader is not None:
+            return self._read_unit_summaries(_as_tokens(tokens))
         summaries, logits = self._summaries_function(_as_tokens(tokens))
         results = {}
         for direction, (final, high, high_at, low, low_at) in zip(
@@ -363,6 +370,37 @@ class Inspector:
                 "lowest_at": np.asarray(low_at),
             }
         return results, np.asarray(logits)
+
+    def _read_unit_summaries(self, tokens: np.ndarray) -> tuple[dict[str, dict], np.ndarray]:
+        """`unit_summaries` by the `FusedReader`: each layer's states time-major, reduced by
+        compiled loops (TensorFlow's where, max and argmax took longer than the pass itself)."""
+        from rnnkit.fused import word_extremes
+
+        outputs, logits = self._reader.layer_outputs(tokens)
+        words = tokens.T != PAD_ID  # (time, batch)
+        results = {}
+        directions = iter(self.directions)
+        for output, clones in zip(outputs, self._clones, strict=True):
+            extremes = word_extremes(output, words)  # (batch, width) each
+            start = 0
+            for _ in clones:
+                direction = next(directions)
+                columns = slice(start, start + direction.units)
+                start += direction.units
+                high, high_at, low, low_at = (extreme[:, columns] for extreme in extremes)
+                results[direction.name] = {
+                    "final": np.array(output[0 if direction.backward else -1, :, columns]),
+                    "highest": high,
+                    "highest_at": high_at,
+                    "lowest": low,
+                    "lowest_at": low_at,
+                }
+        return results, np.asarray(logits, np.float32)
+
+    def release(self) -> None:
+        """Give back the arrays a pass over many batches kept for the next one."""
+        if self._reader is not None:
+            self._reader.release()
 
     def position_gradients(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         """How strongly the logit depends on each position's word vector, through each
@@ -805,6 +843,7 @@ def search_units(
         done += len(rows)
         if on_batch is not None:
             on_batch(done, len(tokens))
+    inspector.release()
     count = len(tokens)
     correlations = {}
     logit_variance = logit_squares / count - (logit_sum / count) ** 2

@@ -36,6 +36,7 @@ import numpy as np
 
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
+from rnnkit.devices import uses_fused_rnn
 from rnnkit.runs import Run, RunError, RunStore
 from rnnkit.sequences import length_grouped_batches, pad
 from rnnkit.settings import fused_rnn_enabled
@@ -237,11 +238,17 @@ class TrainingSetup:
         )
 
     def predict(self, tokens: np.ndarray) -> np.ndarray:
-        """Probabilities (reviews,) for padded rows of token ids, in `evaluation_batches`
-        (the same layers as training, fused where training's are)."""
+        """Probabilities (reviews,) for padded rows of token ids, in `evaluation_batches`: read
+        by `rnnkit.fused.FusedReader` where training's layers are fused (the same function,
+        forward only), else by the model itself."""
         import tensorflow as tf
 
-        if self._forward is None:
+        reader = None
+        if uses_fused_rnn(self.config):
+            from rnnkit.fused import FusedReader
+
+            reader = FusedReader.of(self.model)
+        if reader is None and self._forward is None:
             model = self.model
             self._forward = tf.function(
                 lambda batch: model(batch, training=False),
@@ -252,7 +259,12 @@ class TrainingSetup:
             batch = tokens[rows]
             if self.config.model.mask_padding:
                 batch = _cut(batch, self.config.data.padding)
-            result[rows] = self._forward(batch).numpy()[:, 0]
+            if reader is not None:
+                result[rows] = reader.probabilities(batch)
+            else:
+                result[rows] = self._forward(batch).numpy()[:, 0]
+        if reader is not None:
+            reader.release()
         return result
 
 

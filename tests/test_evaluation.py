@@ -414,11 +414,13 @@ def test_a_loaded_model_reads_texts_of_any_length_without_tracing_again(trained,
     run = train(trained.config, trained.data, store)
     model = evaluation.load_model(run)
     compiled = evaluation._compiled(model)
+    # The forward pass is the fused reader's, never traced; the gradient is traced at load.
+    assert compiled.reader is not None
     traced = (
         compiled.forward.experimental_get_tracing_count(),
         compiled.gradient.experimental_get_tracing_count(),
     )
-    assert traced == (1, 1)
+    assert traced == (0, 1)
     vocab, config = trained.data.vocab, trained.config
     for text in ("great", "the plot was dull", " ".join(["superb fun"] * 20)):
         for method in ("occlusion", "gradient"):
@@ -427,7 +429,7 @@ def test_a_loaded_model_reads_texts_of_any_length_without_tracing_again(trained,
             assert reading.probability == pytest.approx(
                 model_probabilities(model, [ids])[0], abs=1e-6
             )
-    assert compiled.forward.experimental_get_tracing_count() == 1
+    assert compiled.forward.experimental_get_tracing_count() == 0
     assert compiled.gradient.experimental_get_tracing_count() == 1
 
 

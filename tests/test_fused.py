@@ -279,3 +279,114 @@ def test_fused_and_keras_training_agree_and_the_saved_model_is_keras_own(
     np.testing.assert_allclose(
         model.predict(tokens, verbose=0)[:, 0], fused_run.predictions, atol=1e-5
     )
+
+
+# --- reading forward only ------------------------------------------------------------------------
+
+
+def random_keras_model(config, seed: int = 0) -> keras.Model:
+    """The config's model of Keras' own layers, every weight drawn at random (biases too)."""
+    model = build_model(config, fused=False)
+    generator = np.random.default_rng(seed)
+    model.set_weights(
+        [generator.normal(0, 0.5, weight.shape).astype("float32") for weight in model.get_weights()]
+    )
+    return model
+
+
+@pytest.mark.parametrize("units", ["6", "6,5", "4,5,3"])
+@pytest.mark.parametrize("bidirectional", ["true", "false"])
+@pytest.mark.parametrize("padding", ["post", "pre"])
+@pytest.mark.parametrize("masked", ["true", "false"])
+def test_the_reader_gives_the_models_probabilities(units, bidirectional, padding, masked):
+    config = tiny_masked_config(
+        **{
+            "model.rnn_units": units,
+            "model.bidirectional": bidirectional,
+            "model.mask_padding": masked,
+            "model.dense_units": "4",
+            "model.dropout_rate": "0.3",  # nothing at inference
+            "data.padding": padding,
+        }
+    )
+    model = random_keras_model(config)
+    reader = fused.FusedReader.of(model)
+    assert reader is not None
+    for time in (TIME, 1):
+        tokens = padded_tokens(time, padding)
+        expected = model.predict(tokens, verbose=0)[:, 0]
+        np.testing.assert_allclose(reader.probabilities(tokens), expected, atol=2e-6)
+    reader.release()
+    assert reader._buffers._buffers == []
+
+
+@pytest.mark.parametrize("padding", ["post", "pre"])
+@pytest.mark.parametrize("masked", [True, False])
+def test_the_readers_states_are_the_layers_states_time_major(padding, masked):
+    config = tiny_masked_config(
+        **{"model.rnn_units": "6,5", "model.mask_padding": str(masked).lower()}
+    )
+    model = random_keras_model(config, seed=3)
+    tokens = padded_tokens(TIME, padding)
+    outputs, logits = fused.FusedReader.of(model).layer_outputs(tokens)
+    hidden = model.get_layer("embedding")(tokens)
+    mask = tokens != 0 if masked else None
+    for output, name in zip(outputs, ["simple_rnn_1", "simple_rnn_2"], strict=True):
+        layer = model.get_layer(name)
+        states = []
+        for part in (layer.forward_layer, layer.backward_layer):
+            # The direction as a sequence layer: at a masked step it keeps the state.
+            sequence = layers.SimpleRNN(
+                part.units, return_sequences=True, go_backwards=part.go_backwards
+            )
+            sequence.build(hidden.shape)
+            sequence.set_weights(part.get_weights())
+            run = np.asarray(sequence(hidden, mask=mask))  # in the order it ran
+            states.append(run[:, ::-1] if part.go_backwards else run)
+        expected = np.concatenate(states, axis=-1)  # (batch, time, width), input positions
+        np.testing.assert_allclose(output.transpose(1, 0, 2), expected, atol=2e-6)
+        hidden = tf.constant(expected)
+    probabilities = model.predict(tokens, verbose=0)[:, 0]
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), probabilities, atol=2e-6)
+
+
+def test_the_reader_steps_aside_where_the_loops_do_not_compute_the_model(monkeypatch):
+    for overrides in (
+        {"model.cell": "lstm"},
+        {"model.cell": "gru"},
+        {"model.rnn_units": ""},  # the mean of word vectors
+        {"model.recurrent_dropout_rate": "0.2"},
+    ):
+        assert fused.FusedReader.of(build_model(tiny_masked_config(**overrides))) is None
+    keras_model = build_model(tiny_masked_config(), fused=False)
+    assert fused.FusedReader.of(keras_model) is not None  # Keras' own SimpleRNN layers too
+    monkeypatch.setenv("RNNKIT_FUSED_RNN", "0")
+    assert fused.FusedReader.of(keras_model) is None
+
+
+def test_the_reader_refuses_ids_outside_the_vocabulary():
+    reader = fused.FusedReader.of(build_model(tiny_masked_config(), fused=False))
+    words = len(reader.embedding)
+    for tokens in ([[1, -1]], [[words, 2]]):
+        with pytest.raises(ValueError, match=rf"token ids must lie in \[0, {words}\)"):
+            reader.probabilities(np.array(tokens, np.int32))
+
+
+def test_word_extremes_are_each_columns_first_highest_and_lowest_at_a_word():
+    generator = np.random.default_rng(5)
+    outputs = generator.integers(-3, 4, size=(9, 7, 5)).astype(np.float32)  # many ties
+    words = generator.random((9, 7)) < 0.6
+    words[:, 2] = False  # a row without words
+    highest, highest_at, lowest, lowest_at = fused.word_extremes(outputs, words)
+    for row in range(7):
+        steps = np.flatnonzero(words[:, row])
+        for column in range(5):
+            if len(steps) == 0:
+                assert (highest[row, column], lowest[row, column]) == (-np.inf, np.inf)
+                assert highest_at[row, column] == lowest_at[row, column] == 0
+                continue
+            values = outputs[steps, row, column]
+            assert highest[row, column] == values.max()
+            assert lowest[row, column] == values.min()
+            assert highest_at[row, column] == steps[np.argmax(values)]  # the first of ties
+            assert lowest_at[row, column] == steps[np.argmin(values)]
