@@ -470,12 +470,7 @@ class Server:
     def kill(self) -> None:
         """SIGKILL its whole process group: no handler, no clean-up runs. Returns once every
         process of the group has exited (a training child too: its run's lock is then free)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _kill_group(self.process)
 
 
 def _running_in_group(group: int) -> bool:
@@ -489,6 +484,17 @@ def _running_in_group(group: int) -> bool:
             if int(fields[2]) == group and fields[0] != "Z":
                 return True
     return False
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group that `process` leads, and return once every process of it has
+    exited (or after 30 s): until then a killed process may still hold its files (a run's lock)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _running_in_group(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def start_server(
@@ -655,12 +661,7 @@ class RayNode:
     def kill(self) -> None:
         """SIGKILL every process of the node at once, as a machine that is lost; returns once
         they have all exited."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _kill_group(self.process)
 
     def stop(self) -> None:
         """Stop the node's processes (SIGTERM, then SIGKILL what is left after 5 s)."""
