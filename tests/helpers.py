@@ -1,6 +1,6 @@
-"""What the tests share besides conftest's fixtures: tiny corpora, tiny configs, a stand-in for the
-training child, running pages under Streamlit's AppTest, driving `streamlit run` in Chromium, and
-Ray nodes on this machine for the cluster tests.
+"""What the tests share besides conftest's fixtures: tiny corpora, tiny configs, job boards in a
+test's folder, a stand-in for the training child, running pages under Streamlit's AppTest, driving
+`streamlit run` in Chromium, and Ray nodes on this machine for the cluster tests.
 
 The browser helpers run the server in a process group of its own, so a test can kill it with
 everything it started (`Server.kill`), as a crash or an out-of-memory kill would.
@@ -39,7 +39,9 @@ from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, preset, train
 from rnnkit.config import LIMITS, TrainConfig
-from rnnkit.settings import child_environment
+from rnnkit.data import ImdbData
+from rnnkit.jobs import Job, JobBoard
+from rnnkit.settings import TrainingLimits, child_environment
 from rnnkit.training import ProgressEvent, TrainingCancelled
 from rnnkit.ui.board import job_board
 
@@ -142,6 +144,44 @@ def tiny_masked_config(**overrides: str) -> TrainConfig:
 def tiny_unmasked_config(**overrides: str) -> TrainConfig:
     """The tiny config post-padded without a mask: the padding experiment's first variant."""
     return tiny_masked_config(**{"model.mask_padding": "false", **overrides})
+
+
+# --- job boards -----------------------------------------------------------------------------------
+
+
+def new_job_board(folder: Path, limits: TrainingLimits | None = None, **options) -> JobBoard:
+    """A job board whose runs go to `folder / "runs"`, within `limits` (default: the default
+    limits, whatever the environment says), with JobBoard's other keyword `options`."""
+    return JobBoard(
+        RunStore(folder / "runs"), TrainingLimits() if limits is None else limits, **options
+    )
+
+
+def cancel_part_way(
+    board: JobBoard,
+    config: TrainConfig,
+    data: ImdbData,
+    *,
+    epoch_timeout: float,
+    stop_timeout: float,
+) -> tuple[Job, int]:
+    """Submit `config`, cancel its job once it has reported an epoch, and check that it stopped
+    resumable: cancelled with no error, its run incomplete with some but not all epochs saved.
+
+    Returns:
+        The cancelled job and how many epochs its run saved.
+    """
+    job = board.submit(config, data)
+    wait_for(lambda: board.view(job.run_id).epochs, timeout=epoch_timeout)
+    assert board.cancel(job.run_id)
+    view = board.wait(job.run_id, timeout=stop_timeout)
+    # Pytest does not rewrite a helper's asserts: the messages say what was found.
+    assert view.state == "cancelled" and view.error is None, view
+    status = board.store.status(job.run_id)
+    assert status == "incomplete", status
+    saved = len(board.store.history_epochs(job.run_id))
+    assert 1 <= saved < config.training.epochs, f"{saved} epochs saved"
+    return job, saved
 
 
 # --- the job board without a training child -------------------------------------------------------
