@@ -312,26 +312,58 @@ class TinyRuns(NamedTuple):
     other_run_id: str  # tiny_masked_config with 1 epoch, the older run
 
 
-def train_tiny_runs(folder: Path) -> TinyRuns:
-    """Train two tiny runs on a tiny corpus, all under `folder` (for a module fixture: copy the
-    store before a test changes it)."""
+class TrainedOnATinyCorpus(NamedTuple):
+    corpus: Path  # the tiny corpus's archive
+    runs: Path  # the run store's folder
+    run_ids: dict[str, str]  # each configuration's run id, by the name it was given
+
+
+def train_on_a_tiny_corpus(folder: Path, configs: dict[str, TrainConfig]) -> TrainedOnATinyCorpus:
+    """Write a tiny corpus and train `configs` on it, in their order, into a run store, all under
+    `folder` (for a module fixture: a test that changes the store works on a copy of it,
+    `point_the_app_at_a_copy`).
+
+    Args:
+        folder: an empty folder for the corpus, its cache and the run store.
+        configs: what to train, by a name for its run id; each with `data.num_words` 100, as
+            the tiny configs have.
+
+    Returns:
+        The corpus, the run store's folder, and the run ids by the names of `configs`.
+    """
     corpus = write_archive(folder / "corpus.tar.gz", tiny_reviews())
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RNNKIT_CACHE_DIR", str(folder / "cache"))
         data = load_imdb(num_words=100, path=corpus)
         store = RunStore(folder / "runs")
-        other = train(tiny_masked_config(**{"training.epochs": "1"}), data, store)
-        run = train(tiny_masked_config(), data, store)
-    return TinyRuns(corpus, store.root, run.run_id, other.run_id)
+        run_ids = {name: train(config, data, store).run_id for name, config in configs.items()}
+    return TrainedOnATinyCorpus(corpus, store.root, run_ids)
+
+
+def train_tiny_runs(folder: Path) -> TinyRuns:
+    """Train two tiny runs on a tiny corpus, all under `folder` (for a module fixture: copy the
+    store before a test changes it)."""
+    trained = train_on_a_tiny_corpus(
+        folder,
+        {"other": tiny_masked_config(**{"training.epochs": "1"}), "run": tiny_masked_config()},
+    )
+    return TinyRuns(trained.corpus, trained.runs, trained.run_ids["run"], trained.run_ids["other"])
+
+
+def point_the_app_at_a_copy(corpus: Path, runs: Path, folder: Path, monkeypatch) -> Path:
+    """Point the app at `corpus` (RNNKIT_DATA) and at a copy of the run store `runs` made at
+    `folder` (RNNKIT_RUNS_DIR), which a test may change or damage; the copy's folder."""
+    copy = shutil.copytree(runs, folder)
+    monkeypatch.setenv("RNNKIT_DATA", str(corpus))
+    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(copy))
+    return copy
 
 
 @contextlib.contextmanager
 def app_on_a_copy(trained: TinyRuns, folder: Path, monkeypatch) -> Iterator[TinyRuns]:
     """The app on the tiny corpus and a copy of the two runs in `folder`, with a fresh job
     board (shut down afterwards): a test may damage the copy."""
-    root = shutil.copytree(trained.runs, folder)
-    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
-    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(root))
+    root = point_the_app_at_a_copy(trained.corpus, trained.runs, folder, monkeypatch)
     job_board.clear()
     yield trained._replace(runs=root)
     job_board().shutdown()
