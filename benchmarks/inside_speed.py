@@ -60,6 +60,17 @@ def line(what: str, seconds: float, target: float, reference: float | None = Non
     print(f"{what}: {seconds:.3f} s, target <= {target:g} s: {verdict}{against}")
 
 
+def computed_then_read(what: str, target: float, reference: float, compute):
+    """Time `compute()` twice and print a line for each: the first computes (against `target`
+    and a forward pass of `reference` seconds over the same reviews), the second reads what the
+    first stored in the run's folder (against READ_TARGET). Returns the second result."""
+    _, seconds = timed(compute)
+    line(what, seconds, target, reference)
+    result, read_seconds = timed(compute)
+    line("  its second read, from the run's folder", read_seconds, READ_TARGET)
+    return result
+
+
 def pick_run(store: RunStore, run_id: str | None, preset_name: str) -> str:
     if run_id:
         return run_id
@@ -117,30 +128,24 @@ def main() -> None:
         )
         forward_pass(inspector, sample[:8])  # traces the logits' function outside the timing
         sample_reference = forward_pass(inspector, sample)
-        _, profile_seconds = timed(inside.run_memory_profile, store, run, data, inspector)
-        line(
+        profile = computed_then_read(
             f"memory profile over {len(sample)} test reviews",
-            profile_seconds,
             PROFILE_TARGET,
             sample_reference,
+            lambda: inside.run_memory_profile(store, run, data, inspector),
         )
-        profile, read_seconds = timed(inside.run_memory_profile, store, run, data, inspector)
-        line("  its second read, from the run's folder", read_seconds, READ_TARGET)
         print(f"  memory: {profile.memory_text} steps; reach per direction {profile.reach()}")
 
         # The unit search over every test review.
         every = inside.padded_rows(data.test.sequences, config)
         every_reference = forward_pass(inspector, every)
-        _, search_seconds = timed(inside.run_unit_search, store, run, data, inspector)
-        line(
+        computed_then_read(
             f"unit search over {len(every):,} test reviews, all "
             f"{sum(d.units for d in inspector.directions)} units",
-            search_seconds,
             SEARCH_TARGET,
             every_reference,
+            lambda: inside.run_unit_search(store, run, data, inspector),
         )
-        _, read_seconds = timed(inside.run_unit_search, store, run, data, inspector)
-        line("  its second read, from the run's folder", read_seconds, READ_TARGET)
 
 
 if __name__ == "__main__":

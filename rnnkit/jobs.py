@@ -720,6 +720,15 @@ class JobBoard:
             )
             job.cancel_token.cancel()
 
+    def _start_time_limit(self, job: Job) -> threading.Timer:
+        """Stop `job` at the server's time limit unless the returned timer is cancelled first."""
+        timer = threading.Timer(
+            self.limits.max_training_minutes * 60, self._stop_at_time_limit, args=(job,)
+        )
+        timer.daemon = True  # a server that exits does not wait for a job's limit
+        timer.start()
+        return timer
+
     def _work(self, job: Job) -> None:
         if self.ray_address is not None:
             self._work_on_cluster(job)
@@ -734,11 +743,7 @@ class JobBoard:
             self._queue.popleft()
             self._running += 1
             job.state, job.started = "running", time.time()
-        timer = threading.Timer(
-            self.limits.max_training_minutes * 60, self._stop_at_time_limit, args=(job,)
-        )
-        timer.daemon = True
-        timer.start()
+        timer = self._start_time_limit(job)
         state, error = "done", None
         try:
             train_in_child(
@@ -778,12 +783,7 @@ class JobBoard:
                 self._queue.remove(job.run_id)
                 self._running += 1
                 job.state, job.started = "running", time.time()
-            timer = threading.Timer(
-                self.limits.max_training_minutes * 60, self._stop_at_time_limit, args=(job,)
-            )
-            timer.daemon = True
-            timer.start()
-            timers.append(timer)
+            timers.append(self._start_time_limit(job))
 
         state, error = "done", None
         try:

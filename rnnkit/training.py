@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -408,7 +408,7 @@ def _progress_callback(
     plan: _Plan,
     store: RunStore,
     on_progress: Callable[[ProgressEvent], None] | None,
-    cancels: list[CancelToken],
+    cancels: tuple[CancelToken, ...],
 ) -> keras.callbacks.Callback:
     import keras
 
@@ -577,21 +577,27 @@ def _restore(
     return epoch
 
 
-def _fit_and_store(
-    config: TrainConfig,
-    data: ImdbData,
-    store: RunStore,
-    run_id: str,
-    on_progress: Callable[[ProgressEvent], None] | None,
-    cancels: list[CancelToken],
-    strategy: tf.distribute.Strategy | None,
-    started_at: float,
-    warm_start: bool,
-) -> None:
+@dataclass(frozen=True)
+class _Request:
+    """What one `train` call asked for, as its chief and its other workers pass it on (see
+    `train` for each field); the store is passed beside it, a worker's being a scratch one."""
+
+    config: TrainConfig
+    data: ImdbData
+    run_id: str
+    on_progress: Callable[[ProgressEvent], None] | None
+    cancels: tuple[CancelToken, ...]  # any one of them cancelled stops training
+    strategy: tf.distribute.Strategy | None
+    started_at: float
+    warm_start: bool
+
+
+def _fit_and_store(request: _Request, store: RunStore) -> None:
     import keras
 
     from rnnkit.model import has_fused_layers, plain_copy
 
+    config, data, run_id, strategy = request.config, request.data, request.run_id, request.strategy
     started = time.perf_counter()
     setup = setup_training(config, data, strategy)
     model, prepared, training = setup.model, setup.prepared, config.training
@@ -608,9 +614,9 @@ def _fit_and_store(
         validation_batches=setup.forward_steps(prepared.x_validation) / steps_per_batch,
         test_batches=setup.forward_steps(prepared.x_test) / steps_per_batch,
         test_reviews=len(prepared.x_test),
-        started_at=started_at,
+        started_at=request.started_at,
     )
-    progress = _progress_callback(run_id, plan, store, on_progress, cancels)
+    progress = _progress_callback(run_id, plan, store, request.on_progress, request.cancels)
     callbacks = [
         # History first, then the checkpoint: the checkpoint is never ahead of the history, and
         # a signal never stops training between the two (_SignalStop).
@@ -649,8 +655,8 @@ def _fit_and_store(
         "fit_seconds": fit_seconds,
         "epoch_seconds": [record["seconds"] for record in history],
         # The phases a visitor waits for, which the next estimates calibrate on.
-        "start_seconds": first_batch_at - started_at,  # the request to the first batch
-        "warm_start": warm_start,  # TensorFlow was loaded before the request
+        "start_seconds": first_batch_at - request.started_at,  # the request to the first batch
+        "warm_start": request.warm_start,  # TensorFlow was loaded before the request
         "validation_seconds": progress.validation_seconds,  # within epoch_seconds
         "test_seconds": test_seconds,
         "save_seconds": time.perf_counter() - started - fit_seconds - test_seconds,
@@ -729,11 +735,18 @@ def train(
     store = store or RunStore()
     fused_rnn_enabled()  # a bad RNNKIT_FUSED_RNN is named before any run folder is made
     run_id = config.run_id(data.fingerprint)
-    cancels = [cancel] if cancel is not None else []
+    request = _Request(
+        config=config,
+        data=data,
+        run_id=run_id,
+        on_progress=on_progress,
+        cancels=(cancel,) if cancel is not None else (),
+        strategy=strategy,
+        started_at=started_at,
+        warm_start=warm_start,
+    )
     if strategy is not None and not is_chief(strategy):
-        return _train_beside_the_chief(
-            config, data, store, run_id, on_progress, cancels, strategy, started_at
-        )
+        return _train_beside_the_chief(request, store)
     stop = _SignalStop()
     try:
         with store.lock(run_id):
@@ -742,17 +755,7 @@ def train(
             with stop:
                 store.create(run_id, config.to_dict())
                 try:
-                    _fit_and_store(
-                        config,
-                        data,
-                        store,
-                        run_id,
-                        on_progress,
-                        [*cancels, stop.token],
-                        strategy,
-                        started_at,
-                        warm_start,
-                    )
+                    _fit_and_store(replace(request, cancels=(*request.cancels, stop.token)), store)
                 except TrainingCancelled:
                     raise
                 except Exception as error:
@@ -825,16 +828,7 @@ def _fit_over_workers(
     model.test_step = lambda data: with_an_axis(test_step(data))
 
 
-def _train_beside_the_chief(
-    config: TrainConfig,
-    data: ImdbData,
-    store: RunStore,
-    run_id: str,
-    on_progress: Callable[[ProgressEvent], None] | None,
-    cancels: list[CancelToken],
-    strategy: tf.distribute.Strategy,
-    started_at: float,
-) -> Run:
+def _train_beside_the_chief(request: _Request, store: RunStore) -> Run:
     """A multi-worker strategy's other workers: train beside the chief (each step's gradients
     are summed over the workers) without writing the store, then return the chief's run.
 
@@ -842,6 +836,7 @@ def _train_beside_the_chief(
     from, its history), copied to a scratch store that its writes go to and that is deleted
     after; then it waits for the chief to release the run's lock.
     """
+    run_id = request.run_id
     if store.status(run_id) == "complete":  # the chief returns it too, without training
         return store.load(run_id)
     scratch = tempfile.mkdtemp(prefix="rnnkit-worker-")
@@ -850,18 +845,8 @@ def _train_beside_the_chief(
         if store.folder(run_id).is_dir():
             shutil.copytree(store.folder(run_id), scratch_store.folder(run_id))
         else:
-            scratch_store.create(run_id, config.to_dict())
-        _fit_and_store(
-            config,
-            data,
-            scratch_store,
-            run_id,
-            on_progress,
-            cancels,
-            strategy,
-            started_at,
-            warm_start=False,
-        )
+            scratch_store.create(run_id, request.config.to_dict())
+        _fit_and_store(replace(request, warm_start=False), scratch_store)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _release_fused_buffers()

@@ -1,6 +1,6 @@
-"""What the tests share besides conftest's fixtures: tiny corpora, tiny configs, a stand-in for the
-training child, running pages under Streamlit's AppTest, driving `streamlit run` in Chromium, and
-Ray nodes on this machine for the cluster tests.
+"""What the tests share besides conftest's fixtures: tiny corpora, tiny configs, job boards in a
+test's folder, a stand-in for the training child, running pages under Streamlit's AppTest, driving
+`streamlit run` in Chromium, and Ray nodes on this machine for the cluster tests.
 
 The browser helpers run the server in a process group of its own, so a test can kill it with
 everything it started (`Server.kill`), as a crash or an out-of-memory kill would.
@@ -39,7 +39,9 @@ from streamlit.testing.v1 import AppTest
 
 from rnnkit import RunStore, load_imdb, preset, train
 from rnnkit.config import LIMITS, TrainConfig
-from rnnkit.settings import child_environment
+from rnnkit.data import ImdbData
+from rnnkit.jobs import Job, JobBoard
+from rnnkit.settings import TrainingLimits, child_environment
 from rnnkit.training import ProgressEvent, TrainingCancelled
 from rnnkit.ui.board import job_board
 
@@ -142,6 +144,44 @@ def tiny_masked_config(**overrides: str) -> TrainConfig:
 def tiny_unmasked_config(**overrides: str) -> TrainConfig:
     """The tiny config post-padded without a mask: the padding experiment's first variant."""
     return tiny_masked_config(**{"model.mask_padding": "false", **overrides})
+
+
+# --- job boards -----------------------------------------------------------------------------------
+
+
+def new_job_board(folder: Path, limits: TrainingLimits | None = None, **options) -> JobBoard:
+    """A job board whose runs go to `folder / "runs"`, within `limits` (default: the default
+    limits, whatever the environment says), with JobBoard's other keyword `options`."""
+    return JobBoard(
+        RunStore(folder / "runs"), TrainingLimits() if limits is None else limits, **options
+    )
+
+
+def cancel_part_way(
+    board: JobBoard,
+    config: TrainConfig,
+    data: ImdbData,
+    *,
+    epoch_timeout: float,
+    stop_timeout: float,
+) -> tuple[Job, int]:
+    """Submit `config`, cancel its job once it has reported an epoch, and check that it stopped
+    resumable: cancelled with no error, its run incomplete with some but not all epochs saved.
+
+    Returns:
+        The cancelled job and how many epochs its run saved.
+    """
+    job = board.submit(config, data)
+    wait_for(lambda: board.view(job.run_id).epochs, timeout=epoch_timeout)
+    assert board.cancel(job.run_id)
+    view = board.wait(job.run_id, timeout=stop_timeout)
+    # Pytest does not rewrite a helper's asserts: the messages say what was found.
+    assert view.state == "cancelled" and view.error is None, view
+    status = board.store.status(job.run_id)
+    assert status == "incomplete", status
+    saved = len(board.store.history_epochs(job.run_id))
+    assert 1 <= saved < config.training.epochs, f"{saved} epochs saved"
+    return job, saved
 
 
 # --- the job board without a training child -------------------------------------------------------
@@ -272,26 +312,58 @@ class TinyRuns(NamedTuple):
     other_run_id: str  # tiny_masked_config with 1 epoch, the older run
 
 
-def train_tiny_runs(folder: Path) -> TinyRuns:
-    """Train two tiny runs on a tiny corpus, all under `folder` (for a module fixture: copy the
-    store before a test changes it)."""
+class TrainedOnATinyCorpus(NamedTuple):
+    corpus: Path  # the tiny corpus's archive
+    runs: Path  # the run store's folder
+    run_ids: dict[str, str]  # each configuration's run id, by the name it was given
+
+
+def train_on_a_tiny_corpus(folder: Path, configs: dict[str, TrainConfig]) -> TrainedOnATinyCorpus:
+    """Write a tiny corpus and train `configs` on it, in their order, into a run store, all under
+    `folder` (for a module fixture: a test that changes the store works on a copy of it,
+    `point_the_app_at_a_copy`).
+
+    Args:
+        folder: an empty folder for the corpus, its cache and the run store.
+        configs: what to train, by a name for its run id; each with `data.num_words` 100, as
+            the tiny configs have.
+
+    Returns:
+        The corpus, the run store's folder, and the run ids by the names of `configs`.
+    """
     corpus = write_archive(folder / "corpus.tar.gz", tiny_reviews())
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RNNKIT_CACHE_DIR", str(folder / "cache"))
         data = load_imdb(num_words=100, path=corpus)
         store = RunStore(folder / "runs")
-        other = train(tiny_masked_config(**{"training.epochs": "1"}), data, store)
-        run = train(tiny_masked_config(), data, store)
-    return TinyRuns(corpus, store.root, run.run_id, other.run_id)
+        run_ids = {name: train(config, data, store).run_id for name, config in configs.items()}
+    return TrainedOnATinyCorpus(corpus, store.root, run_ids)
+
+
+def train_tiny_runs(folder: Path) -> TinyRuns:
+    """Train two tiny runs on a tiny corpus, all under `folder` (for a module fixture: copy the
+    store before a test changes it)."""
+    trained = train_on_a_tiny_corpus(
+        folder,
+        {"other": tiny_masked_config(**{"training.epochs": "1"}), "run": tiny_masked_config()},
+    )
+    return TinyRuns(trained.corpus, trained.runs, trained.run_ids["run"], trained.run_ids["other"])
+
+
+def point_the_app_at_a_copy(corpus: Path, runs: Path, folder: Path, monkeypatch) -> Path:
+    """Point the app at `corpus` (RNNKIT_DATA) and at a copy of the run store `runs` made at
+    `folder` (RNNKIT_RUNS_DIR), which a test may change or damage; the copy's folder."""
+    copy = shutil.copytree(runs, folder)
+    monkeypatch.setenv("RNNKIT_DATA", str(corpus))
+    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(copy))
+    return copy
 
 
 @contextlib.contextmanager
 def app_on_a_copy(trained: TinyRuns, folder: Path, monkeypatch) -> Iterator[TinyRuns]:
     """The app on the tiny corpus and a copy of the two runs in `folder`, with a fresh job
     board (shut down afterwards): a test may damage the copy."""
-    root = shutil.copytree(trained.runs, folder)
-    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
-    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(root))
+    root = point_the_app_at_a_copy(trained.corpus, trained.runs, folder, monkeypatch)
     job_board.clear()
     yield trained._replace(runs=root)
     job_board().shutdown()
@@ -470,12 +542,7 @@ class Server:
     def kill(self) -> None:
         """SIGKILL its whole process group: no handler, no clean-up runs. Returns once every
         process of the group has exited (a training child too: its run's lock is then free)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _kill_group(self.process)
 
 
 def _running_in_group(group: int) -> bool:
@@ -489,6 +556,17 @@ def _running_in_group(group: int) -> bool:
             if int(fields[2]) == group and fields[0] != "Z":
                 return True
     return False
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group that `process` leads, and return once every process of it has
+    exited (or after 30 s): until then a killed process may still hold its files (a run's lock)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _running_in_group(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def start_server(
@@ -655,12 +733,7 @@ class RayNode:
     def kill(self) -> None:
         """SIGKILL every process of the node at once, as a machine that is lost; returns once
         they have all exited."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        deadline = time.monotonic() + 30
-        while _running_in_group(self.process.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _kill_group(self.process)
 
     def stop(self) -> None:
         """Stop the node's processes (SIGTERM, then SIGKILL what is left after 5 s)."""

@@ -19,9 +19,17 @@ import pytest
 
 from rnnkit import RunStore, train
 from rnnkit.cluster import ClusterError, connect, import_ray, train_on_cluster
-from rnnkit.jobs import JobBoard, LimitError, training_order
+from rnnkit.jobs import LimitError, training_order
 from rnnkit.settings import TrainingLimits
-from tests.helpers import ROOT, ray_node_id, start_ray_node, tiny_masked_config, wait_for
+from tests.helpers import (
+    ROOT,
+    cancel_part_way,
+    new_job_board,
+    ray_node_id,
+    start_ray_node,
+    tiny_masked_config,
+    wait_for,
+)
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -47,7 +55,7 @@ def epochs_of(view) -> list[int]:
 
 @pytest.mark.cluster
 def test_a_job_board_with_a_ray_address_trains_on_a_node(ray_cluster, data, tmp_path):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(), ray_address=ray_cluster.address)
+    board = new_job_board(tmp_path, ray_address=ray_cluster.address)
     job = board.submit(tiny_masked_config(), data)
     assert board.submit(tiny_masked_config(), data) is job  # a second visitor attaches
     view = board.wait(job.run_id, timeout=180)
@@ -65,7 +73,7 @@ def test_a_job_board_with_a_ray_address_trains_on_a_node(ray_cluster, data, tmp_
 def test_two_jobs_train_at_once_on_the_two_nodes(ray_cluster, data, tmp_path):
     # One job at a time is this machine's limit: on a cluster, its nodes' CPUs decide.
     limits = TrainingLimits(max_jobs=1)
-    board = JobBoard(RunStore(tmp_path / "runs"), limits, ray_address=ray_cluster.address)
+    board = new_job_board(tmp_path, limits, ray_address=ray_cluster.address)
     configs = [tiny_masked_config(**{"training.seed": str(seed), "training.epochs": "40"})
                for seed in (1, 2)]  # fmt: skip
     jobs = [board.submit(config, data) for config in configs]
@@ -86,16 +94,9 @@ def test_two_jobs_train_at_once_on_the_two_nodes(ray_cluster, data, tmp_path):
 
 @pytest.mark.cluster
 def test_cancel_on_the_cluster_stops_resumable_and_a_resubmit_resumes(ray_cluster, data, tmp_path):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(), ray_address=ray_cluster.address)
+    board = new_job_board(tmp_path, ray_address=ray_cluster.address)
     config = tiny_masked_config(**{"training.epochs": "50"})
-    job = board.submit(config, data)
-    wait_for(lambda: board.view(job.run_id).epochs, timeout=180)
-    assert board.cancel(job.run_id)
-    view = board.wait(job.run_id, timeout=120)
-    assert view.state == "cancelled" and view.error is None
-    assert board.store.status(job.run_id) == "incomplete"
-    saved = len(board.store.history_epochs(job.run_id))
-    assert 1 <= saved < 50
+    job, saved = cancel_part_way(board, config, data, epoch_timeout=180, stop_timeout=120)
     resumed = board.submit(config, data)
     view = board.wait(resumed.run_id, timeout=240)
     assert view.state == "done"
@@ -107,9 +108,7 @@ def test_cancel_on_the_cluster_stops_resumable_and_a_resubmit_resumes(ray_cluste
 def test_the_queue_limit_and_a_cancel_in_rays_queue(ray_cluster, data, tmp_path):
     # 64 CPUs a job: no node of the test cluster can start one, so each waits in Ray's queue.
     limits = TrainingLimits(max_queue=1)
-    board = JobBoard(
-        RunStore(tmp_path / "runs"), limits, ray_address=ray_cluster.address, job_cpus=64
-    )
+    board = new_job_board(tmp_path, limits, ray_address=ray_cluster.address, job_cpus=64)
     waiting = board.submit(tiny_masked_config(), data)
     assert board.view(waiting.run_id).queue_position == 1
     with pytest.raises(LimitError, match=r"The queue is full: 1 waiting"):
@@ -124,7 +123,7 @@ def test_the_queue_limit_and_a_cancel_in_rays_queue(ray_cluster, data, tmp_path)
 @pytest.mark.cluster
 def test_the_time_limit_stops_a_cluster_job_with_a_reason(ray_cluster, data, tmp_path):
     limits = TrainingLimits(max_training_minutes=0.001)
-    board = JobBoard(RunStore(tmp_path / "runs"), limits, ray_address=ray_cluster.address)
+    board = new_job_board(tmp_path, limits, ray_address=ray_cluster.address)
     job = board.submit(tiny_masked_config(**{"training.epochs": "50"}), data)
     view = board.wait(job.run_id, timeout=180)
     assert view.state == "cancelled"

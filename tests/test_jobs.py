@@ -16,13 +16,20 @@ import pytest
 
 from rnnkit import RunStore, load_imdb
 from rnnkit import jobs as jobs_module
-from rnnkit.jobs import CANCELLED_EXIT, JobBoard, LimitError, child_command, limit_problems
+from rnnkit.jobs import CANCELLED_EXIT, LimitError, child_command, limit_problems
 from rnnkit.settings import TrainingLimits, child_environment
-from tests.helpers import tiny_masked_config, tiny_reviews, wait_for, write_archive
+from tests.helpers import (
+    cancel_part_way,
+    new_job_board,
+    tiny_masked_config,
+    tiny_reviews,
+    wait_for,
+    write_archive,
+)
 
 
 def test_a_job_trains_in_a_child_process_and_stores_the_run(data, tmp_path):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    board = new_job_board(tmp_path)
     job = board.submit(tiny_masked_config(), data)
     view = board.wait(job.run_id, timeout=120)
     assert view.state == "done" and view.error is None
@@ -34,7 +41,7 @@ def test_a_job_trains_in_a_child_process_and_stores_the_run(data, tmp_path):
 
 
 def test_a_job_takes_the_process_on_standby(data, tmp_path):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(), standby=True)
+    board = new_job_board(tmp_path, standby=True)
     board.prepare()
     standby = board.standby_pid()
     assert standby is not None and standby != os.getpid()
@@ -53,7 +60,7 @@ def test_a_job_takes_the_process_on_standby(data, tmp_path):
 
 def test_a_process_on_standby_ends_when_unused(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs_module, "STANDBY_IDLE_SECONDS", 0.5)
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(), standby=True)
+    board = new_job_board(tmp_path, standby=True)
     board.prepare()
     pid = board.standby_pid()
     wait_for(lambda: board.standby_pid() is None, timeout=30)
@@ -70,7 +77,7 @@ def process_ended(pid: int) -> bool:
     [(False, TrainingLimits()), (True, TrainingLimits(allow_training=False))],
 )
 def test_no_process_is_put_on_standby_when_it_could_not_be_used(tmp_path, standby, limits):
-    board = JobBoard(RunStore(tmp_path / "runs"), limits, standby=standby)
+    board = new_job_board(tmp_path, limits, standby=standby)
     board.prepare()
     assert board.standby_pid() is None
 
@@ -86,16 +93,9 @@ LONG = {"training.epochs": "50"}
 
 
 def test_cancel_stops_the_child_and_a_resubmit_resumes_from_the_saved_epoch(data, tmp_path):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    board = new_job_board(tmp_path)
     config = tiny_masked_config(**LONG)
-    job = board.submit(config, data)
-    wait_for(lambda: board.view(job.run_id).epochs, timeout=120)
-    assert board.cancel(job.run_id)
-    view = board.wait(job.run_id, timeout=60)
-    assert view.state == "cancelled" and view.error is None
-    assert board.store.status(job.run_id) == "incomplete"
-    saved = len(board.store.history_epochs(job.run_id))
-    assert 1 <= saved < 50
+    job, saved = cancel_part_way(board, config, data, epoch_timeout=120, stop_timeout=60)
     resumed = board.submit(config, data)
     assert resumed is not job
     view = board.wait(resumed.run_id, timeout=180)
@@ -108,7 +108,7 @@ def test_a_child_that_cannot_load_the_data_fails_the_job_with_its_error(tmp_path
     archive = write_archive(tmp_path / "gone.tar.gz", tiny_reviews())
     data = load_imdb(num_words=100, path=archive)
     archive.unlink()  # the server has the reviews in memory; the child cannot read them
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    board = new_job_board(tmp_path)
     job = board.submit(tiny_masked_config(), data)
     view = board.wait(job.run_id, timeout=120)
     assert view.state == "failed"
@@ -120,7 +120,7 @@ def test_a_child_that_dies_without_a_report_fails_the_job_with_its_stderr(
 ):
     crash = [sys.executable, "-c", "import sys; sys.stderr.write('segfault, say'); sys.exit(7)"]
     monkeypatch.setattr(jobs_module, "child_command", lambda *arguments: crash)
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    board = new_job_board(tmp_path)
     view = board.wait(board.submit(tiny_masked_config(), data).run_id, timeout=30)
     assert view.state == "failed"
     assert view.error == "the training process ended with exit code 7: segfault, say"
@@ -151,7 +151,7 @@ def test_the_child_stops_resumable_when_the_server_closes_its_stdin(data, tmp_pa
 
 
 def test_a_second_request_attaches_to_the_running_job(data, tmp_path, gated):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    board = new_job_board(tmp_path)
     first = board.submit(tiny_masked_config(), data)
     second = board.submit(tiny_masked_config(), data)
     assert second is first
@@ -162,7 +162,7 @@ def test_a_second_request_attaches_to_the_running_job(data, tmp_path, gated):
 
 
 def test_jobs_queue_beyond_max_jobs_in_order(data, tmp_path, gated):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_jobs=1))
+    board = new_job_board(tmp_path, TrainingLimits(max_jobs=1))
     configs = [tiny_masked_config(**{"training.seed": str(seed)}) for seed in (1, 2, 3)]
     jobs = [board.submit(config, data) for config in configs]
     wait_for(lambda: board.view(jobs[0].run_id).state == "running")
@@ -179,7 +179,7 @@ def test_jobs_queue_beyond_max_jobs_in_order(data, tmp_path, gated):
 
 
 def test_cancel_stops_a_running_job(data, tmp_path, gated):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits())
+    board = new_job_board(tmp_path)
     job = board.submit(tiny_masked_config(), data)
     wait_for(lambda: board.view(job.run_id).state == "running")
     assert board.cancel(job.run_id)
@@ -192,7 +192,7 @@ def test_cancel_stops_a_running_job(data, tmp_path, gated):
 
 
 def test_the_time_limit_cancels_a_job_with_a_reason(data, tmp_path, gated):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_training_minutes=0.001))
+    board = new_job_board(tmp_path, TrainingLimits(max_training_minutes=0.001))
     job = board.submit(tiny_masked_config(), data)
     view = board.wait(job.run_id, 10)
     assert view.state == "cancelled"
@@ -212,14 +212,14 @@ def test_the_time_limit_cancels_a_job_with_a_reason(data, tmp_path, gated):
 def test_the_server_refuses_what_its_limits_do_not_allow(
     data, tmp_path, gated, overrides, limits, message
 ):
-    board = JobBoard(RunStore(tmp_path / "runs"), limits)
+    board = new_job_board(tmp_path, limits)
     with pytest.raises(LimitError, match=message):
         board.submit(tiny_masked_config(**overrides), data)
     assert gated.calls == [] and board.active() == []
 
 
 def test_a_full_queue_refuses_more(data, tmp_path, gated):
-    board = JobBoard(RunStore(tmp_path / "runs"), TrainingLimits(max_jobs=1, max_queue=1))
+    board = new_job_board(tmp_path, TrainingLimits(max_jobs=1, max_queue=1))
     running = board.submit(tiny_masked_config(**{"training.seed": "1"}), data)
     wait_for(lambda: board.view(running.run_id).state == "running")
     board.submit(tiny_masked_config(**{"training.seed": "2"}), data)

@@ -6,77 +6,62 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore, load_imdb, train
+from rnnkit import RunStore, load_imdb
 from rnnkit.compare import PADDING_VARIANTS, padding_variants
 from rnnkit.ui.board import job_board
 from rnnkit.ui.curves import BASELINE_NAME
 from tests.helpers import (
     APP,
+    TrainedOnATinyCorpus,
     chart_data,
     texts,
-    tiny_reviews,
     tiny_unmasked_config,
+    train_on_a_tiny_corpus,
     wait_for,
-    write_archive,
 )
 
 POST, PRE, MASKED = PADDING_VARIANTS  # "post padding", "pre padding", "post padding, masked"
 DAMAGED_ID = "dddddddddddddddd"
 
 
-@dataclass(frozen=True)
-class Trained:
-    archive: Path  # the tiny corpus the runs were trained on (its bytes name the data)
-    runs_root: Path
-    run_ids: dict[str, str]  # padding variant label -> run id, tiny_unmasked_config() varied
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trained:
-    """tiny_unmasked_config() trained post-padded, pre-padded and masked, once for the module."""
-    root = tmp_path_factory.mktemp("curves")
-    archive = write_archive(root / "corpus.tar.gz", tiny_reviews())
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RNNKIT_CACHE_DIR", str(root / "cache"))
-        data = load_imdb(num_words=100, path=archive)
-        store = RunStore(root / "runs")
-        run_ids = {}
-        for label, config in padding_variants(tiny_unmasked_config()).items():
-            run_ids[label] = train(config, data, store).run_id
-    return Trained(archive, store.root, run_ids)
+def trained(tmp_path_factory) -> TrainedOnATinyCorpus:
+    """tiny_unmasked_config() trained post-padded, pre-padded and masked, once for the module:
+    the run ids by padding variant label."""
+    return train_on_a_tiny_corpus(
+        tmp_path_factory.mktemp("curves"), padding_variants(tiny_unmasked_config())
+    )
 
 
 @pytest.fixture
 def store(trained, monkeypatch) -> RunStore:
     """The page's run store (in this test's cache folder) on the module's corpus; empty."""
-    monkeypatch.setenv("RNNKIT_DATA", str(trained.archive))
+    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
     job_board.clear()  # a fresh board on this test's run store
     yield job_board().store
     job_board().shutdown()
     job_board.clear()
 
 
-def copy_runs(trained: Trained, store: RunStore, *labels: str) -> list[str]:
+def copy_runs(trained: TrainedOnATinyCorpus, store: RunStore, *labels: str) -> list[str]:
     """Put trained runs into the page's store; their run ids."""
     for label in labels:
         run_id = trained.run_ids[label]
-        shutil.copytree(trained.runs_root / run_id, store.folder(run_id))
+        shutil.copytree(trained.runs / run_id, store.folder(run_id))
     return [trained.run_ids[label] for label in labels]
 
 
-def tiny_data(trained: Trained):
-    return load_imdb(num_words=100, path=trained.archive)
+def tiny_data(trained: TrainedOnATinyCorpus):
+    return load_imdb(num_words=100, path=trained.corpus)
 
 
-def incomplete_run(trained: Trained, store: RunStore, **overrides: str) -> str:
+def incomplete_run(trained: TrainedOnATinyCorpus, store: RunStore, **overrides: str) -> str:
     """A run stopped after its first epoch (no job trains it)."""
     config = tiny_unmasked_config(**overrides)
     run_id = config.run_id(tiny_data(trained).fingerprint)

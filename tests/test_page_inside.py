@@ -3,7 +3,6 @@ corpus, trained once for the module; each test works on a copy of their store.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,17 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from rnnkit import RunStore, inside, load_imdb, train
+from rnnkit import RunStore, inside
 from rnnkit.runs import DERIVED_FOLDER
 from tests.helpers import (
     button,
     chart_data,
     open_page,
+    point_the_app_at_a_copy,
     texts,
     tiny_masked_config,
-    tiny_reviews,
     tiny_unmasked_config,
-    write_archive,
+    train_on_a_tiny_corpus,
 )
 
 PAGE = "views/inside.py"
@@ -39,24 +38,21 @@ class Runs(NamedTuple):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Runs:
-    folder = tmp_path_factory.mktemp("inside-page")
-    corpus = write_archive(folder / "corpus.tar.gz", tiny_reviews())
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RNNKIT_CACHE_DIR", str(folder / "cache"))
-        data = load_imdb(num_words=100, path=corpus)
-        store = RunStore(folder / "runs")
-        one_epoch = {"training.epochs": "1"}
-        lstm = train(tiny_unmasked_config(**{"model.cell": "lstm", **one_epoch}), data, store)
-        no_rnn = train(tiny_masked_config(**{"model.rnn_units": "none", **one_epoch}), data, store)
-        simple = train(tiny_masked_config(**one_epoch), data, store)
-    return Runs(corpus, store.root, simple.run_id, lstm.run_id, no_rnn.run_id)
+    one_epoch = {"training.epochs": "1"}
+    trained = train_on_a_tiny_corpus(
+        tmp_path_factory.mktemp("inside-page"),
+        {
+            "lstm": tiny_unmasked_config(**{"model.cell": "lstm", **one_epoch}),
+            "no_rnn": tiny_masked_config(**{"model.rnn_units": "none", **one_epoch}),
+            "simple_rnn": tiny_masked_config(**one_epoch),
+        },
+    )
+    return Runs(trained.corpus, trained.runs, **trained.run_ids)
 
 
 @pytest.fixture
 def runs(trained, tmp_path, monkeypatch) -> Runs:
-    store = shutil.copytree(trained.store, tmp_path / "runs")
-    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
-    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(store))
+    store = point_the_app_at_a_copy(trained.corpus, trained.store, tmp_path / "runs", monkeypatch)
     return trained._replace(store=store)
 
 

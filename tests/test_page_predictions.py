@@ -31,6 +31,7 @@ from tests.helpers import (
     chips,
     metrics,
     open_page,
+    point_the_app_at_a_copy,
     shown_texts,
     texts,
     tiny_masked_config,
@@ -48,9 +49,7 @@ def trained(tmp_path_factory) -> TinyRuns:
 @pytest.fixture
 def with_runs(trained, tmp_path, monkeypatch) -> TinyRuns:
     """Point the app at the corpus and a copy of the store with both runs."""
-    runs = shutil.copytree(trained.runs, tmp_path / "runs")
-    monkeypatch.setenv("RNNKIT_DATA", str(trained.corpus))
-    monkeypatch.setenv("RNNKIT_RUNS_DIR", str(runs))
+    runs = point_the_app_at_a_copy(trained.corpus, trained.runs, tmp_path / "runs", monkeypatch)
     return trained._replace(runs=runs)
 
 
