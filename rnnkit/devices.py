@@ -47,3 +47,22 @@ def uses_fused_rnn(config: TrainConfig, load_tensorflow: bool = True) -> bool:
     if model.cell != "simple_rnn" or model.recurrent_dropout_rate > 0 or not model.rnn_units:
         return False
     return fused_rnn_enabled() and (cpu_only() if load_tensorflow else cpu_only_without_loading())
+
+
+# Rows per batch of a test-set pass read by `rnnkit.fused.FusedReader`: time-major, a step's
+# rows are one block, and more of them make each step's matmul cheaper per row (a layer in
+# TensorFlow lays its batch out review by review, and reads best at the training's size).
+READ_BATCH_SIZE = 512
+
+
+def evaluation_batch_size(config: TrainConfig, load_tensorflow: bool = True) -> int:
+    """Rows per batch of the test-set pass of a run of `config`: READ_BATCH_SIZE where the
+    fused reader reads it (`uses_fused_rnn`), else the training's batch size.
+
+    Args:
+        config: the configuration.
+        load_tensorflow: as in `uses_fused_rnn`.
+    """
+    if uses_fused_rnn(config, load_tensorflow=load_tensorflow):
+        return READ_BATCH_SIZE
+    return config.training.batch_size

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnkit.architecture import layer_table
 from rnnkit.config import TrainConfig
-from rnnkit.devices import uses_fused_rnn
+from rnnkit.devices import evaluation_batch_size, uses_fused_rnn
 from rnnkit.runs import RunStore
 from rnnkit.sequences import length_grouped_batches
 from rnnkit.training import SAVE_SECONDS, random_grouping, split_rows
@@ -250,7 +250,7 @@ class RunEstimate:
 
 def evaluation_steps(config: TrainConfig, lengths: np.ndarray) -> int:
     """RNN time steps the test-set pass computes, summed over its batches: length-grouped
-    batches of the training's size cut to their longest review under a mask, else every
+    batches (`evaluation_batch_size`) cut to their longest review under a mask, else every
     review padded to `max_length` (as `TrainingSetup.predict` reads them).
 
     Args:
@@ -260,7 +260,8 @@ def evaluation_steps(config: TrainConfig, lengths: np.ndarray) -> int:
     if not config.model.mask_padding:
         return len(lengths) * config.data.max_length
     kept = np.minimum(np.asarray(lengths), config.data.max_length)
-    batches = length_grouped_batches(kept, config.training.batch_size, seed=None)
+    size = evaluation_batch_size(config, load_tensorflow=False)
+    batches = length_grouped_batches(kept, size, seed=None)
     return int(sum(len(batch) * int(kept[batch].max()) for batch in batches))
 
 

@@ -459,59 +459,80 @@ def _recurrence(
 # --- reading: forward only, time-major ----------------------------------------------------------
 
 
+# The steps of input projection a reading loop computes at a time: this many floats, so that
+# they are still in the core's cache (1 MB here) when the loop reads them.
+_CHUNK_FLOATS = 64 * 1024
+
+
 @njit(**_COMPILE)
 def _read_direction(
-    projected, offset, recurrent_kernel, mask, go_backwards, zero_masked, outputs, last
+    inputs, kernel, bias, recurrent_kernel, mask, go_backwards, zero_masked, offset, outputs, last
 ):
-    """`_forward_direction` for reading only, time-major: no states kept for a backward pass
-    (the state lives in two (batch, units) arrays), and each step's rows of `projected` and
-    `outputs` are side by side in memory, where batch-major rows are a whole review apart.
+    """`_forward_direction` for reading only, time-major, its input projection included.
+
+    No states are kept for a backward pass (the state lives in two (batch, units) arrays); a
+    step's rows are side by side in memory (batch-major, they are a whole review apart); and
+    the direction projects its own inputs (`inputs @ kernel + bias`), a few steps at a time
+    just before it reads them, on its own core: one matmul for both directions, on every core
+    through NumPy's BLAS, left that BLAS' threads spinning on the cores the loops needed.
 
     Args:
-        projected: (time, batch, directions * units); this direction reads columns
-            offset : offset + units.
-        offset, recurrent_kernel, go_backwards, zero_masked: as in `_forward_direction`.
+        inputs: (time, batch, features) float32, C-contiguous.
+        kernel: (features, units) this direction's input kernel, C-contiguous; bias: (units,).
+        recurrent_kernel, go_backwards, zero_masked: as in `_forward_direction`.
         mask: (time, batch) bool, or (0, 0) for none.
+        offset: this direction's first column in `outputs` and `last`.
         outputs: (time, batch, directions * units) to fill, or (0, 0, 0).
         last: (batch, directions * units) to fill with the state after the last step run.
     """
-    time, batch, width = projected.shape
+    time, batch, features = inputs.shape
     units = recurrent_kernel.shape[0]
     masked = mask.shape[0] > 0
     sequences = outputs.shape[0] > 0
-    projected_flat, outputs_flat = projected.reshape(-1), outputs.reshape(-1)
+    width = outputs.shape[2]
+    inputs_flat, outputs_flat = inputs.reshape(-1), outputs.reshape(-1)
+    chunk = max(1, _CHUNK_FLOATS // (batch * units))  # steps projected at a time
+    projected = np.empty(chunk * batch * units, np.float32)
     previous = np.zeros((batch, units), np.float32)
     current = np.empty((batch, units), np.float32)
     mixed = np.zeros((batch, units), np.float32)  # h @ recurrent_kernel; zero before step 1
     row_units = np.uint64(units)
-    for step in range(time):
-        t = time - 1 - step if go_backwards else step
-        if step > 0:
-            np.dot(previous, recurrent_kernel, mixed)
-        current_flat, previous_flat, mixed_flat = (
-            current.reshape(-1),
-            previous.reshape(-1),
-            mixed.reshape(-1),
-        )
-        for row in range(batch):
-            here = np.uint64(row * units)  # the row in current, previous and mixed
-            there = np.uint64((t * batch + row) * width + offset)  # in projected and outputs
-            active = not masked or mask[t, row]
-            if active:
-                for unit in range(row_units):
-                    current_flat[here + unit] = _tanh(
-                        mixed_flat[here + unit] + projected_flat[there + unit]
-                    )
-            else:
-                for unit in range(row_units):
-                    current_flat[here + unit] = previous_flat[here + unit]
-            if sequences:
-                keep = active or not zero_masked
-                for unit in range(row_units):
-                    outputs_flat[there + unit] = (
-                        current_flat[here + unit] if keep else np.float32(0)
-                    )
-        previous, current = current, previous
+    for done in range(0, time, chunk):
+        steps = min(chunk, time - done)
+        first = time - done - steps if go_backwards else done  # the chunk's first step
+        rows = steps * batch
+        block = inputs_flat[first * batch * features : (first + steps) * batch * features]
+        target = projected[: rows * units].reshape((rows, units))
+        np.dot(block.reshape((rows, features)), kernel, target)
+        for step in range(steps):
+            t = first + steps - 1 - step if go_backwards else first + step
+            if done + step > 0:
+                np.dot(previous, recurrent_kernel, mixed)
+            current_flat, previous_flat, mixed_flat = (
+                current.reshape(-1),
+                previous.reshape(-1),
+                mixed.reshape(-1),
+            )
+            for row in range(batch):
+                here = np.uint64(row * units)  # the row in current, previous and mixed
+                source = np.uint64(((t - first) * batch + row) * units)  # in projected
+                there = np.uint64((t * batch + row) * width + offset)  # in outputs
+                active = not masked or mask[t, row]
+                if active:
+                    for unit in range(row_units):
+                        current_flat[here + unit] = _tanh(
+                            mixed_flat[here + unit] + (projected[source + unit] + bias[unit])
+                        )
+                else:
+                    for unit in range(row_units):
+                        current_flat[here + unit] = previous_flat[here + unit]
+                if sequences:
+                    keep = active or not zero_masked
+                    for unit in range(row_units):
+                        outputs_flat[there + unit] = (
+                            current_flat[here + unit] if keep else np.float32(0)
+                        )
+            previous, current = current, previous
     for row in range(batch):
         for unit in range(units):
             last[row, offset + unit] = previous[row, unit]
@@ -578,13 +599,9 @@ def word_extremes(outputs: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, .
 def _read_layer(inputs, layer: _ReadLayer, mask, sequences: bool, zero_masked: bool, buffers):
     """A layer's directions over time-major `inputs` (time, batch, features): (time, batch,
     width) outputs (or None) and the (batch, width) states where each direction finishes."""
-    time, batch, features = inputs.shape
-    width = layer.kernel.shape[1]
+    time, batch, _ = inputs.shape
+    width = layer.bias.shape[0]
     units = width // len(layer.go_backwards)
-    projected = buffers.empty((time * batch, width))
-    np.matmul(inputs.reshape(-1, features), layer.kernel, out=projected)
-    projected += layer.bias
-    projected = projected.reshape(time, batch, width)
     outputs = buffers.empty((time, batch, width)) if sequences else _NO_SEQUENCE
     last = np.empty((batch, width), np.float32)
     mask_argument = _NO_MASK if mask is None else mask
@@ -593,12 +610,14 @@ def _read_layer(inputs, layer: _ReadLayer, mask, sequences: bool, zero_masked: b
             (
                 _read_direction,
                 (
-                    projected,
-                    direction * units,
+                    inputs,
+                    layer.kernels[direction],
+                    layer.bias[direction * units : (direction + 1) * units],
                     layer.recurrent_kernels[direction],
                     mask_argument,
                     backwards,
                     zero_masked,
+                    direction * units,
                     outputs,
                     last,
                 ),
@@ -613,7 +632,7 @@ def _read_layer(inputs, layer: _ReadLayer, mask, sequences: bool, zero_masked: b
 class _ReadLayer:
     """An RNN layer's weights as the reading loops take them (see `_recurrence`'s)."""
 
-    kernel: np.ndarray  # (features, directions * units)
+    kernels: np.ndarray  # (directions, features, units)
     bias: np.ndarray  # (directions * units,)
     recurrent_kernels: np.ndarray  # (directions, units, units)
     go_backwards: tuple[bool, ...]  # per direction
@@ -754,7 +773,7 @@ def _read_layer_of(layer) -> _ReadLayer | None:
     recurrent = _float32(*(cell.recurrent_kernel for cell in cells))
     sequences = bool(layer.return_sequences)
     return _ReadLayer(
-        kernel=np.ascontiguousarray(np.concatenate(kernels, axis=1)),
+        kernels=np.ascontiguousarray(np.stack(kernels)),
         bias=np.concatenate(biases),
         recurrent_kernels=np.ascontiguousarray(np.stack(recurrent)),
         go_backwards=tuple(bool(part.go_backwards) for part in parts),

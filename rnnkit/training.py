@@ -36,7 +36,7 @@ import numpy as np
 
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
-from rnnkit.devices import uses_fused_rnn
+from rnnkit.devices import evaluation_batch_size, uses_fused_rnn
 from rnnkit.runs import Run, RunError, RunStore
 from rnnkit.sequences import length_grouped_batches, pad
 from rnnkit.settings import fused_rnn_enabled
@@ -216,11 +216,11 @@ class TrainingSetup:
     config: TrainConfig
     _forward: Any = None  # the model's forward pass, compiled once for every width
 
-    def evaluation_batches(self, tokens: np.ndarray) -> list[np.ndarray]:
+    def evaluation_batches(self, tokens: np.ndarray, size: int | None = None) -> list[np.ndarray]:
         """The rows of `tokens` in the batches a forward pass reads: with a mask, reviews of
-        similar length, each batch cut to its longest; without, in order. The training batch
-        size: larger batches' arrays fall out of the caches, and cost more per step."""
-        size = self.config.training.batch_size
+        similar length, each batch cut to its longest; without, in order. `size` rows per
+        batch, by default the training's (a validation pass)."""
+        size = size or self.config.training.batch_size
         if self.config.model.mask_padding:
             return length_grouped_batches(np.count_nonzero(tokens, axis=1), size, seed=None)
         return [
@@ -228,14 +228,14 @@ class TrainingSetup:
             for start in range(0, len(tokens), size)
         ]
 
-    def forward_steps(self, tokens: np.ndarray) -> int:
-        """Time steps a forward pass over `tokens` computes, summed over its batches."""
+    def forward_steps(self, tokens: np.ndarray, size: int | None = None) -> int:
+        """Time steps a forward pass over `tokens` in batches of `size` computes, summed over
+        its batches (`evaluation_batches`)."""
         if not self.config.model.mask_padding:
             return int(tokens.shape[0] * tokens.shape[1])
         lengths = np.count_nonzero(tokens, axis=1)
-        return int(
-            sum(len(rows) * int(lengths[rows].max()) for rows in self.evaluation_batches(tokens))
-        )
+        batches = self.evaluation_batches(tokens, size)
+        return int(sum(len(rows) * int(lengths[rows].max()) for rows in batches))
 
     def predict(self, tokens: np.ndarray) -> np.ndarray:
         """Probabilities (reviews,) for padded rows of token ids, in `evaluation_batches`: read
@@ -255,7 +255,7 @@ class TrainingSetup:
                 input_signature=[tf.TensorSpec((None, None), tf.int32)],
             )
         result = np.empty(len(tokens), np.float32)
-        for rows in self.evaluation_batches(tokens):
+        for rows in self.evaluation_batches(tokens, evaluation_batch_size(self.config)):
             batch = tokens[rows]
             if self.config.model.mask_padding:
                 batch = _cut(batch, self.config.data.padding)
@@ -612,7 +612,8 @@ def _fit_and_store(request: _Request, store: RunStore) -> None:
         epochs=training.epochs,
         batches=setup.batches_per_epoch,
         validation_batches=setup.forward_steps(prepared.x_validation) / steps_per_batch,
-        test_batches=setup.forward_steps(prepared.x_test) / steps_per_batch,
+        test_batches=setup.forward_steps(prepared.x_test, evaluation_batch_size(config))
+        / steps_per_batch,
         test_reviews=len(prepared.x_test),
         started_at=request.started_at,
     )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rnnkit import RunStore, estimate, preset, train
+from rnnkit.devices import READ_BATCH_SIZE, evaluation_batch_size
 from rnnkit.estimate import (
     COLD_START_SECONDS,
     DEFAULT_FLOPS_PER_SECOND,
@@ -113,7 +114,13 @@ def test_the_estimate_calibrates_on_completed_runs(data, store, monkeypatch):
 def test_the_test_step_count_is_what_the_test_pass_computes(data, masked):
     config = tiny_masked_config(**{"model.mask_padding": str(masked)})
     setup = setup_training(config, data)
-    assert evaluation_steps(config, data.test.lengths) == setup.forward_steps(setup.prepared.x_test)
+    size = evaluation_batch_size(config)  # the fused reader reads this SimpleRNN's pass
+    assert size == READ_BATCH_SIZE
+    lstm = config.with_overrides({"model.cell": "lstm"})  # Keras reads it, at training's size
+    assert evaluation_batch_size(lstm) == lstm.training.batch_size
+    assert evaluation_steps(config, data.test.lengths) == setup.forward_steps(
+        setup.prepared.x_test, size
+    )
 
 
 def test_the_whole_run_is_estimated_and_calibrated_phase_by_phase(data, store):
