@@ -16,12 +16,18 @@ way:
   reused from batch to batch (`_Buffers`): fresh memory costs page faults at first touch.
   `release_buffers()` gives it back; `rnnkit.train` calls it when it ends.
 
+Where nothing needs a gradient (a run's test-set pass, Predictions, the unit search of Inside
+the RNN), `FusedReader` reads a model of `build_model`'s layers without TensorFlow: its weights
+in NumPy, time-major from the embedding on, each direction projecting its own inputs a few
+steps ahead of its loop, no states kept for a backward pass.
+
 `FusedBidirectional` subclasses `keras.layers.Bidirectional` and `FusedSimpleRNN` subclasses
 `keras.layers.SimpleRNN`: the weights, their order and names, masks (`zero_output_for_mask`)
 and checkpoints are Keras'. They take the fused path only where it computes what Keras does
 (tanh, a bias, no dropout inside the RNN, no initial state, not stateful, float32, outputs
 concatenated, no GPU); elsewhere they are Keras' layers. `tests/test_fused.py` checks outputs
-and gradients against Keras', masked and unmasked, padded before and after.
+and gradients against Keras', masked and unmasked, padded before and after, and the reader's
+probabilities and states against Keras' layers.
 """
 
 from __future__ import annotations

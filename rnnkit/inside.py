@@ -20,8 +20,9 @@ How the states are computed: each direction of each RNN layer is the trained lay
 carries), with the trained weights; a backward direction's sequence comes out in the order it
 ran and is turned back to input positions. Layer n + 1 reads layer n's directions concatenated,
 forward first, as the model does (at masked steps it reads nothing). A SimpleRNN is computed by
-`rnnkit.fused` where training would be: the same function, with its own gradients. Every layer
-and cell the model builder makes is supported (SimpleRNN, GRU, LSTM; one to four layers;
+`rnnkit.fused` where training would be: the same function, with its own gradients; the unit
+search reads the test reviews with `fused.FusedReader` (forward only) where it computes the
+model. Every layer and cell the model builder makes is supported (SimpleRNN, GRU, LSTM; one to four layers;
 bidirectional or not; masked or not); `tests/test_inside.py` checks the states against Keras'
 layers and the gradients against finite differences.
 
