@@ -22,9 +22,9 @@ ran and is turned back to input positions. Layer n + 1 reads layer n's direction
 forward first, as the model does (at masked steps it reads nothing). A SimpleRNN is computed by
 `rnnkit.fused` where training would be: the same function, with its own gradients; the unit
 search reads the test reviews with `fused.FusedReader` (forward only) where it computes the
-model. Every layer and cell the model builder makes is supported (SimpleRNN, GRU, LSTM; one to four layers;
-bidirectional or not; masked or not); `tests/test_inside.py` checks the states against Keras'
-layers and the gradients against finite differences.
+model. Every layer and cell the model builder makes is supported (SimpleRNN, GRU, LSTM; one to
+four layers; bidirectional or not; masked or not); `tests/test_inside.py` checks the states
+against Keras' layers and the gradients against finite differences.
 
 No Streamlit here; TensorFlow is imported when an `Inspector` is made.
 """
