@@ -78,6 +78,30 @@ def _tanh(x):
     return p / (((_Q0 * x2 + _Q1) * x2 + _Q2) * x2 + _Q3)
 
 
+@njit(inline="always", **_COMPILE)
+def _keep_and_output(
+    active,
+    zero_masked,
+    current_flat,
+    previous_flat,
+    here,
+    row_units,
+    sequences,
+    outputs_flat,
+    there,
+):
+    """The rest of a row's step after the tanh of an active one: a masked step keeps the
+    previous state; where `sequences`, the output (zero at a masked step where `zero_masked`)
+    written at `there`."""
+    if not active:
+        for unit in range(row_units):
+            current_flat[here + unit] = previous_flat[here + unit]
+    if sequences:
+        keep = active or not zero_masked
+        for unit in range(row_units):
+            outputs_flat[there + unit] = current_flat[here + unit] if keep else np.float32(0)
+
+
 # The loops index flat views of their arrays with unsigned integers: numba checks a signed
 # index for a negative value (and wraps it), which keeps LLVM from vectorizing the inner loops,
 # and a view per row (`array[row, t, offset:offset + units]`) costs more than the row's work.
@@ -133,15 +157,17 @@ def _forward_direction(
                     current_flat[here + unit] = _tanh(
                         mixed_flat[here + unit] + projected_flat[there + unit]
                     )
-            else:
-                for unit in range(row_units):
-                    current_flat[here + unit] = previous_flat[here + unit]
-            if sequences:
-                keep = active or not zero_masked
-                for unit in range(row_units):
-                    outputs_flat[there + unit] = (
-                        current_flat[here + unit] if keep else np.float32(0)
-                    )
+            _keep_and_output(
+                active,
+                zero_masked,
+                current_flat,
+                previous_flat,
+                here,
+                row_units,
+                sequences,
+                outputs_flat,
+                there,
+            )
     final_flat = (states[0] if go_backwards else states[time - 1]).reshape(-1)
     for row in range(batch):
         here, there = np.uint64(row * units), np.uint64(row * width + offset)
@@ -530,15 +556,17 @@ def _read_direction(
                         current_flat[here + unit] = _tanh(
                             mixed_flat[here + unit] + (projected[source + unit] + bias[unit])
                         )
-                else:
-                    for unit in range(row_units):
-                        current_flat[here + unit] = previous_flat[here + unit]
-                if sequences:
-                    keep = active or not zero_masked
-                    for unit in range(row_units):
-                        outputs_flat[there + unit] = (
-                            current_flat[here + unit] if keep else np.float32(0)
-                        )
+                _keep_and_output(
+                    active,
+                    zero_masked,
+                    current_flat,
+                    previous_flat,
+                    here,
+                    row_units,
+                    sequences,
+                    outputs_flat,
+                    there,
+                )
             previous, current = current, previous
     for row in range(batch):
         for unit in range(units):
