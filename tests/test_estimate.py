@@ -18,6 +18,7 @@ from rnnkit.estimate import (
     FUSED_PADDED_FLOPS_PER_SECOND,
     NO_RNN_FLOPS_PER_SECOND,
     PROBE_REFERENCE_FLOPS_PER_SECOND,
+    TEST_SPEED_RATIOS,
     WARM_START_SECONDS,
     estimate_epoch_seconds,
     estimate_run,
@@ -130,11 +131,12 @@ def test_the_whole_run_is_estimated_and_calibrated_phase_by_phase(data, store):
     epoch = estimate_epoch_seconds(config, lengths)
     assert first.start == COLD_START_SECONDS and first.save == SAVE_SECONDS
     assert first.epoch == pytest.approx(epoch) and first.epochs == 3
-    # The test pass at the training's operations per second: its share of an epoch's time is
-    # its share of the operations.
+    # The test pass at its default speed against the training's: its share of an epoch's time
+    # is its share of the operations over that ratio.
     train_flops = training_flops_per_epoch(config, 64, training_steps_per_epoch(config, lengths))
     test_flops = forward_flops(config, 20, evaluation_steps(config, test_lengths))
-    assert first.test == pytest.approx(epoch * test_flops / train_flops)
+    ratio = TEST_SPEED_RATIOS["fused"]
+    assert first.test == pytest.approx(epoch * test_flops / train_flops / ratio)
     assert first.total == pytest.approx(first.start + 3 * first.epoch + first.test + first.save)
     # After one completed run, each phase is what that run took.
     timings = train(config, data, store).timings
