@@ -64,6 +64,11 @@ def import_ray() -> Any:
     return ray
 
 
+# Ray's client proxy sometimes loses the server it forks for a new client (Ray issue 63202:
+# gRPC's threads and fork(), a few percent of connections); then ray.init fails with this
+# message, and trying again starts another server.
+SERVER_START_FAILED = "Starting Ray client server failed"
+CONNECT_ATTEMPTS = 3
 _connection_lock = threading.Lock()
 _connected: dict[str, Any] = {}  # "address": the address this process is connected to
 
@@ -87,18 +92,24 @@ def connect(address: str) -> Any:
         if ray.is_initialized():
             ray.shutdown()
             _connected.clear()
-        try:
-            ray.init(
-                address=address,
-                namespace=NAMESPACE,
-                log_to_driver=False,  # a task's output stays in the node's logs
-                logging_level=logging.WARNING,
-                configure_logging=False,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise ClusterError(
-                f"No Ray cluster answers at {address!r} ({RAY_ADDRESS_VARIABLE}): {error}"
-            ) from error
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                ray.init(
+                    address=address,
+                    namespace=NAMESPACE,
+                    log_to_driver=False,  # a task's output stays in the node's logs
+                    logging_level=logging.WARNING,
+                    configure_logging=False,
+                )
+                break
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                if SERVER_START_FAILED in str(error) and attempt < CONNECT_ATTEMPTS:
+                    with contextlib.suppress(Exception):
+                        ray.shutdown()
+                    continue
+                raise ClusterError(
+                    f"No Ray cluster answers at {address!r} ({RAY_ADDRESS_VARIABLE}): {error}"
+                ) from error
         _connected["address"] = address
     return ray
 

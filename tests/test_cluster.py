@@ -49,6 +49,46 @@ def test_rnnkit_and_its_job_board_do_not_import_ray():
     assert done.stdout.split() == ["False"]
 
 
+class FlakyRay:
+    """Stands in for `ray`: `init` fails as given, one failure per call, then succeeds."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = list(failures)
+        self.inits = 0
+        self.initialized = False
+
+    def init(self, **_: object) -> None:
+        self.inits += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.initialized = True
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def shutdown(self) -> None:
+        self.initialized = False
+
+
+def test_a_client_server_that_fails_to_start_is_asked_for_again(monkeypatch):
+    from rnnkit import cluster
+
+    lost = RuntimeError("Starting Ray client server failed. See ray_client_server_23000.err")
+    monkeypatch.setattr(cluster, "_connected", {})
+    flaky = FlakyRay([lost, lost])
+    monkeypatch.setattr(cluster, "import_ray", lambda: flaky)
+    assert connect("ray://127.0.0.1:1") is flaky  # the third try connects
+    assert flaky.inits == 3
+    # Three lost servers in a row, or any other failure at once, say that no cluster answers.
+    for failures, inits in (([lost] * 3, 3), ([ConnectionError("refused")], 1)):
+        monkeypatch.setattr(cluster, "_connected", {})
+        flaky = FlakyRay(failures)
+        monkeypatch.setattr(cluster, "import_ray", lambda flaky=flaky: flaky)
+        with pytest.raises(ClusterError, match=r"No Ray cluster answers at 'ray://127\.0\.0\.1:1'"):
+            connect("ray://127.0.0.1:1")
+        assert flaky.inits == inits
+
+
 def epochs_of(view) -> list[int]:
     return [epoch["epoch"] for epoch in view.epochs]
 
