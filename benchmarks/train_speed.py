@@ -6,7 +6,8 @@ seeded split; the other 5,000 validate), taking turns so that a noisy machine sl
 - notebook: the notebook's code as written: `pad_sequences(maxlen=500, padding='post')`, the
   Sequential model, plain `model.fit` on the arrays with batch 128;
 - rnnkit: `rnnkit.training.setup_training` for the preset (what `rnnkit.train` fits), its
-  SimpleRNN layers computed by `rnnkit.fused` unless `RNNKIT_FUSED_RNN=0`.
+  SimpleRNN layers computed by `rnnkit.fused` unless `RNNKIT_FUSED_RNN=0`, in the environment
+  of rnnkit's training processes (`settings.training_environment`).
 
 Full mode trains `--epochs` epochs each and reports validation accuracy after each; `--short`
 times `--batches` batches each (a few minutes in all) and extrapolates to an epoch. The TF-IDF +
@@ -147,6 +148,16 @@ def worker(kind: str, preset_name: str) -> None:
             )
 
 
+def _environment(kind: str) -> dict[str, str]:
+    """A worker's environment: rnnkit's side as rnnkit's training processes have it
+    (`settings.training_environment`: TensorFlow's pooling allocator), the notebook's as the
+    notebook's code runs, this shell's."""
+    from rnnkit.settings import training_environment
+
+    base = training_environment() if kind != "notebook" else dict(os.environ)
+    return {**base, "PYTHONPATH": str(ROOT)}
+
+
 class Worker:
     def __init__(self, kind: str, preset_name: str) -> None:
         self.kind = kind
@@ -157,7 +168,7 @@ class Worker:
             stderr=subprocess.DEVNULL,
             text=True,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=_environment(kind),
         )
         self.info = self._answer()
 
@@ -254,7 +265,7 @@ def main() -> None:
             capture_output=True,
             text=True,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=_environment("rnnkit"),
             check=True,
         )
         answer = json.loads(finished.stdout.strip().splitlines()[-1])

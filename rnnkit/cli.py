@@ -37,6 +37,7 @@ from rnnkit.settings import (
     ray_address,
     ray_address_problem,
     ray_job_cpus,
+    set_training_variables,
 )
 from rnnkit.sources import DataError
 from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled, train
@@ -311,6 +312,7 @@ def _on_terminate(number: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     started_at = time.time()  # a run's start counts from the command, TensorFlow's load included
+    set_training_variables()
     arguments = build_parser().parse_args(argv)
     arguments.started_at = started_at
     try:

@@ -48,7 +48,7 @@ from typing import IO, Literal
 from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.runs import RunStore
-from rnnkit.settings import LIMITED_SETTINGS, TrainingLimits, child_environment, get_limits
+from rnnkit.settings import LIMITED_SETTINGS, TrainingLimits, get_limits, training_environment
 from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -178,7 +178,7 @@ class TrainingProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env=child_environment(),
+                env=training_environment(),
                 text=True,
             )
         except BaseException:

@@ -453,3 +453,30 @@ def test_the_cpus_of_a_cluster_job_are_a_whole_number_from_1_to_64(monkeypatch, 
     monkeypatch.setenv("RNNKIT_RAY_JOB_CPUS", text)
     with pytest.raises(SettingsError, match="RNNKIT_RAY_JOB_CPUS must be a whole number from 1"):
         ray_job_cpus()
+
+
+def test_training_processes_get_tensorflows_pooling_allocator_unless_told_otherwise(
+    monkeypatch,
+):
+    from rnnkit import jobs
+
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
+    assert settings_module.training_environment()["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    # A training job's process is started with it.
+    started = {}
+
+    def popen(command, **options):
+        started.update(options["env"])
+        raise OSError("not started in this test")
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", popen)
+    with pytest.raises(OSError, match="not started"):
+        jobs.TrainingProcess.start(["python", "-c", "pass"])
+    assert started["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    # The command line sets it before TensorFlow loads; a value already set is kept.
+    settings_module.set_training_variables()
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "false")
+    settings_module.set_training_variables()
+    assert os.environ["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
+    assert settings_module.training_environment()["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
