@@ -506,8 +506,9 @@ def _read_direction(
     No states are kept for a backward pass (the state lives in two (batch, units) arrays); a
     step's rows are side by side in memory (batch-major, they are a whole review apart); and
     the direction projects its own inputs (`inputs @ kernel + bias`), a few steps at a time
-    just before it reads them, on its own core: one matmul for both directions, on every core
-    through NumPy's BLAS, left that BLAS' threads spinning on the cores the loops needed.
+    just before it reads them, on its own core. (One matmul for both directions, through
+    NumPy's multi-threaded BLAS, left that BLAS' threads spinning on the cores the loops
+    needed.)
 
     Args:
         inputs: (time, batch, features) float32, C-contiguous.

@@ -320,9 +320,9 @@ def child_environment() -> dict[str, str]:
 
 # For a process that trains: TensorFlow's pooling (BFC) allocator on CPUs, so that a batch's
 # tensors reuse the memory of the batch before. With glibc's malloc, TensorFlow's threads map
-# and fault in fresh memory for some of them: 0.3k to 14k page faults a batch of the notebook's
-# model, by the luck of which thread frees what (a few hundred with the pool). A variable
-# already set is kept.
+# and fault in fresh memory for some of them: about 13,700 page faults a `seed` batch, and 66 to
+# 14,000 a batch of the notebook's model, by the luck of which thread frees what (a few hundred
+# with the pool). A variable already set is kept.
 TRAINING_TENSORFLOW_VARIABLES = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
 
 
