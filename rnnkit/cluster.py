@@ -33,7 +33,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from rnnkit.settings import RAY_ADDRESS_VARIABLE, ray_missing_message
+from rnnkit.settings import (
+    RAY_ADDRESS_VARIABLE,
+    TRAINING_TENSORFLOW_VARIABLES,
+    ray_missing_message,
+)
 from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled
 
 NAMESPACE = "rnnkit"
@@ -44,6 +48,19 @@ CANCEL_GRACE_SECONDS = 60.0
 # Environment variables a task takes from the driver, so that a node trains as the server
 # would: the run store, the caches, the fused-loop switch.
 FORWARDED_PREFIX = "RNNKIT_"
+
+
+def task_environment() -> dict[str, str]:
+    """The environment variables a training task's worker process starts with: the driver's
+    rnnkit variables, and TRAINING_TENSORFLOW_VARIABLES (TensorFlow's pooling allocator), each
+    at the driver's value where it sets one."""
+    forwarded = {
+        name: value for name, value in os.environ.items() if name.startswith(FORWARDED_PREFIX)
+    }
+    tensorflow = {
+        name: os.environ.get(name, value) for name, value in TRAINING_TENSORFLOW_VARIABLES.items()
+    }
+    return {**tensorflow, **forwarded}
 
 
 class ClusterError(RuntimeError):
@@ -293,13 +310,7 @@ def train_on_cluster(
         "num_cpus": cpus,
         "max_retries": MAX_RETRIES,
         "retry_exceptions": False,  # a failure in training is reported, not tried again
-        "runtime_env": {
-            "env_vars": {
-                name: value
-                for name, value in os.environ.items()
-                if name.startswith(FORWARDED_PREFIX)
-            }
-        },
+        "runtime_env": {"env_vars": task_environment()},
     }
     if node_id is not None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

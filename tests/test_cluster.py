@@ -89,6 +89,23 @@ def test_a_client_server_that_fails_to_start_is_asked_for_again(monkeypatch):
         assert flaky.inits == inits
 
 
+def test_a_training_task_starts_with_the_rnnkit_variables_and_the_pooling_allocator(
+    monkeypatch,
+):
+    from rnnkit.cluster import task_environment
+
+    monkeypatch.delenv("TF_CPU_ALLOCATOR_USE_BFC", raising=False)
+    monkeypatch.setenv("RNNKIT_RUNS_DIR", "/runs/of/the/server")
+    monkeypatch.setenv("SOMETHING_ELSE", "not for the node")
+    environment = task_environment()
+    assert environment["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    assert environment["RNNKIT_RUNS_DIR"] == "/runs/of/the/server"
+    assert "SOMETHING_ELSE" not in environment
+    # The driver's own setting wins.
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "false")
+    assert task_environment()["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
+
+
 def epochs_of(view) -> list[int]:
     return [epoch["epoch"] for epoch in view.epochs]
 
