@@ -524,9 +524,12 @@ def _predict(model: keras.Model, rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.int32)
     result = np.empty(len(rows), dtype=np.float32)
     order = np.argsort(np.count_nonzero(rows, axis=1), kind="stable")
-    if not compiled.masked:
+    starts = range(0, len(rows), PREDICT_BATCH)
+    if compiled.masked:
+        starts = reversed(starts)  # the longest batch first: its arrays serve every later one
+    else:
         order = np.arange(len(rows))
-    for start in range(0, len(rows), PREDICT_BATCH):
+    for start in starts:
         chosen = order[start : start + PREDICT_BATCH]
         batch = rows[chosen]
         if compiled.masked:

@@ -555,7 +555,8 @@ def _batches(tokens: np.ndarray, masked: bool, size: int = BATCH_SIZE):
     of similar length, each batch cut to its words; without, in order and whole."""
     if masked:
         lengths = np.count_nonzero(tokens, axis=1)
-        for rows in length_grouped_batches(lengths, size, seed=None):
+        # The longest batch first: its arrays then serve every later batch.
+        for rows in length_grouped_batches(lengths, size, seed=None)[::-1]:
             batch, first = _cut_padding(tokens[rows])
             yield rows, batch, first
     else:

@@ -218,11 +218,13 @@ class TrainingSetup:
 
     def evaluation_batches(self, tokens: np.ndarray, size: int | None = None) -> list[np.ndarray]:
         """The rows of `tokens` in the batches a forward pass reads: with a mask, reviews of
-        similar length, each batch cut to its longest; without, in order. `size` rows per
-        batch, by default the training's (a validation pass)."""
+        similar length, each batch cut to its longest, the longest batch first (its arrays then
+        serve every later batch); without, in order. `size` rows per batch, by default the
+        training's (a validation pass)."""
         size = size or self.config.training.batch_size
         if self.config.model.mask_padding:
-            return length_grouped_batches(np.count_nonzero(tokens, axis=1), size, seed=None)
+            lengths = np.count_nonzero(tokens, axis=1)
+            return length_grouped_batches(lengths, size, seed=None)[::-1]
         return [
             np.arange(start, min(start + size, len(tokens)))
             for start in range(0, len(tokens), size)
