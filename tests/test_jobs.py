@@ -58,6 +58,49 @@ def test_a_job_takes_the_process_on_standby(data, tmp_path):
     assert 0 < timings["start_seconds"] < 60 and timings["warm_start"] is True
 
 
+def test_a_process_on_standby_trains_on_the_reviews_it_loaded_while_waiting(
+    corpus, data, tmp_path, monkeypatch
+):
+    import rnnkit.data
+    import rnnkit.sources
+    import rnnkit.training
+    from rnnkit.training import CancelToken
+
+    # Without a configured source it loads nothing: no download on speculation.
+    monkeypatch.setattr(rnnkit.sources, "download_imdb", lambda *a, **k: pytest.fail("download"))
+    assert jobs_module.preload_reviews() is None
+    monkeypatch.setenv("RNNKIT_DATA", str(corpus))
+    preloaded = jobs_module.preload_reviews()
+    assert preloaded is not None and preloaded.num_words == 10000  # the notebook's vocabulary
+    trained_on, loads = [], []
+    monkeypatch.setattr(
+        rnnkit.training, "train", lambda config, data, *a, **k: trained_on.append(data)
+    )
+    real_load = rnnkit.data.load_imdb
+    monkeypatch.setattr(
+        rnnkit.data, "load_imdb", lambda **options: loads.append(options) or real_load(**options)
+    )
+    store = RunStore(tmp_path / "runs")
+
+    def train_order(config, data):
+        order = jobs_module.training_order(config, data, store)
+        report = jobs_module.train_order(
+            order, lambda message: None, CancelToken(), True, preloaded
+        )
+        assert report == {"result": "done"}
+
+    # An order for those reviews trains on them as they are, without loading them again.
+    train_order(tiny_masked_config(**{"data.num_words": "10000"}), preloaded)
+    assert trained_on[-1] is preloaded and loads == []
+    # Another vocabulary is loaded for the order.
+    train_order(tiny_masked_config(), data)
+    assert trained_on[-1] is not preloaded and loads[-1]["num_words"] == 100
+    # So are the same reviews when the source changed since they were loaded.
+    monkeypatch.setattr(rnnkit.sources, "source_fingerprint", lambda path: "changed")
+    train_order(tiny_masked_config(**{"data.num_words": "10000"}), preloaded)
+    assert trained_on[-1] is not preloaded and loads[-1]["num_words"] == 10000
+
+
 def test_a_process_on_standby_ends_when_unused(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs_module, "STANDBY_IDLE_SECONDS", 0.5)
     board = new_job_board(tmp_path, standby=True)
