@@ -351,12 +351,17 @@ def _standby_main() -> int:
     from rnnkit.training import warm_up
 
     warm_up()
-    preloaded = preload_reviews()
+    _PRELOADED["reviews"] = preload_reviews()
     reports.write(json.dumps({"ready": True}) + "\n")
     order = sys.stdin.readline()
     if not order.strip():
         return 0
-    return _child_main(order, reports, warm=True, preloaded=preloaded)
+    return _child_main(order, reports, warm=True)
+
+
+# The reviews a process on standby loaded while it waited, until its order takes them (the
+# order's own, or let go of before the order loads others).
+_PRELOADED: dict[str, ImdbData | None] = {}
 
 
 def preload_reviews() -> ImdbData | None:
@@ -382,8 +387,10 @@ def preload_reviews() -> ImdbData | None:
         return None
 
 
-def _preloaded_for(order: dict, preloaded: ImdbData | None) -> ImdbData | None:
-    """`preloaded` where it is what `order` asks for, loaded from the source as it still is."""
+def _take_preloaded(order: dict) -> ImdbData | None:
+    """The preloaded reviews where they are what `order` asks for, loaded from the source as
+    it still is; else None, and they are let go of."""
+    preloaded = _PRELOADED.pop("reviews", None)
     if preloaded is None or _data_order(preloaded) != order["data"]:
         return None
     from rnnkit.sources import source_fingerprint
@@ -403,7 +410,6 @@ def train_order(
     report: Callable[[dict], None],
     cancel: CancelToken,
     warm: bool = False,
-    preloaded: ImdbData | None = None,
 ) -> dict:
     """Train what `order` (`training_order`'s result) asks for, in this process, reporting as a
     job does: a training child (`python -m rnnkit.jobs`) and a task on a Ray cluster
@@ -414,9 +420,8 @@ def train_order(
         report: called with `{"event": {...}}` for each `ProgressEvent` (batches at most 4 a
             second), from the training thread.
         cancel: stops training within a batch when cancelled; the run stays resumable.
-        warm: the process was loaded before the order came (timings say so).
-        preloaded: reviews this process loaded before the order came (`preload_reviews`),
-            used where they are the order's.
+        warm: the process was loaded before the order came (timings say so); the reviews it
+            loaded meanwhile (`preload_reviews`) serve the order where they are the order's.
 
     Returns:
         The result: `{"result": "done"}`, `{"result": "cancelled"}` or
@@ -439,7 +444,7 @@ def train_order(
 
         config = TrainConfig.from_dict(order["config"])
         source = order["data"]
-        data = _preloaded_for(order, preloaded) or load_imdb(
+        data = _take_preloaded(order) or load_imdb(
             num_words=source["num_words"],
             index_from=source["index_from"],
             source=source["source"],
@@ -463,19 +468,13 @@ def train_order(
     return {"result": "done"}
 
 
-def _child_main(
-    order_json: str,
-    reports: IO[str] | None = None,
-    warm: bool = False,
-    preloaded: ImdbData | None = None,
-) -> int:
+def _child_main(order_json: str, reports: IO[str] | None = None, warm: bool = False) -> int:
     """`python -m rnnkit.jobs JSON`: train one configuration, reporting on stdout.
 
     Args:
         order_json: `training_order`'s result, as JSON.
         reports: where the reports go, when the process is set up already (`_as_child`).
         warm: the process was on standby, TensorFlow loaded before the order came.
-        preloaded: the reviews a process on standby loaded (`preload_reviews`).
 
     Returns:
         The exit code: 0 trained, `CANCELLED_EXIT` stopped on request, 1 failed.
@@ -496,7 +495,7 @@ def _child_main(
         cancel.cancel()
 
     threading.Thread(target=watch_stdin, daemon=True).start()
-    result = train_order(json.loads(order_json), report, cancel, warm, preloaded)
+    result = train_order(json.loads(order_json), report, cancel, warm)
     report(result)
     return {"done": 0, "cancelled": CANCELLED_EXIT}.get(result["result"], 1)
 

@@ -83,11 +83,11 @@ def test_a_process_on_standby_trains_on_the_reviews_it_loaded_while_waiting(
     store = RunStore(tmp_path / "runs")
 
     def train_order(config, data):
+        monkeypatch.setitem(jobs_module._PRELOADED, "reviews", preloaded)  # as on standby
         order = jobs_module.training_order(config, data, store)
-        report = jobs_module.train_order(
-            order, lambda message: None, CancelToken(), True, preloaded
-        )
+        report = jobs_module.train_order(order, lambda message: None, CancelToken(), True)
         assert report == {"result": "done"}
+        assert "reviews" not in jobs_module._PRELOADED  # taken, used or let go of
 
     # An order for those reviews trains on them as they are, without loading them again.
     train_order(tiny_masked_config(**{"data.num_words": "10000"}), preloaded)
