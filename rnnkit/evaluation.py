@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.config import TrainConfig
+from rnnkit.sequences import forward_batches
 from rnnkit.sources import LABEL_NAMES
 from rnnkit.vocabulary import (
     OOV_ID,
@@ -523,14 +524,7 @@ def _predict(model: keras.Model, rows: np.ndarray) -> np.ndarray:
     compiled = _compiled(model)
     rows = np.asarray(rows, dtype=np.int32)
     result = np.empty(len(rows), dtype=np.float32)
-    order = np.argsort(np.count_nonzero(rows, axis=1), kind="stable")
-    starts = range(0, len(rows), PREDICT_BATCH)
-    if compiled.masked:
-        starts = reversed(starts)  # the longest batch first: its arrays serve every later one
-    else:
-        order = np.arange(len(rows))
-    for start in starts:
-        chosen = order[start : start + PREDICT_BATCH]
+    for chosen in forward_batches(rows, PREDICT_BATCH, compiled.masked):
         batch = rows[chosen]
         if compiled.masked:
             batch = batch[:, np.flatnonzero(batch.any(axis=0))]

@@ -45,7 +45,7 @@ import pandas as pd
 from rnnkit.compare import config_or_none
 from rnnkit.config import TrainConfig
 from rnnkit.runs import Run, RunStore, RunSummary
-from rnnkit.sequences import length_grouped_batches, pad
+from rnnkit.sequences import forward_batches, pad
 from rnnkit.vocabulary import PAD_ID, Vocabulary
 
 if TYPE_CHECKING:
@@ -553,15 +553,11 @@ def padded_rows(sequences: Sequence[np.ndarray], config: TrainConfig) -> np.ndar
 def _batches(tokens: np.ndarray, masked: bool, size: int = BATCH_SIZE):
     """(rows, batch tokens, first column kept) for a pass over padded rows: under a mask, rows
     of similar length, each batch cut to its words; without, in order and whole."""
-    if masked:
-        lengths = np.count_nonzero(tokens, axis=1)
-        # The longest batch first: its arrays then serve every later batch.
-        for rows in length_grouped_batches(lengths, size, seed=None)[::-1]:
+    for rows in forward_batches(tokens, size, masked):
+        if masked:
             batch, first = _cut_padding(tokens[rows])
             yield rows, batch, first
-    else:
-        for start in range(0, len(tokens), size):
-            rows = np.arange(start, min(start + size, len(tokens)))
+        else:
             yield rows, tokens[rows], 0
 
 

@@ -203,6 +203,32 @@ class PaddingReport:
         return 1.0 - kept_tokens / (1.0 - self.grouped_pad_share) if kept_tokens else 1.0
 
 
+def forward_batches(tokens: np.ndarray, batch_size: int, masked: bool) -> list[np.ndarray]:
+    """The rows of padded `tokens` in the batches a forward pass reads.
+
+    Under a mask, rows of similar length (`length_grouped_batches` without a seed), the longest
+    batch first: the arrays a pass makes for its first batch then serve every later one, where
+    shortest first needed larger fresh ones, faulted in page by page, for almost every batch.
+    Without a mask, the rows in order.
+
+    Args:
+        tokens: (n, time) padded token ids, 0 the padding.
+        batch_size: rows per batch (the last batch may be smaller).
+        masked: the model masks its padding, so a batch may be cut to its longest row.
+
+    Returns:
+        A list of index arrays that together hold every row once.
+    """
+    if masked:
+        lengths = np.count_nonzero(tokens, axis=1)
+        return length_grouped_batches(lengths, batch_size, seed=None)[::-1]
+    _check_positive("batch_size", batch_size)
+    return [
+        np.arange(start, min(start + batch_size, len(tokens)))
+        for start in range(0, len(tokens), batch_size)
+    ]
+
+
 def padding_report(
     lengths: np.ndarray,
     max_length: int = 500,

@@ -38,7 +38,7 @@ from rnnkit.config import TrainConfig
 from rnnkit.data import ImdbData
 from rnnkit.devices import evaluation_batch_size, uses_fused_rnn
 from rnnkit.runs import Run, RunError, RunStore
-from rnnkit.sequences import length_grouped_batches, pad
+from rnnkit.sequences import forward_batches, length_grouped_batches, pad
 from rnnkit.settings import fused_rnn_enabled
 from rnnkit.version import VERSION
 
@@ -222,13 +222,7 @@ class TrainingSetup:
         serve every later batch); without, in order. `size` rows per batch, by default the
         training's (a validation pass)."""
         size = size or self.config.training.batch_size
-        if self.config.model.mask_padding:
-            lengths = np.count_nonzero(tokens, axis=1)
-            return length_grouped_batches(lengths, size, seed=None)[::-1]
-        return [
-            np.arange(start, min(start + size, len(tokens)))
-            for start in range(0, len(tokens), size)
-        ]
+        return forward_batches(tokens, size, self.config.model.mask_padding)
 
     def forward_steps(self, tokens: np.ndarray, size: int | None = None) -> int:
         """Time steps a forward pass over `tokens` in batches of `size` computes, summed over

@@ -7,6 +7,7 @@ import pytest
 
 from rnnkit.sequences import (
     TokenSequences,
+    forward_batches,
     length_grouped_batches,
     length_stats,
     pad,
@@ -82,3 +83,19 @@ def test_length_stats_table():
     assert table.loc["test / neg", "max"] == 10
     with pytest.raises(ValueError, match="'empty' has no sequences"):
         length_stats({"empty": np.array([])})
+
+
+def test_forward_batches_read_the_longest_first_under_a_mask_and_in_order_without():
+    lengths = np.array([3, 9, 1, 7, 5, 2, 8])
+    tokens = np.zeros((len(lengths), 10), np.int32)
+    for row, length in enumerate(lengths):
+        tokens[row, :length] = 5
+    masked = forward_batches(tokens, 3, masked=True)
+    assert sorted(np.concatenate(masked).tolist()) == list(range(len(lengths)))
+    longest = [int(lengths[rows].max()) for rows in masked]
+    assert longest == sorted(longest, reverse=True) and longest[0] == 9
+    # Each batch holds neighbours in length order: read back to front, the lengths ascend.
+    ascending = lengths[np.concatenate(masked[::-1])]
+    assert ascending.tolist() == sorted(lengths.tolist())
+    unmasked = forward_batches(tokens, 3, masked=False)
+    assert [rows.tolist() for rows in unmasked] == [[0, 1, 2], [3, 4, 5], [6]]
