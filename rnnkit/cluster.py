@@ -33,11 +33,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from rnnkit.settings import (
-    RAY_ADDRESS_VARIABLE,
-    TRAINING_TENSORFLOW_VARIABLES,
-    ray_missing_message,
-)
+from rnnkit.settings import RAY_ADDRESS_VARIABLE, ray_missing_message, training_variables
 from rnnkit.training import CancelToken, ProgressEvent, TrainingCancelled
 
 NAMESPACE = "rnnkit"
@@ -52,15 +48,12 @@ FORWARDED_PREFIX = "RNNKIT_"
 
 def task_environment() -> dict[str, str]:
     """The environment variables a training task's worker process starts with: the driver's
-    rnnkit variables, and TRAINING_TENSORFLOW_VARIABLES (TensorFlow's pooling allocator), each
-    at the driver's value where it sets one."""
+    rnnkit variables, and TensorFlow's for training (`settings.training_variables`: the
+    pooling allocator), each at the driver's value where it sets one."""
     forwarded = {
         name: value for name, value in os.environ.items() if name.startswith(FORWARDED_PREFIX)
     }
-    tensorflow = {
-        name: os.environ.get(name, value) for name, value in TRAINING_TENSORFLOW_VARIABLES.items()
-    }
-    return {**tensorflow, **forwarded}
+    return {**training_variables(), **forwarded}
 
 
 class ClusterError(RuntimeError):

@@ -326,17 +326,22 @@ def child_environment() -> dict[str, str]:
 TRAINING_TENSORFLOW_VARIABLES = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
 
 
+def training_variables() -> dict[str, str]:
+    """TRAINING_TENSORFLOW_VARIABLES, each at this process's value where it sets one."""
+    return {
+        name: os.environ.get(name, value) for name, value in TRAINING_TENSORFLOW_VARIABLES.items()
+    }
+
+
 def training_environment() -> dict[str, str]:
-    """`child_environment()` for a training process, with TRAINING_TENSORFLOW_VARIABLES where
-    they are not set."""
-    return {**TRAINING_TENSORFLOW_VARIABLES, **child_environment()}
+    """`child_environment()` for a training process, with `training_variables()`."""
+    return {**child_environment(), **training_variables()}
 
 
 def set_training_variables() -> None:
-    """Set TRAINING_TENSORFLOW_VARIABLES (where not set) in this process's environment, for a
-    command that trains: before TensorFlow is imported, or it reads them too late."""
-    for name, value in TRAINING_TENSORFLOW_VARIABLES.items():
-        os.environ.setdefault(name, value)
+    """Set `training_variables()` in this process's environment, for a command that trains:
+    before TensorFlow is imported, or it reads them too late."""
+    os.environ.update(training_variables())
 
 
 RAY_ADDRESS_VARIABLE = "RNNKIT_RAY_ADDRESS"
